@@ -1,0 +1,103 @@
+/*
+ * conf.h - transit.conf(5): the one place every configuration parameter
+ * is declared (name, default, bounds), parsed with libConfuse and turned
+ * into typed structs. Errors are reported as "file:line: what is wrong".
+ *
+ * conf_load() never exits: it prints errors to stderr and returns NULL.
+ * conf_print() prints the effective configuration, defaults included
+ * (transitd -n).
+ */
+#ifndef TRANSIT_CONF_CONF_H
+#define TRANSIT_CONF_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+enum domain_type { DOMAIN_AUTHORITATIVE = 0, DOMAIN_INTERNAL_RELAY = 1 };
+enum rc_tls { RC_TLS_NONE = 0, RC_TLS_OFFER, RC_TLS_REQUIRE, RC_TLS_IMPLICIT };
+enum rc_perm { PERM_ANONYMOUS = 1 << 0, PERM_AUTHENTICATED = 1 << 1, PERM_RELAY = 1 << 2 };
+
+struct ip_range {
+	int family; /* AF_INET / AF_INET6 */
+	unsigned char addr[16];
+	unsigned prefix; /* 0..32 or 0..128 */
+};
+
+struct binding {
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	char text[64]; /* as written: "127.0.0.1:2525", "[::]:25" */
+};
+
+struct accepted_domain {
+	char *name; /* lower-case */
+	enum domain_type type;
+};
+
+struct receive_connector {
+	char *name;
+	struct binding *bindings;
+	size_t nbindings;
+	struct ip_range *ranges;
+	size_t nranges;
+	char *banner;	/* text after "220 " */
+	char *fqdn;	/* name in EHLO reply / Received: by (default server.fqdn) */
+	unsigned permissions; /* PERM_* */
+	enum rc_tls tls;
+	char *tls_cert, *tls_key; /* NULL: server's */
+	uint64_t max_message_size;
+	unsigned max_recipients;
+	unsigned max_connections_per_source;
+	unsigned max_errors;
+	unsigned max_line_length;	/* command lines, octets incl. CRLF */
+	unsigned max_text_line_length;	/* message lines in DATA */
+	uint64_t command_timeout;	/* seconds (RFC 5321 4.5.3.2: 5 min) */
+	uint64_t data_timeout;		/* seconds waiting for data blocks */
+	uint64_t session_timeout;	/* whole-session deadline, seconds */
+};
+
+struct config {
+	char *path;
+	struct {
+		char *fqdn;
+		char *spool;
+		char *user; /* NULL: don't drop privileges */
+		char *postmaster;
+		char *node; /* queue id tag; default from the FQDN */
+		unsigned max_hop_count;
+		unsigned max_connections;
+		char *tls_cert, *tls_key; /* NULL: self-signed in spool */
+	} server;
+	char *maildir; /* template, "%d" "%u" */
+	char *passwd_file;
+	struct accepted_domain *domains;
+	size_t ndomains;
+	struct receive_connector *rcs;
+	size_t nrcs;
+	struct {
+		uint64_t *retry; /* seconds between attempts; last repeats */
+		size_t nretry;
+		uint64_t expire;
+		uint64_t delay_notice;
+		int sync_mode; /* enum queue_sync_mode */
+		unsigned delivery_threads;
+		unsigned max_batch;
+	} queue;
+	void *cfg; /* the libConfuse tree, for conf_print */
+};
+
+struct config *conf_load(const char *path);
+void conf_print(const struct config *c, FILE *out);
+void conf_free(struct config *c);
+
+/* Find the accepted domain for a (lower-case) domain name, or NULL. */
+const struct accepted_domain *conf_find_domain(const struct config *c, const char *domain);
+
+bool ip_range_contains(const struct ip_range *r, const struct sockaddr *sa);
+
+#endif

@@ -1,0 +1,1 @@
+/* maildir.c - placeholder, being written. */

@@ -1,0 +1,1 @@
+/* passwd.c - placeholder, being written. */

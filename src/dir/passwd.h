@@ -1,0 +1,48 @@
+/*
+ * passwd.h - the passwd-file user directory, in the format Dovecot's
+ * passwd-file driver reads:
+ *     alice@example.test:{CRYPT}$y$j9T$...:::::: 
+ * (user:password:uid:gid:gecos:home:shell:extra; transit only uses the
+ * first two fields and keeps the others when it rewrites the file).
+ * Passwords are crypt(3) hashes from libxcrypt: yescrypt ("$y$") by
+ * default, bcrypt ("$2b$") accepted; {CRYPT}, {BLF-CRYPT} prefixes and
+ * none are understood.
+ *
+ * The daemon side is a read-mostly table: lookups re-check the file's
+ * mtime at most once a second and reload it when it changed, so
+ * "transitctl user add" takes effect without a restart.
+ * The tool side rewrites the file atomically (temp file + rename) under
+ * an flock(2) on "<file>.lock".
+ * User names compare case-insensitively (ASCII).
+ */
+#ifndef TRANSIT_DIR_PASSWD_H
+#define TRANSIT_DIR_PASSWD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct passwd_db;
+
+/* A missing file is an empty directory (with a warning), not an error. */
+struct passwd_db *passwd_db_open(const char *path);
+void passwd_db_free(struct passwd_db *db);
+bool passwd_db_exists(struct passwd_db *db, const char *user);
+/* 1 password matches, 0 no such user or wrong password. Constant work
+ * for unknown users (a dummy hash is checked) so timing tells nothing. */
+int passwd_db_verify(struct passwd_db *db, const char *user, const char *password);
+size_t passwd_db_count(struct passwd_db *db);
+
+/* Tool side. Return 0, or -1 with a message in err. */
+int passwd_file_add(const char *path, const char *user, const char *password, char *err,
+		    size_t errsz);	/* fails if the user exists */
+int passwd_file_set_password(const char *path, const char *user, const char *password, char *err,
+			     size_t errsz);
+int passwd_file_del(const char *path, const char *user, char *err, size_t errsz);
+/* Calls cb for each user name in file order. */
+int passwd_file_list(const char *path, void (*cb)(const char *user, void *arg), void *arg,
+		     char *err, size_t errsz);
+
+/* Hash a password with yescrypt (fresh random salt). 0 or -1. */
+int passwd_hash(const char *password, char *out, size_t outsz);
+
+#endif

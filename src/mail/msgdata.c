@@ -1,0 +1,1 @@
+/* msgdata.c - placeholder, being written. */

@@ -1,0 +1,29 @@
+/*
+ * tls.h - server TLS contexts (RFC 3207 STARTTLS, RFC 8314 implicit TLS)
+ * and the self-signed certificate made on first start.
+ *
+ * TLS 1.2 and 1.3 only. With no certificate configured, the first start
+ * creates <spool>/tls/selfsigned.key and .crt (RSA 2048 or P-256, CN and
+ * subjectAltName = the server FQDN, valid one year) and later starts keep
+ * using them; either way the SHA-256 fingerprint is logged.
+ */
+#ifndef TRANSIT_NET_TLS_H
+#define TRANSIT_NET_TLS_H
+
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+
+/* cert/key: PEM files (cert may hold the chain), or both NULL for the
+ * self-signed one under spool. NULL + err on failure. */
+SSL_CTX *tls_server_ctx(const char *cert, const char *key, const char *spool, const char *fqdn,
+			char *err, size_t errsz);
+
+/* "version=TLSv1.3 cipher=TLS_AES_256_GCM_SHA384 bits=256" for logs and
+ * the Received field comment (RFC 3848 style). */
+void tls_describe(const SSL *ssl, char *out, size_t outsz);
+
+/* SHA-256 fingerprint of a certificate, "AB:CD:..." */
+void tls_fingerprint(X509 *cert, char *out, size_t outsz);
+
+#endif

@@ -1,0 +1,1 @@
+/* commit.c - placeholder, being written. */

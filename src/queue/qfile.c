@@ -1,0 +1,1 @@
+/* qfile.c - placeholder, being written. */

@@ -1,0 +1,1 @@
+/* htable.c - placeholder, being written. */

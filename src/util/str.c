@@ -1,0 +1,95 @@
+/* str.c - see str.h. */
+#include "util/str.h"
+
+#include <ctype.h>
+#include <string.h>
+
+bool str_copy(char *dst, const char *src, size_t dstsz)
+{
+	size_t n = strlen(src);
+
+	if (dstsz == 0)
+		return false;
+	if (n >= dstsz) {
+		memcpy(dst, src, dstsz - 1);
+		dst[dstsz - 1] = '\0';
+		return false;
+	}
+	memcpy(dst, src, n + 1);
+	return true;
+}
+
+char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c; }
+
+void str_lower(char *s)
+{
+	for (; *s; s++)
+		*s = ascii_lower(*s);
+}
+
+int str_casecmp(const char *a, const char *b)
+{
+	for (;; a++, b++) {
+		char x = ascii_lower(*a), y = ascii_lower(*b);
+		if (x != y || x == '\0')
+			return (unsigned char)x - (unsigned char)y;
+	}
+}
+
+int str_ncasecmp(const char *a, const char *b, size_t n)
+{
+	for (; n; n--, a++, b++) {
+		char x = ascii_lower(*a), y = ascii_lower(*b);
+		if (x != y || x == '\0')
+			return (unsigned char)x - (unsigned char)y;
+	}
+	return 0;
+}
+
+bool str_has_prefix_ci(const char *s, const char *prefix)
+{
+	return str_ncasecmp(s, prefix, strlen(prefix)) == 0;
+}
+
+bool str_has_suffix_ci(const char *s, const char *suffix)
+{
+	size_t ls = strlen(s), lx = strlen(suffix);
+	return ls >= lx && str_casecmp(s + ls - lx, suffix) == 0;
+}
+
+static bool parse_scaled(const char *s, const char *units, const uint64_t *mult, uint64_t *out)
+{
+	uint64_t v = 0;
+	const char *p = s;
+	const char *u;
+
+	if (!isdigit((unsigned char)*p))
+		return false;
+	for (; isdigit((unsigned char)*p); p++) {
+		if (v > (UINT64_MAX - 9) / 10)
+			return false;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	if (*p == '\0') {
+		*out = v;
+		return true;
+	}
+	if (p[1] != '\0' || (u = strchr(units, ascii_lower(*p))) == NULL)
+		return false;
+	if (v != 0 && mult[u - units] > UINT64_MAX / v)
+		return false;
+	*out = v * mult[u - units];
+	return true;
+}
+
+bool parse_size(const char *s, uint64_t *out)
+{
+	static const uint64_t mult[] = {1, 1024, 1024 * 1024, 1024ULL * 1024 * 1024};
+	return parse_scaled(s, "bkmg", mult, out);
+}
+
+bool parse_duration(const char *s, uint64_t *seconds)
+{
+	static const uint64_t mult[] = {1, 60, 3600, 86400, 604800};
+	return parse_scaled(s, "smhdw", mult, seconds);
+}

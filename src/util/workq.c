@@ -1,0 +1,1 @@
+/* workq.c - placeholder, being written. */
