@@ -1,1 +1,237 @@
-int main(void) { return 0; }
+/*
+ * transitd.c - the transit daemon's main: read the configuration, bind
+ * the listeners and read the TLS keys while still root, drop privileges,
+ * recover the queue, then run the event loop until SIGTERM/SIGINT.
+ *
+ *   transitd -c FILE [-d]     run in the foreground, log to stderr
+ *   transitd -c FILE -n       check the configuration, print the effective one
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "conf/conf.h"
+#include "dir/passwd.h"
+#include "net/listener.h"
+#include "net/tls.h"
+#include "queue/queue.h"
+#include "queue/sched.h"
+#include "smtp/server.h"
+#include "util/log.h"
+#include "util/xmalloc.h"
+
+#define TRANSIT_VERSION "0.1.0"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: transitd [-d] [-n] -c FILE\n"
+		   "  -c FILE  configuration file (transit.conf(5))\n"
+		   "  -n       check the configuration, print the effective one, exit\n"
+		   "  -d       debug logging (protocol lines and state changes)\n"
+		   "  -V       print the version\n");
+}
+
+/* mkdir -p with mode for the directories it creates. */
+static int mkdirs(const char *path, mode_t mode)
+{
+	char tmp[4096];
+	char *p;
+
+	if (strlen(path) >= sizeof(tmp))
+		return -1;
+	strcpy(tmp, path);
+	for (p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(tmp, mode) != 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+static void drop_privileges(const struct config *c)
+{
+	struct passwd *pw;
+
+	if (getuid() != 0) {
+		if (c->server.user)
+			log_info("not root: server.user=%s ignored, running as uid %ld", c->server.user,
+				 (long)getuid());
+		return;
+	}
+	if (c->server.user == NULL) {
+		log_warn("running as root: set server.user to drop privileges");
+		return;
+	}
+	if ((pw = getpwnam(c->server.user)) == NULL)
+		log_fatal("server.user \"%s\": no such user", c->server.user);
+	if (chown(c->server.spool, pw->pw_uid, pw->pw_gid) != 0)
+		log_fatal("chown %s: %s", c->server.spool, strerror(errno));
+	if (setgroups(1, &pw->pw_gid) != 0 || setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) != 0 ||
+	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) != 0)
+		log_fatal("cannot drop privileges to %s: %s", c->server.user, strerror(errno));
+	if (setuid(0) == 0)
+		log_fatal("privileges were not dropped (setuid(0) succeeded)");
+	log_info("privileges dropped user=%s uid=%ld gid=%ld", c->server.user, (long)pw->pw_uid,
+		 (long)pw->pw_gid);
+}
+
+/* One context per connector that speaks TLS; connectors without their
+ * own certificate share the server's. */
+static SSL_CTX **make_tls(const struct config *c)
+{
+	SSL_CTX **v = xcalloc(c->nrcs, sizeof(*v));
+	SSL_CTX *shared = NULL;
+	char err[512];
+	size_t i;
+
+	for (i = 0; i < c->nrcs; i++) {
+		const struct receive_connector *rc = &c->rcs[i];
+		if (rc->tls == RC_TLS_NONE)
+			continue;
+		if (rc->tls_cert) {
+			v[i] = tls_server_ctx(rc->tls_cert, rc->tls_key, c->server.spool, rc->fqdn, err,
+					      sizeof(err));
+			if (v[i] == NULL)
+				log_fatal("receive-connector %s: tls: %s", rc->name, err);
+			continue;
+		}
+		if (shared == NULL) {
+			shared = tls_server_ctx(c->server.tls_cert, c->server.tls_key, c->server.spool,
+						c->server.fqdn, err, sizeof(err));
+			if (shared == NULL)
+				log_fatal("tls: %s", err);
+		} else {
+			SSL_CTX_up_ref(shared);
+		}
+		v[i] = shared;
+	}
+	return v;
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	log_info("signal=%d received, shutting down", (int)sig);
+	event_base_loopexit(arg, NULL);
+}
+
+static void on_message(void *arg, struct envelope *env) { sched_add(arg, env); }
+
+static void recovered(struct envelope *env, void *arg) { sched_add(arg, env); }
+
+int main(int argc, char **argv)
+{
+	const char *conf_path = NULL;
+	int check_only = 0, debug = 0, ch;
+	struct config *c;
+	struct listeners *ls;
+	struct event_base *base;
+	struct queue *q;
+	struct sched *sched;
+	struct passwd_db *users;
+	struct smtp_server *srv;
+	struct smtp_server_params sp;
+	struct event *ev_term, *ev_int;
+	SSL_CTX **tls;
+	char err[512];
+	long n;
+	size_t i;
+
+	while ((ch = getopt(argc, argv, "c:dnhV")) != -1) {
+		switch (ch) {
+		case 'c': conf_path = optarg; break;
+		case 'd': debug = 1; break;
+		case 'n': check_only = 1; break;
+		case 'V': printf("transitd %s\n", TRANSIT_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (conf_path == NULL || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	log_init("transitd", debug);
+	if ((c = conf_load(conf_path)) == NULL)
+		return 1;
+	if (check_only) {
+		conf_print(c, stdout);
+		conf_free(c);
+		return 0;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (evthread_use_pthreads() != 0)
+		log_fatal("libevent without thread support");
+	if (mkdirs(c->server.spool, 0700) != 0)
+		log_fatal("spool %s: %s", c->server.spool, strerror(errno));
+
+	tls = make_tls(c);
+	if ((ls = listeners_bind(c, err, sizeof(err))) == NULL)
+		log_fatal("%s", err);
+	users = passwd_db_open(c->passwd_file);
+	drop_privileges(c);
+
+	if ((base = event_base_new()) == NULL)
+		log_fatal("cannot create the event loop");
+	q = queue_open(c->server.spool, c->server.node, (enum queue_sync_mode)c->queue.sync_mode, base,
+		       err, sizeof(err));
+	if (q == NULL)
+		log_fatal("queue: %s", err);
+	sched = sched_new(c, base, q);
+	n = queue_scan(q, recovered, sched);
+	if (n < 0)
+		log_fatal("queue: cannot read %s/queue", c->server.spool);
+	log_info("queue recovered messages=%ld", n);
+
+	memset(&sp, 0, sizeof(sp));
+	sp.conf = c;
+	sp.base = base;
+	sp.queue = q;
+	sp.users = users;
+	sp.tls_ctx = tls;
+	sp.is_local_ip = listeners_is_local_ip;
+	sp.on_message = on_message;
+	sp.on_message_arg = sched;
+	srv = smtp_server_new(&sp);
+	listeners_start(ls, base, srv);
+
+	ev_term = evsignal_new(base, SIGTERM, on_signal, base);
+	ev_int = evsignal_new(base, SIGINT, on_signal, base);
+	evsignal_add(ev_term, NULL);
+	evsignal_add(ev_int, NULL);
+	log_info("transitd %s started fqdn=%s node=%s users=%zu", TRANSIT_VERSION, c->server.fqdn,
+		 c->server.node, passwd_db_count(users));
+
+	event_base_dispatch(base);
+
+	listeners_free(ls);
+	smtp_server_free(srv);
+	sched_free(sched);
+	queue_close(q);
+	event_free(ev_term);
+	event_free(ev_int);
+	passwd_db_free(users);
+	for (i = 0; i < c->nrcs; i++)
+		if (tls[i])
+			SSL_CTX_free(tls[i]);
+	free(tls);
+	event_base_free(base);
+	log_info("transitd stopped");
+	conf_free(c);
+	return 0;
+}

@@ -1,1 +1,679 @@
-/* conf.c - placeholder, being written. */
+/*
+ * conf.c - transit.conf(5). Every parameter is declared once in the
+ * option tables below (name, default), checked by a validator while the
+ * file is parsed (so errors carry "file:line:"), and then copied into the
+ * typed struct config of conf.h. Nothing else in transit reads libConfuse.
+ */
+#include "conf/conf.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdarg.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <confuse.h>
+
+#include "util/str.h"
+#include "util/xmalloc.h"
+
+/* ---- option tables ------------------------------------------------------ */
+
+static cfg_opt_t server_opts[] = {
+	CFG_STR("fqdn", NULL, CFGF_NONE),
+	CFG_STR("spool", "/var/spool/transit", CFGF_NONE),
+	CFG_STR("user", NULL, CFGF_NONE),
+	CFG_STR("postmaster", NULL, CFGF_NONE),
+	CFG_STR("node", NULL, CFGF_NONE),
+	CFG_INT("max-hop-count", 30, CFGF_NONE),
+	CFG_INT("max-connections", 1000, CFGF_NONE),
+	CFG_STR("tls-cert", NULL, CFGF_NONE),
+	CFG_STR("tls-key", NULL, CFGF_NONE),
+	CFG_END()};
+
+static cfg_opt_t domain_opts[] = {
+	CFG_STR("type", "authoritative", CFGF_NONE),
+	CFG_END()};
+
+static cfg_opt_t mailbox_opts[] = {
+	CFG_STR("maildir", "/var/mail/%d/%u", CFGF_NONE),
+	CFG_END()};
+
+static cfg_opt_t users_opts[] = {
+	CFG_STR("passwd-file", "/etc/transit/users", CFGF_NONE),
+	CFG_END()};
+
+static cfg_opt_t rc_opts[] = {
+	CFG_STR_LIST("bindings", NULL, CFGF_NODEFAULT),
+	CFG_STR_LIST("remote-ip-ranges", "{0.0.0.0/0, ::/0}", CFGF_NONE),
+	CFG_STR("banner", NULL, CFGF_NONE),
+	CFG_STR("fqdn", NULL, CFGF_NONE),
+	CFG_STR_LIST("permissions", "{anonymous}", CFGF_NONE),
+	CFG_STR("tls", "offer", CFGF_NONE),
+	CFG_STR("tls-cert", NULL, CFGF_NONE),
+	CFG_STR("tls-key", NULL, CFGF_NONE),
+	CFG_STR("max-message-size", "25M", CFGF_NONE),
+	CFG_INT("max-recipients", 100, CFGF_NONE),
+	CFG_INT("max-connections-per-source", 20, CFGF_NONE),
+	CFG_INT("max-errors", 10, CFGF_NONE),
+	CFG_INT("max-line-length", 2048, CFGF_NONE),
+	CFG_INT("max-text-line-length", 65536, CFGF_NONE),
+	CFG_STR("command-timeout", "5m", CFGF_NONE),
+	CFG_STR("data-timeout", "10m", CFGF_NONE),
+	CFG_STR("session-timeout", "1h", CFGF_NONE),
+	CFG_END()};
+
+static cfg_opt_t queue_opts[] = {
+	CFG_STR_LIST("retry", "{1m, 5m, 15m, 1h}", CFGF_NONE),
+	CFG_STR("expire", "5d", CFGF_NONE),
+	CFG_STR("delay-notice", "4h", CFGF_NONE),
+	CFG_STR("sync", "fsync", CFGF_NONE),
+	CFG_INT("delivery-threads", 2, CFGF_NONE),
+	CFG_INT("max-batch", 64, CFGF_NONE),
+	CFG_END()};
+
+static cfg_opt_t top_opts[] = {
+	CFG_SEC("server", server_opts, CFGF_NONE),
+	CFG_SEC("accepted-domain", domain_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+	CFG_SEC("mailboxes", mailbox_opts, CFGF_NONE),
+	CFG_SEC("users", users_opts, CFGF_NONE),
+	CFG_SEC("receive-connector", rc_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+	CFG_SEC("queue", queue_opts, CFGF_NONE),
+	CFG_END()};
+
+/* ---- value parsers shared by validation and conversion ------------------ */
+
+static bool parse_binding(const char *s, struct binding *b)
+{
+	char host[64];
+	const char *port_s;
+	char *end;
+	long port;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&b->ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&b->ss;
+
+	memset(b, 0, sizeof(*b));
+	if (!str_copy(b->text, s, sizeof(b->text)))
+		return false;
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (close == NULL || close[1] != ':' || (size_t)(close - s - 1) >= sizeof(host))
+			return false;
+		memcpy(host, s + 1, (size_t)(close - s - 1));
+		host[close - s - 1] = '\0';
+		port_s = close + 2;
+	} else {
+		const char *colon = strrchr(s, ':');
+		if (colon == NULL || (size_t)(colon - s) >= sizeof(host))
+			return false;
+		memcpy(host, s, (size_t)(colon - s));
+		host[colon - s] = '\0';
+		port_s = colon + 1;
+	}
+	errno = 0;
+	port = strtol(port_s, &end, 10);
+	if (errno || *port_s == '\0' || *end != '\0' || port < 1 || port > 65535)
+		return false;
+	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		b->sslen = sizeof(*sin);
+		return true;
+	}
+	if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		b->sslen = sizeof(*sin6);
+		return true;
+	}
+	return false;
+}
+
+static bool parse_range(const char *s, struct ip_range *r)
+{
+	char host[64];
+	const char *slash = strchr(s, '/');
+	size_t hl = slash ? (size_t)(slash - s) : strlen(s);
+	unsigned maxp;
+	char *end;
+	long p;
+
+	memset(r, 0, sizeof(*r));
+	if (hl >= sizeof(host))
+		return false;
+	memcpy(host, s, hl);
+	host[hl] = '\0';
+	if (inet_pton(AF_INET, host, r->addr) == 1) {
+		r->family = AF_INET;
+		maxp = 32;
+	} else if (inet_pton(AF_INET6, host, r->addr) == 1) {
+		r->family = AF_INET6;
+		maxp = 128;
+	} else {
+		return false;
+	}
+	r->prefix = maxp;
+	if (slash) {
+		errno = 0;
+		p = strtol(slash + 1, &end, 10);
+		if (errno || slash[1] == '\0' || *end != '\0' || p < 0 || p > (long)maxp)
+			return false;
+		r->prefix = (unsigned)p;
+	}
+	return true;
+}
+
+bool ip_range_contains(const struct ip_range *r, const struct sockaddr *sa)
+{
+	const unsigned char *a;
+	unsigned full, rest;
+	unsigned char v4mapped[16];
+
+	if (sa->sa_family == AF_INET6) {
+		a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+		if (r->family == AF_INET && IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)a)) {
+			memcpy(v4mapped, a + 12, 4);
+			a = v4mapped;
+		} else if (r->family != AF_INET6) {
+			return false;
+		}
+	} else if (sa->sa_family == AF_INET) {
+		if (r->family != AF_INET)
+			return false;
+		a = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
+	} else {
+		return false;
+	}
+	full = r->prefix / 8;
+	rest = r->prefix % 8;
+	if (memcmp(a, r->addr, full) != 0)
+		return false;
+	if (rest) {
+		unsigned char mask = (unsigned char)(0xff << (8 - rest));
+		if ((a[full] & mask) != (r->addr[full] & mask))
+			return false;
+	}
+	return true;
+}
+
+static bool valid_hostname(const char *s)
+{
+	size_t label = 0, n = 0;
+
+	for (; *s; s++, n++) {
+		if (*s == '.') {
+			if (label == 0)
+				return false;
+			label = 0;
+			continue;
+		}
+		if (!isalnum((unsigned char)*s) && *s != '-')
+			return false;
+		if (++label > 63)
+			return false;
+	}
+	return n > 0 && n < 254 && label > 0;
+}
+
+/* ---- validators (run while parsing: cfg->line is the current line) ------- */
+
+static int v_hostname(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *v = cfg_opt_getnstr(opt, 0);
+	if (v && !valid_hostname(v)) {
+		cfg_error(cfg, "%s: \"%s\" is not a host name", opt->name, v);
+		return -1;
+	}
+	return 0;
+}
+
+static int v_size(cfg_t *cfg, cfg_opt_t *opt)
+{
+	uint64_t v;
+	const char *s = cfg_opt_getnstr(opt, 0);
+	if (!parse_size(s, &v) || v == 0) {
+		cfg_error(cfg, "%s: \"%s\" is not a size (like 25M, 100K, 1G)", opt->name, s);
+		return -1;
+	}
+	return 0;
+}
+
+static int v_duration_list(cfg_t *cfg, cfg_opt_t *opt)
+{
+	unsigned i;
+	uint64_t v;
+
+	if (cfg_opt_size(opt) == 0) {
+		cfg_error(cfg, "%s: needs at least one duration", opt->name);
+		return -1;
+	}
+	for (i = 0; i < cfg_opt_size(opt); i++) {
+		const char *s = cfg_opt_getnstr(opt, i);
+		if (!parse_duration(s, &v) || v == 0) {
+			cfg_error(cfg, "%s: \"%s\" is not a duration (like 30s, 5m, 4h, 2d)",
+				  opt->name, s);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int v_positive(cfg_t *cfg, cfg_opt_t *opt)
+{
+	long v = cfg_opt_getnint(opt, 0);
+	if (v < 1 || v > 100000000) {
+		cfg_error(cfg, "%s: %ld is out of range (1..100000000)", opt->name, v);
+		return -1;
+	}
+	return 0;
+}
+
+static int v_line_length(cfg_t *cfg, cfg_opt_t *opt)
+{
+	long v = cfg_opt_getnint(opt, 0);
+	if (v < 512 || v > 1048576) {
+		cfg_error(cfg, "%s: %ld is out of range (512..1048576; RFC 5321 4.5.3.1 needs 512)",
+			  opt->name, v);
+		return -1;
+	}
+	return 0;
+}
+
+static int v_one_of(cfg_t *cfg, cfg_opt_t *opt, const char *const *choices)
+{
+	unsigned i, j;
+	for (i = 0; i < cfg_opt_size(opt); i++) {
+		const char *s = cfg_opt_getnstr(opt, i);
+		for (j = 0; choices[j]; j++)
+			if (strcmp(s, choices[j]) == 0)
+				break;
+		if (choices[j] == NULL) {
+			char list[256] = "";
+			for (j = 0; choices[j]; j++) {
+				strncat(list, j ? " | " : "", sizeof(list) - strlen(list) - 1);
+				strncat(list, choices[j], sizeof(list) - strlen(list) - 1);
+			}
+			cfg_error(cfg, "%s: \"%s\" is not one of %s", opt->name, s, list);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int v_tls(cfg_t *cfg, cfg_opt_t *opt)
+{
+	static const char *const c[] = {"none", "offer", "require", "implicit", NULL};
+	return v_one_of(cfg, opt, c);
+}
+
+static int v_perms(cfg_t *cfg, cfg_opt_t *opt)
+{
+	static const char *const c[] = {"anonymous", "authenticated", "relay", NULL};
+	return v_one_of(cfg, opt, c);
+}
+
+static int v_domain_type(cfg_t *cfg, cfg_opt_t *opt)
+{
+	static const char *const c[] = {"authoritative", "internal-relay", NULL};
+	return v_one_of(cfg, opt, c);
+}
+
+static int v_sync(cfg_t *cfg, cfg_opt_t *opt)
+{
+	static const char *const c[] = {"fsync", "syncfs", NULL};
+	return v_one_of(cfg, opt, c);
+}
+
+static int v_bindings(cfg_t *cfg, cfg_opt_t *opt)
+{
+	unsigned i;
+	struct binding b;
+
+	for (i = 0; i < cfg_opt_size(opt); i++) {
+		const char *s = cfg_opt_getnstr(opt, i);
+		if (!parse_binding(s, &b)) {
+			cfg_error(cfg, "bindings: \"%s\" is not ADDRESS:PORT (like 0.0.0.0:25 or [::]:25)", s);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int v_ranges(cfg_t *cfg, cfg_opt_t *opt)
+{
+	unsigned i;
+	struct ip_range r;
+
+	for (i = 0; i < cfg_opt_size(opt); i++) {
+		const char *s = cfg_opt_getnstr(opt, i);
+		if (!parse_range(s, &r)) {
+			cfg_error(cfg, "remote-ip-ranges: \"%s\" is not ADDRESS[/PREFIX]", s);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int v_maildir(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *s = cfg_opt_getnstr(opt, 0);
+	const char *p;
+
+	for (p = s; (p = strchr(p, '%')) != NULL; p += 2) {
+		if (p[1] != 'd' && p[1] != 'u' && p[1] != '%') {
+			cfg_error(cfg, "maildir: unknown \"%%%c\" in \"%s\" (use %%d, %%u, %%%%)",
+				  p[1] ? p[1] : ' ', s);
+			return -1;
+		}
+	}
+	if (strstr(s, "%u") == NULL) {
+		cfg_error(cfg, "maildir: \"%s\" must contain %%u (the mailbox)", s);
+		return -1;
+	}
+	return 0;
+}
+
+static int v_rc_section(cfg_t *cfg, cfg_opt_t *opt)
+{
+	cfg_t *sec = cfg_opt_getnsec(opt, cfg_opt_size(opt) - 1);
+	if (cfg_size(sec, "bindings") == 0) {
+		cfg_error(cfg, "receive-connector \"%s\": needs bindings = { \"ADDRESS:PORT\" }",
+			  cfg_title(sec));
+		return -1;
+	}
+	return 0;
+}
+
+/* libConfuse reports errors against the section being parsed, which
+ * does not always know the file name; report against the file and the
+ * lexer's current line instead, always as "file:line: message". */
+static cfg_t *conf_parsing_root;
+
+static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
+{
+	const cfg_t *root = conf_parsing_root ? conf_parsing_root : cfg;
+	int line = cfg->line > root->line ? cfg->line : root->line;
+
+	if (root->filename && line > 0)
+		fprintf(stderr, "%s:%d: ", root->filename, line);
+	else if (root->filename)
+		fprintf(stderr, "%s: ", root->filename);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+static void conf_set_validators(cfg_t *cfg)
+{
+	cfg_set_error_function(cfg, conf_error);
+	cfg_set_validate_func(cfg, "server|fqdn", v_hostname);
+	cfg_set_validate_func(cfg, "server|max-hop-count", v_positive);
+	cfg_set_validate_func(cfg, "server|max-connections", v_positive);
+	cfg_set_validate_func(cfg, "accepted-domain|type", v_domain_type);
+	cfg_set_validate_func(cfg, "mailboxes|maildir", v_maildir);
+	cfg_set_validate_func(cfg, "receive-connector", v_rc_section);
+	cfg_set_validate_func(cfg, "receive-connector|bindings", v_bindings);
+	cfg_set_validate_func(cfg, "receive-connector|remote-ip-ranges", v_ranges);
+	cfg_set_validate_func(cfg, "receive-connector|fqdn", v_hostname);
+	cfg_set_validate_func(cfg, "receive-connector|permissions", v_perms);
+	cfg_set_validate_func(cfg, "receive-connector|tls", v_tls);
+	cfg_set_validate_func(cfg, "receive-connector|max-message-size", v_size);
+	cfg_set_validate_func(cfg, "receive-connector|max-recipients", v_positive);
+	cfg_set_validate_func(cfg, "receive-connector|max-connections-per-source", v_positive);
+	cfg_set_validate_func(cfg, "receive-connector|max-errors", v_positive);
+	cfg_set_validate_func(cfg, "receive-connector|max-line-length", v_line_length);
+	cfg_set_validate_func(cfg, "receive-connector|max-text-line-length", v_line_length);
+	cfg_set_validate_func(cfg, "receive-connector|command-timeout", v_duration_list);
+	cfg_set_validate_func(cfg, "receive-connector|data-timeout", v_duration_list);
+	cfg_set_validate_func(cfg, "receive-connector|session-timeout", v_duration_list);
+	cfg_set_validate_func(cfg, "queue|retry", v_duration_list);
+	cfg_set_validate_func(cfg, "queue|expire", v_duration_list);
+	cfg_set_validate_func(cfg, "queue|delay-notice", v_duration_list);
+	cfg_set_validate_func(cfg, "queue|sync", v_sync);
+	cfg_set_validate_func(cfg, "queue|delivery-threads", v_positive);
+	cfg_set_validate_func(cfg, "queue|max-batch", v_positive);
+}
+
+/* ---- conversion into struct config -------------------------------------- */
+
+static char *dup_or_null(const char *s) { return s ? xstrdup(s) : NULL; }
+
+static uint64_t get_duration(cfg_t *sec, const char *name)
+{
+	uint64_t v = 0;
+	(void)parse_duration(cfg_getstr(sec, name), &v); /* validated */
+	return v;
+}
+
+static void convert_rc(cfg_t *sec, const struct config *c, struct receive_connector *rc)
+{
+	unsigned i;
+
+	memset(rc, 0, sizeof(*rc));
+	rc->name = xstrdup(cfg_title(sec));
+	rc->nbindings = cfg_size(sec, "bindings");
+	rc->bindings = xcalloc(rc->nbindings, sizeof(*rc->bindings));
+	for (i = 0; i < rc->nbindings; i++)
+		(void)parse_binding(cfg_getnstr(sec, "bindings", i), &rc->bindings[i]);
+	rc->nranges = cfg_size(sec, "remote-ip-ranges");
+	rc->ranges = xcalloc(rc->nranges, sizeof(*rc->ranges));
+	for (i = 0; i < rc->nranges; i++)
+		(void)parse_range(cfg_getnstr(sec, "remote-ip-ranges", i), &rc->ranges[i]);
+	rc->fqdn = xstrdup(cfg_getstr(sec, "fqdn") ? cfg_getstr(sec, "fqdn") : c->server.fqdn);
+	if (cfg_getstr(sec, "banner")) {
+		rc->banner = xstrdup(cfg_getstr(sec, "banner"));
+	} else {
+		size_t n = strlen(rc->fqdn) + sizeof(" ESMTP");
+		rc->banner = xmalloc(n);
+		snprintf(rc->banner, n, "%s ESMTP", rc->fqdn);
+	}
+	for (i = 0; i < cfg_size(sec, "permissions"); i++) {
+		const char *p = cfg_getnstr(sec, "permissions", i);
+		rc->permissions |= strcmp(p, "anonymous") == 0	   ? PERM_ANONYMOUS
+				   : strcmp(p, "authenticated") == 0 ? PERM_AUTHENTICATED
+								     : PERM_RELAY;
+	}
+	{
+		const char *t = cfg_getstr(sec, "tls");
+		rc->tls = strcmp(t, "none") == 0      ? RC_TLS_NONE
+			  : strcmp(t, "offer") == 0   ? RC_TLS_OFFER
+			  : strcmp(t, "require") == 0 ? RC_TLS_REQUIRE
+						      : RC_TLS_IMPLICIT;
+	}
+	rc->tls_cert = dup_or_null(cfg_getstr(sec, "tls-cert"));
+	rc->tls_key = dup_or_null(cfg_getstr(sec, "tls-key"));
+	(void)parse_size(cfg_getstr(sec, "max-message-size"), &rc->max_message_size);
+	rc->max_recipients = (unsigned)cfg_getint(sec, "max-recipients");
+	rc->max_connections_per_source = (unsigned)cfg_getint(sec, "max-connections-per-source");
+	rc->max_errors = (unsigned)cfg_getint(sec, "max-errors");
+	rc->max_line_length = (unsigned)cfg_getint(sec, "max-line-length");
+	rc->max_text_line_length = (unsigned)cfg_getint(sec, "max-text-line-length");
+	rc->command_timeout = get_duration(sec, "command-timeout");
+	rc->data_timeout = get_duration(sec, "data-timeout");
+	rc->session_timeout = get_duration(sec, "session-timeout");
+}
+
+/* A node tag for queue ids: the first label of the FQDN, letters and
+ * digits only, upper-cased, at most 4 characters. */
+static char *default_node(const char *fqdn)
+{
+	char tag[5];
+	size_t n = 0;
+
+	for (; *fqdn && *fqdn != '.' && n < 4; fqdn++)
+		if (isalnum((unsigned char)*fqdn))
+			tag[n++] = (char)toupper((unsigned char)*fqdn);
+	if (n == 0)
+		tag[n++] = 'X';
+	tag[n] = '\0';
+	return xstrdup(tag);
+}
+
+static int convert(cfg_t *cfg, struct config *c)
+{
+	cfg_t *srv = cfg_getsec(cfg, "server");
+	cfg_t *q = cfg_getsec(cfg, "queue");
+	unsigned i;
+
+	if (cfg_getstr(srv, "fqdn")) {
+		c->server.fqdn = xstrdup(cfg_getstr(srv, "fqdn"));
+	} else {
+		char host[256];
+		if (gethostname(host, sizeof(host)) != 0 || !valid_hostname(host))
+			str_copy(host, "localhost", sizeof(host));
+		host[sizeof(host) - 1] = '\0';
+		c->server.fqdn = xstrdup(host);
+	}
+	str_lower(c->server.fqdn);
+	c->server.spool = xstrdup(cfg_getstr(srv, "spool"));
+	c->server.user = dup_or_null(cfg_getstr(srv, "user"));
+	c->server.node = cfg_getstr(srv, "node") ? xstrdup(cfg_getstr(srv, "node"))
+						 : default_node(c->server.fqdn);
+	c->server.max_hop_count = (unsigned)cfg_getint(srv, "max-hop-count");
+	c->server.max_connections = (unsigned)cfg_getint(srv, "max-connections");
+	c->server.tls_cert = dup_or_null(cfg_getstr(srv, "tls-cert"));
+	c->server.tls_key = dup_or_null(cfg_getstr(srv, "tls-key"));
+	if ((c->server.tls_cert == NULL) != (c->server.tls_key == NULL)) {
+		fprintf(stderr, "%s: server: tls-cert and tls-key go together\n", c->path);
+		return -1;
+	}
+
+	c->ndomains = cfg_size(cfg, "accepted-domain");
+	c->domains = xcalloc(c->ndomains, sizeof(*c->domains));
+	for (i = 0; i < c->ndomains; i++) {
+		cfg_t *d = cfg_getnsec(cfg, "accepted-domain", i);
+		c->domains[i].name = xstrdup(cfg_title(d));
+		str_lower(c->domains[i].name);
+		if (!valid_hostname(c->domains[i].name)) {
+			fprintf(stderr, "%s:%d: accepted-domain \"%s\" is not a domain name\n", c->path,
+				d->line, cfg_title(d));
+			return -1;
+		}
+		c->domains[i].type = strcmp(cfg_getstr(d, "type"), "authoritative") == 0
+					     ? DOMAIN_AUTHORITATIVE
+					     : DOMAIN_INTERNAL_RELAY;
+	}
+	if (cfg_getstr(srv, "postmaster")) {
+		c->server.postmaster = xstrdup(cfg_getstr(srv, "postmaster"));
+	} else {
+		const char *dom = c->ndomains ? c->domains[0].name : c->server.fqdn;
+		size_t n = strlen(dom) + sizeof("postmaster@");
+		c->server.postmaster = xmalloc(n);
+		snprintf(c->server.postmaster, n, "postmaster@%s", dom);
+	}
+	if (strchr(c->server.postmaster, '@') == NULL) {
+		fprintf(stderr, "%s: server: postmaster \"%s\" must be user@domain\n", c->path,
+			c->server.postmaster);
+		return -1;
+	}
+	c->maildir = xstrdup(cfg_getstr(cfg_getsec(cfg, "mailboxes"), "maildir"));
+	c->passwd_file = xstrdup(cfg_getstr(cfg_getsec(cfg, "users"), "passwd-file"));
+
+	c->nrcs = cfg_size(cfg, "receive-connector");
+	c->rcs = xcalloc(c->nrcs, sizeof(*c->rcs));
+	for (i = 0; i < c->nrcs; i++) {
+		cfg_t *sec = cfg_getnsec(cfg, "receive-connector", i);
+		convert_rc(sec, c, &c->rcs[i]);
+		if ((c->rcs[i].tls_cert == NULL) != (c->rcs[i].tls_key == NULL)) {
+			fprintf(stderr, "%s:%d: receive-connector \"%s\": tls-cert and tls-key go together\n",
+				c->path, sec->line, c->rcs[i].name);
+			return -1;
+		}
+	}
+	if (c->nrcs == 0) {
+		fprintf(stderr, "%s: no receive-connector: transit would not listen anywhere\n",
+			c->path);
+		return -1;
+	}
+
+	c->queue.nretry = cfg_size(q, "retry");
+	c->queue.retry = xcalloc(c->queue.nretry, sizeof(*c->queue.retry));
+	for (i = 0; i < c->queue.nretry; i++)
+		(void)parse_duration(cfg_getnstr(q, "retry", i), &c->queue.retry[i]);
+	c->queue.expire = get_duration(q, "expire");
+	c->queue.delay_notice = get_duration(q, "delay-notice");
+	c->queue.sync_mode = strcmp(cfg_getstr(q, "sync"), "syncfs") == 0 ? 1 : 0;
+	c->queue.delivery_threads = (unsigned)cfg_getint(q, "delivery-threads");
+	c->queue.max_batch = (unsigned)cfg_getint(q, "max-batch");
+	return 0;
+}
+
+struct config *conf_load(const char *path)
+{
+	struct config *c = xcalloc(1, sizeof(*c));
+	cfg_t *cfg = cfg_init(top_opts, CFGF_NONE);
+	int r;
+
+	c->path = xstrdup(path);
+	c->cfg = cfg;
+	conf_set_validators(cfg);
+	conf_parsing_root = cfg;
+	r = cfg_parse(cfg, path);
+	conf_parsing_root = NULL;
+	if (r == CFG_FILE_ERROR) {
+		fprintf(stderr, "%s: cannot read: %s\n", path, strerror(errno));
+		conf_free(c);
+		return NULL;
+	}
+	if (r != CFG_SUCCESS || convert(cfg, c) != 0) {
+		conf_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void conf_print(const struct config *c, FILE *out)
+{
+	fprintf(out, "# effective configuration of %s (defaults included)\n", c->path);
+	fprintf(out, "# server.fqdn resolves to \"%s\", server.node to \"%s\", "
+		     "server.postmaster to \"%s\"\n",
+		c->server.fqdn, c->server.node, c->server.postmaster);
+	cfg_print((cfg_t *)c->cfg, out);
+}
+
+const struct accepted_domain *conf_find_domain(const struct config *c, const char *domain)
+{
+	size_t i;
+
+	for (i = 0; i < c->ndomains; i++)
+		if (str_casecmp(c->domains[i].name, domain) == 0)
+			return &c->domains[i];
+	return NULL;
+}
+
+void conf_free(struct config *c)
+{
+	size_t i;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < c->nrcs; i++) {
+		struct receive_connector *rc = &c->rcs[i];
+		free(rc->name);
+		free(rc->bindings);
+		free(rc->ranges);
+		free(rc->banner);
+		free(rc->fqdn);
+		free(rc->tls_cert);
+		free(rc->tls_key);
+	}
+	free(c->rcs);
+	for (i = 0; i < c->ndomains; i++)
+		free(c->domains[i].name);
+	free(c->domains);
+	free(c->server.fqdn);
+	free(c->server.spool);
+	free(c->server.user);
+	free(c->server.postmaster);
+	free(c->server.node);
+	free(c->server.tls_cert);
+	free(c->server.tls_key);
+	free(c->maildir);
+	free(c->passwd_file);
+	free(c->queue.retry);
+	if (c->cfg)
+		cfg_free((cfg_t *)c->cfg);
+	free(c->path);
+	free(c);
+}

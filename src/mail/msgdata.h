@@ -24,16 +24,16 @@
 #include <stddef.h>
 
 enum dataline_kind {
-	DATALINE_TEXT = 0,  /* an ordinary line: content is in *out/*outlen */
+	DATALINE_TEXT = 0,  /* an ordinary line: content is in out/outlen */
 	DATALINE_END,	    /* "." CRLF: end of data */
 	DATALINE_BARE_LF,   /* line ended with LF not preceded by CR */
 	DATALINE_BARE_CR,   /* a CR not followed by LF inside the line */
 };
 
 /* line[0..len) is one line INCLUDING its terminating LF (len >= 1,
- * line[len-1] == '\n'). On DATALINE_TEXT, *out/*outlen give the line
+ * line[len-1] == LF). On DATALINE_TEXT, out and outlen give the line
  * content without CRLF and without the transparency dot. For the bare
- * kinds, *out/*outlen still give the content (so the caller can keep
+ * kinds, out and outlen still give the content (so the caller can keep
  * scanning), with the line ending removed. */
 enum dataline_kind dataline_classify(const char *line, size_t len, const char **out,
 				     size_t *outlen);

@@ -1,1 +1,234 @@
-/* listener.c - placeholder, being written. */
+/*
+ * listener.c - see listener.h. Uses libevent's evconnlistener on sockets
+ * we bind ourselves (so binding happens before the privilege drop and
+ * IPv6 sockets are IPV6_V6ONLY: "[::]:25" and "0.0.0.0:25" coexist).
+ */
+#include "net/listener.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/listener.h>
+
+#include "smtp/server.h"
+#include "util/log.h"
+#include "util/xmalloc.h"
+
+struct bound {
+	struct listeners *owner;
+	const struct binding *b;
+	int fd;
+	struct evconnlistener *evl;
+};
+
+struct listeners {
+	const struct config *conf;
+	struct smtp_server *srv;
+	struct bound *v;
+	size_t n;
+};
+
+#define LOCAL_MAX 64
+static struct {
+	int family;
+	unsigned char ip[16];
+} local_ips[LOCAL_MAX];
+static size_t nlocal;
+static bool local_any4, local_any6;
+
+static void local_add(int family, const void *ip)
+{
+	if (nlocal >= LOCAL_MAX)
+		return;
+	local_ips[nlocal].family = family;
+	memcpy(local_ips[nlocal].ip, ip, family == AF_INET ? 4 : 16);
+	nlocal++;
+}
+
+static void local_add_interfaces(void)
+{
+	struct ifaddrs *ifa, *i;
+
+	if (getifaddrs(&ifa) != 0)
+		return;
+	for (i = ifa; i; i = i->ifa_next) {
+		if (i->ifa_addr == NULL)
+			continue;
+		if (i->ifa_addr->sa_family == AF_INET && local_any4)
+			local_add(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr);
+		else if (i->ifa_addr->sa_family == AF_INET6 && local_any6)
+			local_add(AF_INET6, &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr);
+	}
+	freeifaddrs(ifa);
+}
+
+bool listeners_is_local_ip(int family, const void *ip)
+{
+	size_t i;
+	for (i = 0; i < nlocal; i++)
+		if (local_ips[i].family == family &&
+		    memcmp(local_ips[i].ip, ip, family == AF_INET ? 4 : 16) == 0)
+			return true;
+	return false;
+}
+
+static bool same_binding(const struct binding *a, const struct binding *b)
+{
+	return a->sslen == b->sslen && memcmp(&a->ss, &b->ss, a->sslen) == 0;
+}
+
+int listeners_pick_connector(const struct config *c, const struct binding *b,
+			     const struct sockaddr *client)
+{
+	size_t i, j, k;
+	int best = -1;
+	int best_prefix = -1;
+
+	for (i = 0; i < c->nrcs; i++) {
+		const struct receive_connector *rc = &c->rcs[i];
+		bool on = false;
+		for (j = 0; j < rc->nbindings && !on; j++)
+			on = same_binding(&rc->bindings[j], b);
+		if (!on)
+			continue;
+		for (k = 0; k < rc->nranges; k++) {
+			if (ip_range_contains(&rc->ranges[k], client) &&
+			    (int)rc->ranges[k].prefix > best_prefix) {
+				best = (int)i;
+				best_prefix = (int)rc->ranges[k].prefix;
+			}
+		}
+	}
+	return best;
+}
+
+static int bind_one(const struct binding *b, char *err, size_t errsz)
+{
+	int fd, one = 1;
+
+	fd = socket(b->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errsz, "socket for %s: %s", b->text, strerror(errno));
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (b->ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&b->ss, b->sslen) != 0) {
+		snprintf(err, errsz, "bind %s: %s", b->text, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (listen(fd, 1024) != 0) {
+		snprintf(err, errsz, "listen %s: %s", b->text, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+struct listeners *listeners_bind(const struct config *c, char *err, size_t errsz)
+{
+	struct listeners *l = xcalloc(1, sizeof(*l));
+	size_t i, j, k;
+
+	l->conf = c;
+	for (i = 0; i < c->nrcs; i++) {
+		for (j = 0; j < c->rcs[i].nbindings; j++) {
+			const struct binding *b = &c->rcs[i].bindings[j];
+			bool seen = false;
+			for (k = 0; k < l->n && !seen; k++)
+				seen = same_binding(l->v[k].b, b);
+			if (seen)
+				continue;
+			l->v = xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
+			memset(&l->v[l->n], 0, sizeof(l->v[l->n]));
+			l->v[l->n].owner = l;
+			l->v[l->n].b = b;
+			l->v[l->n].fd = bind_one(b, err, errsz);
+			if (l->v[l->n].fd < 0) {
+				listeners_free(l);
+				return NULL;
+			}
+			l->n++;
+			if (b->ss.ss_family == AF_INET) {
+				const struct sockaddr_in *sin = (const struct sockaddr_in *)&b->ss;
+				if (sin->sin_addr.s_addr == htonl(INADDR_ANY))
+					local_any4 = true;
+				else
+					local_add(AF_INET, &sin->sin_addr);
+			} else {
+				const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&b->ss;
+				if (IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr))
+					local_any6 = true;
+				else
+					local_add(AF_INET6, &sin6->sin6_addr);
+			}
+		}
+	}
+	if (local_any4 || local_any6)
+		local_add_interfaces();
+	return l;
+}
+
+static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
+		      int salen, void *arg)
+{
+	struct bound *bd = arg;
+	int rc = listeners_pick_connector(bd->owner->conf, bd->b, sa);
+	(void)evl;
+
+	if (rc < 0) {
+		log_info("smtp refused binding=%s reason=no-connector-for-address", bd->b->text);
+		close(fd);
+		return;
+	}
+	smtp_server_accept(bd->owner->srv, fd, sa, (socklen_t)salen, (size_t)rc);
+}
+
+static void accept_error_cb(struct evconnlistener *evl, void *arg)
+{
+	struct bound *bd = arg;
+	(void)evl;
+	/* EMFILE and friends: log; libevent keeps the listener going. */
+	log_warn("accept on %s: %s", bd->b->text, strerror(errno));
+}
+
+void listeners_start(struct listeners *l, struct event_base *base, struct smtp_server *srv)
+{
+	size_t i;
+
+	l->srv = srv;
+	for (i = 0; i < l->n; i++) {
+		l->v[i].evl = evconnlistener_new(base, accept_cb, &l->v[i],
+						 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1,
+						 l->v[i].fd);
+		if (l->v[i].evl == NULL)
+			log_fatal("cannot listen on %s", l->v[i].b->text);
+		evconnlistener_set_error_cb(l->v[i].evl, accept_error_cb);
+		log_info("listening address=%s", l->v[i].b->text);
+	}
+}
+
+void listeners_free(struct listeners *l)
+{
+	size_t i;
+
+	if (l == NULL)
+		return;
+	for (i = 0; i < l->n; i++) {
+		if (l->v[i].evl)
+			evconnlistener_free(l->v[i].evl);
+		else if (l->v[i].fd >= 0)
+			close(l->v[i].fd);
+	}
+	free(l->v);
+	free(l);
+}

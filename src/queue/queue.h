@@ -92,4 +92,17 @@ long queue_scan(struct queue *q, void (*cb)(struct envelope *env, void *arg), vo
 long queue_walk(const char *spool, void (*cb)(const char *path, struct envelope *env, void *arg),
 		void *arg);
 
+/* --- observing group commit (added by the queue store) --------------- */
+
+/* Counters of the sync thread since queue_open. messages / batches is
+ * the mean group size; sync_us / batches the mean cost of one sync. */
+struct queue_stats {
+	uint64_t batches;   /* group syncs done */
+	uint64_t messages;  /* messages that went through them (ok or failed) */
+	uint64_t failed;    /* messages whose sync failed (unlinked, cb got errno) */
+	uint64_t max_batch; /* largest batch seen */
+	uint64_t sync_us;   /* total time spent in fdatasync/fsync/syncfs, µs */
+};
+void queue_stats(struct queue *q, struct queue_stats *out);
+
 #endif

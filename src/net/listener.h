@@ -1,0 +1,36 @@
+/*
+ * listener.h - listening sockets for the receive connectors.
+ *
+ * Bound once at start (as root, before privileges are dropped): one
+ * socket per distinct binding, shared by every connector that names it.
+ * On accept, the connector is chosen among those sharing the binding by
+ * the most specific remote-ip-range containing the client (DESIGN.md,
+ * receive connectors); a client no connector covers is disconnected.
+ */
+#ifndef TRANSIT_NET_LISTENER_H
+#define TRANSIT_NET_LISTENER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "conf/conf.h"
+
+struct event_base;
+struct smtp_server;
+struct listeners;
+
+struct listeners *listeners_bind(const struct config *c, char *err, size_t errsz);
+void listeners_start(struct listeners *l, struct event_base *base, struct smtp_server *srv);
+/* Stop accepting (sockets closed). */
+void listeners_free(struct listeners *l);
+
+/* Which connector serves a client arriving on binding index b; -1: none. */
+int listeners_pick_connector(const struct config *c, const struct binding *b,
+			     const struct sockaddr *client);
+
+/* true when ip is an address of this host that transit listens on
+ * (the bound addresses, or every interface address when a wildcard
+ * binding exists). Used for user@[ip] literals. */
+bool listeners_is_local_ip(int family, const void *ip);
+
+#endif

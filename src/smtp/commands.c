@@ -1,0 +1,508 @@
+/*
+ * commands.c - the SMTP server's command table and handlers (RFC 5321
+ * 4.1.1, 4.1.4 order of commands, 3.3 mail transactions; RFC 1869/5321
+ * EHLO; RFC 2920 PIPELINING; RFC 3030 BDAT; RFC 3207 STARTTLS; RFC 3461
+ * DSN parameters; RFC 6531 SMTPUTF8).
+ *
+ * Each handler first checks state and syntax (5xx/4xx, nothing changes),
+ * then proceeds. The table says which commands may come before EHLO and
+ * before STARTTLS on a tls = require connector; dispatch enforces that so
+ * handlers need not. Recipient policy (accepted domains, mailbox exists,
+ * relay permission, the relay tricks) is rcpt_policy() below.
+ */
+#include "smtp/session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dir/passwd.h"
+#include "queue/queue.h"
+#include "smtp/reply.h"
+#include "util/log.h"
+#include "util/str.h"
+#include "util/xmalloc.h"
+
+enum {
+	CF_BEFORE_HELO = 1 << 0, /* allowed before EHLO/HELO */
+	CF_BEFORE_TLS = 1 << 1,	 /* allowed before STARTTLS when TLS is required */
+};
+
+struct command {
+	enum smtp_verb verb;
+	void (*handler)(struct smtp_session *s, const struct smtp_cmd *cmd);
+	unsigned flags;
+};
+
+/* ---- transaction ---------------------------------------------------------- */
+
+void tx_free(struct smtp_tx *tx)
+{
+	if (tx == NULL)
+		return;
+	if (tx->writer)
+		queue_writer_abort(tx->writer);
+	envelope_free(&tx->env);
+	buf_free(&tx->partial);
+	free(tx);
+}
+
+void session_reset_tx(struct smtp_session *s)
+{
+	tx_free(s->tx);
+	s->tx = NULL;
+	if (s->state == SS_MAIL || s->state == SS_RCPT)
+		session_set_state(s, SS_READY);
+}
+
+/* ---- HELO / EHLO ------------------------------------------------------------ */
+
+static bool take_helo(struct smtp_session *s, const struct smtp_cmd *cmd)
+{
+	struct smtp_err err;
+	char name[sizeof(s->helo)];
+
+	if (!smtp_parse_helo(cmd->arg, cmd->arg_len, name, sizeof(name), &err)) {
+		session_reply(s, err.code, err.enh, "%s", err.text);
+		session_error(s);
+		return false;
+	}
+	session_reset_tx(s);
+	str_copy(s->helo, name, sizeof(s->helo));
+	session_set_state(s, SS_READY);
+	return true;
+}
+
+static void cmd_helo(struct smtp_session *s, const struct smtp_cmd *cmd)
+{
+	if (!take_helo(s, cmd))
+		return;
+	s->esmtp = false;
+	smtp_reply_format(&s->out, 250, NULL, "%s", s->rc->fqdn);
+}
+
+static void cmd_ehlo(struct smtp_session *s, const struct smtp_cmd *cmd)
+{
+	char line[64];
+
+	if (!take_helo(s, cmd))
+		return;
+	s->esmtp = true;
+	smtp_reply_line(&s->out, 250, 0, s->rc->fqdn);
+	smtp_reply_line(&s->out, 250, 0, "PIPELINING");
+	snprintf(line, sizeof(line), "SIZE %" PRIu64, s->rc->max_message_size);
+	smtp_reply_line(&s->out, 250, 0, line);
+	smtp_reply_line(&s->out, 250, 0, "8BITMIME");
+	smtp_reply_line(&s->out, 250, 0, "SMTPUTF8");
+	smtp_reply_line(&s->out, 250, 0, "DSN");
+	smtp_reply_line(&s->out, 250, 0, "CHUNKING");
+	if (!s->tls && (s->rc->tls == RC_TLS_OFFER || s->rc->tls == RC_TLS_REQUIRE))
+		smtp_reply_line(&s->out, 250, 0, "STARTTLS");
+	smtp_reply_line(&s->out, 250, 1, "ENHANCEDSTATUSCODES");
+}
+
+/* ---- MAIL --------------------------------------------------------------------- */
+
+static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
+{
+	struct mail_addr from;
+	struct mail_params mp;
+	struct smtp_err err;
+	char text[ADDR_TEXT_MAX];
+
+	if (s->tx) {
+		session_reply(s, 503, "5.5.1", "Error: nested MAIL command");
+		session_error(s);
+		return;
+	}
+	if (!smtp_parse_mail(cmd->arg, cmd->arg_len, &from, &mp, &err)) {
+		session_reply(s, err.code, err.enh, "%s", err.text);
+		session_error(s);
+		return;
+	}
+	if ((from.flags & ADDR_F_UTF8) && !mp.smtputf8) {
+		session_reply(s, 553, "5.6.7", "Non-ASCII sender address needs the SMTPUTF8 parameter");
+		session_error(s);
+		return;
+	}
+	if (!(from.flags & ADDR_F_NULL) && (from.flags & ADDR_F_NO_DOMAIN)) {
+		session_reply(s, 553, "5.1.7", "Sender address must have a domain (user@domain)");
+		session_error(s);
+		return;
+	}
+	if (mp.has_size && mp.size > s->rc->max_message_size) {
+		log_info("%s smtp reject cmd=MAIL reason=size size=%" PRIu64 " limit=%" PRIu64, s->id,
+			 mp.size, s->rc->max_message_size);
+		session_reply(s, 552, "5.3.4", "Message size exceeds fixed limit of %" PRIu64 " octets",
+			      s->rc->max_message_size);
+		return;
+	}
+	addr_format(&from, text, sizeof(text));
+	s->tx = xcalloc(1, sizeof(*s->tx));
+	envelope_init(&s->tx->env);
+	buf_init(&s->tx->partial);
+	s->tx->mail = mp;
+	envelope_set_str(&s->tx->env.sender, text);
+	s->tx->env.body = mp.body;
+	s->tx->env.smtputf8 = mp.smtputf8;
+	s->tx->env.ret = mp.ret;
+	envelope_set_str(&s->tx->env.envid, mp.envid[0] ? mp.envid : NULL);
+	session_set_state(s, SS_MAIL);
+	session_reply(s, 250, "2.1.0", "Ok");
+}
+
+/* ---- RCPT --------------------------------------------------------------------- */
+
+static const char *default_domain(const struct config *c)
+{
+	size_t i;
+	for (i = 0; i < c->ndomains; i++)
+		if (c->domains[i].type == DOMAIN_AUTHORITATIVE)
+			return c->domains[i].name;
+	return c->server.fqdn;
+}
+
+struct rcpt_verdict {
+	int code;
+	const char *enh;
+	const char *text;
+	char final[ADDR_TEXT_MAX]; /* the address to queue when accepted */
+};
+
+/*
+ * Decide on one recipient. Order matters: a relay trick is refused as a
+ * relay attempt (5.7.1) before the mailbox is even looked up, and a
+ * permission to relay is checked only for domains that are not ours.
+ */
+static void rcpt_policy(struct smtp_session *s, struct mail_addr *to, struct rcpt_verdict *v)
+{
+	const struct config *c = s->srv->p.conf;
+	bool may_relay = (s->rc->permissions & PERM_RELAY) != 0;
+	const struct accepted_domain *dom;
+	char user[ADDR_TEXT_MAX];
+
+	v->code = 250;
+	v->enh = "2.1.5";
+	v->text = "Ok";
+
+	if (to->flags & ADDR_F_NO_DOMAIN) {
+		if (str_casecmp(to->local, "postmaster") != 0) {
+			v->code = 501, v->enh = "5.1.3", v->text = "Recipient address must have a domain";
+			return;
+		}
+		str_copy(v->final, c->server.postmaster, sizeof(v->final));
+		return;
+	}
+	if (to->flags & ADDR_F_LITERAL) {
+		int family;
+		unsigned char ip[16];
+		if (addr_literal_ip(to->domain, &family, ip) && s->srv->p.is_local_ip &&
+		    s->srv->p.is_local_ip(family, ip))
+			str_copy(to->domain, default_domain(c), sizeof(to->domain));
+	}
+	if ((to->flags & ADDR_F_ROUTING) && !may_relay) {
+		v->code = 550, v->enh = "5.7.1", v->text = "Relay access denied";
+		return;
+	}
+	dom = conf_find_domain(c, to->domain);
+	if (dom == NULL) {
+		if (!may_relay) {
+			v->code = 550, v->enh = "5.7.1", v->text = "Relay access denied";
+			return;
+		}
+		addr_format(to, v->final, sizeof(v->final));
+		return;
+	}
+	if (dom->type == DOMAIN_INTERNAL_RELAY) {
+		addr_format(to, v->final, sizeof(v->final));
+		return;
+	}
+	if (str_casecmp(to->local, "postmaster") == 0 || str_casecmp(to->local, "abuse") == 0) {
+		/* RFC 5321 4.5.1 and RFC 2142: always accepted */
+		addr_format(to, user, sizeof(user));
+		if (str_casecmp(to->local, "postmaster") == 0 ||
+		    !passwd_db_exists(s->srv->p.users, user)) {
+			str_copy(v->final, c->server.postmaster, sizeof(v->final));
+			return;
+		}
+	}
+	addr_format(to, user, sizeof(user));
+	if (!passwd_db_exists(s->srv->p.users, user)) {
+		v->code = 550, v->enh = "5.1.1", v->text = "Recipient address rejected: mailbox unavailable";
+		return;
+	}
+	str_copy(v->final, user, sizeof(v->final));
+}
+
+static bool rcpt_is_duplicate(const struct envelope *env, const char *addr)
+{
+	size_t i;
+	for (i = 0; i < env->nrcpt; i++)
+		if (str_casecmp(env->rcpt[i].addr, addr) == 0)
+			return true;
+	return false;
+}
+
+static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
+{
+	struct mail_addr to;
+	struct rcpt_params rp;
+	struct smtp_err err;
+	struct rcpt_verdict v;
+	char shown[ADDR_TEXT_MAX], q[ADDR_TEXT_MAX + 16];
+
+	if (s->tx == NULL) {
+		session_reply(s, 503, "5.5.1", "Error: need MAIL command");
+		session_error(s);
+		return;
+	}
+	if (!smtp_parse_rcpt(cmd->arg, cmd->arg_len, &to, &rp, &err)) {
+		session_reply(s, err.code, err.enh, "%s", err.text);
+		session_error(s);
+		return;
+	}
+	if ((to.flags & ADDR_F_UTF8) && !s->tx->mail.smtputf8) {
+		session_reply(s, 553, "5.6.7", "Non-ASCII recipient address needs SMTPUTF8 in MAIL");
+		session_error(s);
+		return;
+	}
+	if (s->tx->env.nrcpt >= s->rc->max_recipients) {
+		session_reply(s, 452, "4.5.3", "Too many recipients (limit is %u)",
+			      s->rc->max_recipients);
+		return;
+	}
+	addr_format(&to, shown, sizeof(shown));
+	rcpt_policy(s, &to, &v);
+	if (v.code != 250) {
+		log_info("%s smtp reject cmd=RCPT to=%s reply=\"%d %s\" from=%s", s->id,
+			 log_quote(shown, q, sizeof(q)), v.code, v.enh, s->tx->env.sender);
+		session_reply(s, v.code, v.enh, "<%s>: %s", shown, v.text);
+		session_error(s);
+		return;
+	}
+	if (!rcpt_is_duplicate(&s->tx->env, v.final))
+		envelope_add_rcpt(&s->tx->env, v.final, rp.orcpt, rp.notify);
+	session_set_state(s, SS_RCPT);
+	session_reply(s, 250, "2.1.5", "Ok");
+}
+
+/* ---- DATA / BDAT ---------------------------------------------------------------- */
+
+static bool content_allowed(struct smtp_session *s, bool bdat)
+{
+	if (s->tx == NULL) {
+		session_reply(s, 503, "5.5.1", "Error: need MAIL command");
+		return false;
+	}
+	if (s->tx->env.nrcpt == 0) {
+		session_reply(s, 554, "5.5.1", "Error: no valid recipients");
+		return false;
+	}
+	if (!bdat && s->tx->bdat) {
+		session_reply(s, 503, "5.5.1", "Error: DATA not allowed after BDAT");
+		return false;
+	}
+	return true;
+}
+
+static void cmd_data(struct smtp_session *s, const struct smtp_cmd *cmd)
+{
+	if (cmd->arg_len != 0) {
+		session_reply(s, 501, "5.5.4", "Syntax: DATA (no argument)");
+		session_error(s);
+		return;
+	}
+	if (!content_allowed(s, false)) {
+		session_error(s);
+		return;
+	}
+	if (!content_begin(s))
+		return;
+	session_set_state(s, SS_DATA);
+	session_data_timeouts(s, true);
+	session_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+}
+
+static void cmd_bdat(struct smtp_session *s, const struct smtp_cmd *cmd)
+{
+	uint64_t size;
+	bool last;
+	struct smtp_err err;
+
+	if (!smtp_parse_bdat(cmd->arg, cmd->arg_len, &size, &last, &err)) {
+		/* the chunk size is unknown, so its bytes will read as junk commands */
+		session_reply(s, err.code, err.enh, "%s", err.text);
+		session_error(s);
+		return;
+	}
+	s->bdat_left = size;
+	s->bdat_last = last;
+	s->bdat_discard = false;
+	if (!content_allowed(s, true) || (!s->tx->bdat && !content_begin(s))) {
+		/* RFC 3030 3: the chunk is still read, then dropped */
+		s->bdat_discard = true;
+		session_error(s);
+		if (s->state == SS_CLOSING)
+			return;
+	} else {
+		s->tx->bdat = true;
+	}
+	session_set_state(s, SS_BDAT);
+	session_data_timeouts(s, true);
+	if (size == 0) {
+		/* nothing to read: finish the chunk now */
+		s->state = SS_BDAT;
+		if (s->bdat_discard) {
+			s->bdat_discard = false;
+			session_set_state(s, s->tx ? (s->tx->env.nrcpt ? SS_RCPT : SS_MAIL) : SS_READY);
+		} else if (last) {
+			content_end(s);
+		} else {
+			session_data_timeouts(s, false);
+			session_reply(s, 250, "2.0.0", "%" PRIu64 " octets received", s->tx->size);
+			session_set_state(s, SS_RCPT);
+		}
+	}
+}
+
+/* ---- the rest ------------------------------------------------------------------- */
+
+static void cmd_rset(struct smtp_session *s, const struct smtp_cmd *cmd)
+{
+	(void)cmd;
+	session_reset_tx(s);
+	session_reply(s, 250, "2.0.0", "Ok");
+}
+
+static void cmd_noop(struct smtp_session *s, const struct smtp_cmd *cmd)
+{
+	(void)cmd;
+	session_reply(s, 250, "2.0.0", "Ok");
+}
+
+static void cmd_quit(struct smtp_session *s, const struct smtp_cmd *cmd)
+{
+	(void)cmd;
+	session_reply(s, 221, "2.0.0", "Bye");
+	session_close(s, "quit");
+}
+
+static void cmd_help(struct smtp_session *s, const struct smtp_cmd *cmd)
+{
+	(void)cmd;
+	session_reply(s, 214, "2.0.0",
+		      "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY STARTTLS");
+}
+
+static void cmd_vrfy(struct smtp_session *s, const struct smtp_cmd *cmd)
+{
+	(void)cmd;
+	/* RFC 5321 3.5.3: 252 without revealing whether the mailbox exists */
+	session_reply(s, 252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+static void cmd_expn(struct smtp_session *s, const struct smtp_cmd *cmd)
+{
+	(void)cmd;
+	session_reply(s, 502, "5.5.1", "EXPN not available");
+}
+
+static void cmd_auth(struct smtp_session *s, const struct smtp_cmd *cmd)
+{
+	(void)cmd;
+	session_reply(s, 503, "5.5.1", "Error: authentication not enabled on this connector");
+	session_error(s);
+}
+
+static void cmd_starttls(struct smtp_session *s, const struct smtp_cmd *cmd)
+{
+	if (cmd->arg_len != 0) {
+		session_reply(s, 501, "5.5.4", "Syntax: STARTTLS (no argument)");
+		session_error(s);
+		return;
+	}
+	if (s->tls) {
+		session_reply(s, 503, "5.5.1", "Error: TLS already active");
+		session_error(s);
+		return;
+	}
+	if (s->rc->tls != RC_TLS_OFFER && s->rc->tls != RC_TLS_REQUIRE) {
+		session_reply(s, 502, "5.5.1", "Error: STARTTLS not available");
+		session_error(s);
+		return;
+	}
+	if (s->tx) {
+		/* RFC 3207 4: a transaction in progress is dropped */
+		session_reset_tx(s);
+	}
+	session_reply(s, 220, "2.0.0", "Ready to start TLS");
+	session_start_tls(s);
+}
+
+static void cmd_unknown(struct smtp_session *s, const struct smtp_cmd *cmd)
+{
+	(void)cmd;
+	session_reply(s, 500, "5.5.2", "Error: command not recognized");
+	session_error(s);
+}
+
+static const struct command command_table[] = {
+	{SMTP_EHLO, cmd_ehlo, CF_BEFORE_HELO | CF_BEFORE_TLS},
+	{SMTP_HELO, cmd_helo, CF_BEFORE_HELO | CF_BEFORE_TLS},
+	{SMTP_STARTTLS, cmd_starttls, CF_BEFORE_TLS},
+	{SMTP_MAIL, cmd_mail, 0},
+	{SMTP_RCPT, cmd_rcpt, 0},
+	{SMTP_DATA, cmd_data, 0},
+	{SMTP_BDAT, cmd_bdat, 0},
+	{SMTP_RSET, cmd_rset, CF_BEFORE_HELO | CF_BEFORE_TLS},
+	{SMTP_NOOP, cmd_noop, CF_BEFORE_HELO | CF_BEFORE_TLS},
+	{SMTP_QUIT, cmd_quit, CF_BEFORE_HELO | CF_BEFORE_TLS},
+	{SMTP_HELP, cmd_help, CF_BEFORE_HELO | CF_BEFORE_TLS},
+	{SMTP_VRFY, cmd_vrfy, CF_BEFORE_HELO},
+	{SMTP_EXPN, cmd_expn, CF_BEFORE_HELO},
+	{SMTP_AUTH, cmd_auth, 0},
+	{SMTP_UNKNOWN, cmd_unknown, CF_BEFORE_HELO | CF_BEFORE_TLS},
+};
+
+void commands_dispatch(struct smtp_session *s, const char *line, size_t len)
+{
+	struct smtp_cmd cmd;
+	const struct command *c;
+
+	smtp_cmd_split(line, len, &cmd);
+	for (c = command_table; c->verb != SMTP_UNKNOWN && c->verb != cmd.verb; c++)
+		;
+	if (!(c->flags & CF_BEFORE_HELO) && s->helo[0] == '\0') {
+		if (cmd.verb == SMTP_BDAT)
+			goto refuse_bdat;
+		session_reply(s, 503, "5.5.1", "Error: send EHLO/HELO first");
+		session_error(s);
+		return;
+	}
+	if (!(c->flags & CF_BEFORE_TLS) && s->rc->tls == RC_TLS_REQUIRE && !s->tls) {
+		if (cmd.verb == SMTP_BDAT)
+			goto refuse_bdat;
+		session_reply(s, 530, "5.7.0", "Must issue a STARTTLS command first");
+		session_error(s);
+		return;
+	}
+	c->handler(s, &cmd);
+	return;
+
+refuse_bdat: {
+	/* read and drop the chunk so its bytes are not taken for commands */
+	uint64_t size;
+	bool last;
+	struct smtp_err err;
+	if (smtp_parse_bdat(cmd.arg, cmd.arg_len, &size, &last, &err) && size > 0) {
+		s->bdat_left = size;
+		s->bdat_discard = true;
+		session_set_state(s, SS_BDAT);
+	}
+	if (s->helo[0] == '\0')
+		session_reply(s, 503, "5.5.1", "Error: send EHLO/HELO first");
+	else
+		session_reply(s, 530, "5.7.0", "Must issue a STARTTLS command first");
+	session_error(s);
+}
+}

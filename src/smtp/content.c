@@ -1,0 +1,265 @@
+/*
+ * content.c - message content intake for DATA (RFC 5321 4.1.1.4) and BDAT
+ * (RFC 3030): the Received trace field (RFC 5321 4.4, protocol names from
+ * RFC 3848 and RFC 6531 3.7.3), a Message-ID when the message has none
+ * (RFC 5322 3.6.4; never changed when present), the size limit (RFC 1870,
+ * 552 5.3.4), the hop limit (RFC 5321 6.3, 554 5.4.6), and the hand-over
+ * to the queue's group commit. Only after the commit callback says the
+ * message is durable does the client get its 250.
+ *
+ * A failure while content is arriving (too big, bare CR/LF, too many
+ * hops, disk error) is remembered in the transaction, the queue file is
+ * dropped at once, and the reply is given at the end of the content,
+ * when the client listens again.
+ */
+#include "smtp/session.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "queue/queue.h"
+#include "smtp/reply.h"
+#include "util/log.h"
+#include "util/str.h"
+
+void session_release_dead(struct smtp_session *s); /* server.c */
+
+void content_fail(struct smtp_tx *tx, int code, const char *enh, const char *text)
+{
+	if (tx->fail_code)
+		return;
+	tx->fail_code = code;
+	tx->fail_enh = enh;
+	tx->fail_text = text;
+	if (tx->writer) {
+		queue_writer_abort(tx->writer);
+		tx->writer = NULL;
+	}
+}
+
+static void content_write(struct smtp_tx *tx, const char *p, size_t n)
+{
+	if (tx->writer == NULL)
+		return;
+	if (queue_writer_write(tx->writer, p, n) < 0) {
+		log_warn("%s queue write error: %s", tx->env.qid, strerror(errno));
+		content_fail(tx, 451, "4.3.0", "Error: queue file write error, try again later");
+	}
+}
+
+static const char *protocol_name(const struct smtp_session *s)
+{
+	bool auth = s->tx->env.auth_user != NULL;
+
+	if (s->tx->env.smtputf8)
+		return s->tls ? (auth ? "UTF8SMTPSA" : "UTF8SMTPS") : (auth ? "UTF8SMTPA" : "UTF8SMTP");
+	if (!s->esmtp)
+		return "SMTP";
+	return s->tls ? (auth ? "ESMTPSA" : "ESMTPS") : (auth ? "ESMTPA" : "ESMTP");
+}
+
+static void write_received(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+	struct buf b = BUF_INIT;
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	buf_printf(&b, "Received: from %s (%s%s%s)\r\n", s->helo[0] ? s->helo : "unknown",
+		   strchr(s->addr, ':') ? "[IPv6:" : "[", s->addr, "]");
+	buf_printf(&b, "\tby %s (transit) with %s id %s\r\n", s->rc->fqdn, protocol_name(s),
+		   tx->env.qid);
+	if (s->tls)
+		buf_printf(&b, "\t(%s)\r\n", s->tls_info);
+	if (tx->env.nrcpt == 1)
+		buf_printf(&b, "\tfor <%s>; %s\r\n", tx->env.rcpt[0].addr, date);
+	else
+		buf_printf(&b, "\t; %s\r\n", date);
+	content_write(tx, b.data, b.len);
+	buf_free(&b);
+}
+
+bool content_begin(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+
+	queue_new_qid(s->srv->p.queue, tx->env.qid);
+	tx->env.arrival = time(NULL);
+	envelope_set_str(&tx->env.connector, s->rc->name);
+	envelope_set_str(&tx->env.client_addr, s->addr);
+	envelope_set_str(&tx->env.client_helo, s->helo[0] ? s->helo : NULL);
+	tx->writer = queue_writer_new(s->srv->p.queue, &tx->env);
+	if (tx->writer == NULL) {
+		log_warn("%s queue file create error: %s", tx->env.qid, strerror(errno));
+		session_reply(s, 451, "4.3.0", "Error: queue file write error, try again later");
+		return false;
+	}
+	hdrscan_init(&tx->hdr);
+	tx->size = 0;
+	write_received(s);
+	return tx->writer != NULL;
+}
+
+static void add_message_id(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+	char line[QID_MAX + 300];
+	int n;
+
+	if (tx->hdr.has_message_id || tx->message_id_added)
+		return;
+	n = snprintf(line, sizeof(line), "Message-ID: <%s@%s>\r\n", tx->env.qid, s->rc->fqdn);
+	tx->message_id_added = true;
+	if (n > 0 && (size_t)n < sizeof(line))
+		content_write(tx, line, (size_t)n);
+}
+
+void content_data_line(struct smtp_session *s, const char *line, size_t len)
+{
+	struct smtp_tx *tx = s->tx;
+
+	if (tx->fail_code)
+		return;
+	tx->size += len + 2;
+	if (tx->size > s->rc->max_message_size) {
+		log_info("%s smtp reject reason=size limit=%" PRIu64, s->id, s->rc->max_message_size);
+		content_fail(tx, 552, "5.3.4", "Message size exceeds fixed maximum message size");
+		return;
+	}
+	if (!tx->hdr.in_body) {
+		switch (hdrscan_line(&tx->hdr, line, len)) {
+		case HDRLINE_END:
+			add_message_id(s);
+			break;
+		case HDRLINE_NOT_HEADER:
+			/* header section ended without its empty line: add both */
+			add_message_id(s);
+			content_write(tx, "\r\n", 2);
+			break;
+		default:
+			break;
+		}
+	}
+	content_write(tx, line, len);
+	content_write(tx, "\r\n", 2);
+}
+
+/* One BDAT line including its LF. */
+static void bdat_line(struct smtp_session *s, const char *p, size_t len, bool final)
+{
+	size_t body = len;
+
+	if (!final) {
+		if (len < 2 || p[len - 2] != '\r') {
+			content_fail(s->tx, 554, "5.6.0",
+				     "Message refused: bare LF in message data (RFC 5321 2.3.8)");
+			return;
+		}
+		body = len - 2;
+	}
+	if (memchr(p, '\r', body) != NULL) {
+		content_fail(s->tx, 554, "5.6.0",
+			     "Message refused: bare CR in message data (RFC 5321 2.3.8)");
+		return;
+	}
+	content_data_line(s, p, body);
+}
+
+void content_bdat_bytes(struct smtp_session *s, const char *p, size_t n)
+{
+	struct smtp_tx *tx = s->tx;
+	size_t max = s->rc->max_text_line_length + 2;
+
+	while (n > 0 && !tx->fail_code) {
+		const char *lf = memchr(p, '\n', n);
+		size_t take = lf ? (size_t)(lf - p) + 1 : n;
+
+		if (tx->partial.len + take > max) {
+			content_fail(tx, 554, "5.6.0", "Message refused: line too long");
+			buf_reset(&tx->partial);
+			return;
+		}
+		if (lf && tx->partial.len == 0) {
+			bdat_line(s, p, take, false);
+		} else {
+			buf_append(&tx->partial, p, take);
+			if (lf) {
+				bdat_line(s, tx->partial.data, tx->partial.len, false);
+				buf_reset(&tx->partial);
+			}
+		}
+		p += take;
+		n -= take;
+	}
+}
+
+static void commit_done(void *arg, int error, struct envelope *env)
+{
+	struct smtp_session *s = arg;
+	const char *rcpt0 = env && env->nrcpt ? env->rcpt[0].addr : "";
+
+	s->commit_pending = false;
+	if (error == 0) {
+		log_info("%s receive from=<%s> size=%" PRIu64 " nrcpt=%zu to=<%s>%s connector=%s "
+			 "client=%s helo=%s sid=%s tls=%s",
+			 env->qid, env->sender, env->content_len, env->nrcpt, rcpt0,
+			 env->nrcpt > 1 ? ",..." : "", env->connector, env->client_addr,
+			 env->client_helo ? env->client_helo : "-", s->id, s->tls ? "yes" : "no");
+	}
+	if (s->dead) {
+		/* the client is gone but the message is safe: deliver it */
+		if (error == 0)
+			s->srv->p.on_message(s->srv->p.on_message_arg, env);
+		session_release_dead(s);
+		return;
+	}
+	if (error) {
+		log_warn("%s queue commit failed: %s", s->tx->env.qid, strerror(error));
+		session_reply(s, 451, "4.3.0", "Error: queue file write error, try again later");
+	} else {
+		s->messages++;
+		session_reply(s, 250, "2.0.0", "Ok: queued as %s", env->qid);
+		s->srv->p.on_message(s->srv->p.on_message_arg, env);
+	}
+	session_reset_tx(s);
+	session_set_state(s, SS_READY);
+	session_data_timeouts(s, false);
+	session_resume(s);
+}
+
+void content_end(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+
+	if (tx->bdat && tx->partial.len > 0 && !tx->fail_code) {
+		/* the last chunk did not end in CRLF: take the rest as a line */
+		bdat_line(s, tx->partial.data, tx->partial.len, true);
+		buf_reset(&tx->partial);
+	}
+	if (!tx->fail_code && !tx->hdr.in_body)
+		add_message_id(s);
+	if (!tx->fail_code && tx->hdr.received > s->srv->p.conf->server.max_hop_count) {
+		log_info("%s smtp reject reason=hop-count received=%u limit=%u", s->id,
+			 tx->hdr.received, s->srv->p.conf->server.max_hop_count);
+		content_fail(tx, 554, "5.4.6", "Too many hops: mail forwarding loop detected");
+	}
+	session_data_timeouts(s, false);
+	if (tx->fail_code) {
+		log_info("%s smtp reject cmd=%s reply=\"%d %s\" from=<%s> size=%" PRIu64, s->id,
+			 tx->bdat ? "BDAT" : "DATA", tx->fail_code, tx->fail_enh, tx->env.sender,
+			 tx->size);
+		session_reply(s, tx->fail_code, tx->fail_enh, "%s", tx->fail_text);
+		session_reset_tx(s);
+		session_set_state(s, SS_READY);
+		return;
+	}
+	session_set_state(s, SS_COMMIT);
+	s->commit_pending = true;
+	queue_writer_commit(tx->writer, commit_done, s);
+	tx->writer = NULL;
+}

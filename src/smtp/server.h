@@ -1,0 +1,54 @@
+/*
+ * server.h - the SMTP server side: one session per accepted connection on
+ * a receive connector (RFC 5321; extensions PIPELINING RFC 2920, SIZE RFC
+ * 1870, 8BITMIME RFC 6152, SMTPUTF8 RFC 6531, DSN RFC 3461, CHUNKING RFC
+ * 3030, ENHANCEDSTATUSCODES RFC 2034, STARTTLS RFC 3207, implicit TLS RFC
+ * 8314).
+ *
+ * The server owns the sessions and their limits; it knows nothing about
+ * sockets being bound (net/listener.c hands it accepted fds) nor about
+ * delivery (a committed message is handed to the on_message callback).
+ */
+#ifndef TRANSIT_SMTP_SERVER_H
+#define TRANSIT_SMTP_SERVER_H
+
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include <openssl/ssl.h>
+
+#include "conf/conf.h"
+#include "mail/envelope.h"
+
+struct event_base;
+struct queue;
+struct passwd_db;
+struct smtp_server;
+
+struct smtp_server_params {
+	const struct config *conf;
+	struct event_base *base;
+	struct queue *queue;
+	struct passwd_db *users;
+	/* TLS context per receive connector (same index as conf->rcs), NULL
+	 * where the connector has tls = none. */
+	SSL_CTX **tls_ctx;
+	/* true when ip (family AF_INET/AF_INET6, 4/16 bytes) is one of ours:
+	 * user@[ip] is then a local address. */
+	bool (*is_local_ip)(int family, const void *ip);
+	/* A committed message; the callee takes ownership of env. */
+	void (*on_message)(void *arg, struct envelope *env);
+	void *on_message_arg;
+};
+
+struct smtp_server *smtp_server_new(const struct smtp_server_params *p);
+/* Serve an accepted connection on connector rc (index into conf->rcs).
+ * Takes ownership of fd. Applies the total and per-source connection
+ * limits (421 4.7.0). */
+void smtp_server_accept(struct smtp_server *srv, int fd, const struct sockaddr *sa, socklen_t salen,
+			size_t rc_index);
+unsigned smtp_server_sessions(const struct smtp_server *srv);
+/* Close every session (421 4.3.2 shutting down) and free the server. */
+void smtp_server_free(struct smtp_server *srv);
+
+#endif

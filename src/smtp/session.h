@@ -1,0 +1,120 @@
+/*
+ * session.h - state shared by the files of the SMTP server (private to
+ * src/smtp/): server.c (connections, I/O, TLS, limits), commands.c (the
+ * command table and handlers) and content.c (DATA/BDAT content intake).
+ *
+ * Session state and transaction state are kept apart: a struct smtp_tx
+ * lives from MAIL to the end of the message (or RSET), and freeing it is
+ * the whole of RSET.
+ */
+#ifndef TRANSIT_SMTP_SESSION_H
+#define TRANSIT_SMTP_SESSION_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mail/envelope.h"
+#include "mail/msgdata.h"
+#include "smtp/cmd.h"
+#include "smtp/server.h"
+#include "util/buf.h"
+
+struct bufferevent;
+struct event;
+struct queue_writer;
+struct htable;
+
+enum session_state {
+	SS_GREETING,	 /* implicit TLS handshake or banner not yet sent */
+	SS_CONNECTED,	 /* banner sent, no EHLO/HELO yet */
+	SS_READY,	 /* after EHLO/HELO, no transaction */
+	SS_MAIL,	 /* MAIL accepted, no recipient yet */
+	SS_RCPT,	 /* at least one recipient */
+	SS_DATA,	 /* reading DATA content */
+	SS_BDAT,	 /* reading a BDAT chunk */
+	SS_COMMIT,	 /* waiting for the queue's group commit */
+	SS_STARTTLS,	 /* 220 sent, waiting for it to flush before the handshake */
+	SS_CLOSING,	 /* final reply queued, closing when flushed */
+};
+
+struct smtp_server {
+	struct smtp_server_params p;
+	unsigned nsessions;
+	struct htable *per_source; /* "connector\0ip" -> count (uintptr_t) */
+	uint64_t next_id;
+	struct smtp_session *sessions; /* list, for shutdown */
+};
+
+/* The transaction: from MAIL to the end of the message. */
+struct smtp_tx {
+	struct envelope env;
+	struct mail_params mail;
+	struct queue_writer *writer; /* open once DATA/BDAT started */
+	struct hdrscan hdr;
+	uint64_t size;		     /* content octets received (after unstuffing) */
+	bool message_id_added;
+	/* the first failure while reading the content; replied at its end */
+	int fail_code;
+	const char *fail_enh;
+	const char *fail_text;
+	bool skipping_long_line;     /* discarding the rest of an over-long line */
+	bool bdat;		     /* content came by BDAT */
+	struct buf partial;	     /* BDAT: a line not yet complete */
+};
+
+struct smtp_session {
+	struct smtp_session *next, *prev;
+	struct smtp_server *srv;
+	const struct receive_connector *rc;
+	size_t rc_index;
+	char id[20];
+	char addr[INET6_ADDRSTRLEN];
+	struct sockaddr_storage ss;
+	char source_key[128];
+	int fd;
+	struct bufferevent *bev;
+	SSL *ssl;
+	struct event *deadline;
+	enum session_state state;
+	bool tls;
+	char tls_info[160];
+	bool esmtp;
+	char helo[256];
+	unsigned errors;
+	unsigned messages;
+	struct smtp_tx *tx;
+	uint64_t bdat_left;   /* octets of the current chunk still to read */
+	bool bdat_last;
+	bool bdat_discard;    /* chunk refused: read and drop it */
+	bool skip_cmd_line;   /* discarding the rest of an over-long command line */
+	bool commit_pending;  /* a commit callback will still arrive */
+	bool dead;	      /* connection gone; free when the commit returns */
+	struct buf out;	      /* reply being built */
+};
+
+/* server.c */
+void session_send(struct smtp_session *s); /* flush s->out to the peer */
+void session_reply(struct smtp_session *s, int code, const char *enh, const char *fmt, ...)
+	PRINTF_LIKE(4, 5);
+/* Count an error; true if the session was closed for too many. */
+bool session_error(struct smtp_session *s);
+void session_close(struct smtp_session *s, const char *reason);
+void session_set_state(struct smtp_session *s, enum session_state st);
+void session_start_tls(struct smtp_session *s);
+void session_data_timeouts(struct smtp_session *s, bool data);
+void session_resume(struct smtp_session *s); /* after an async step */
+
+/* commands.c */
+void commands_dispatch(struct smtp_session *s, const char *line, size_t len);
+void tx_free(struct smtp_tx *tx);
+void session_reset_tx(struct smtp_session *s);
+
+/* content.c */
+bool content_begin(struct smtp_session *s); /* open the queue file, write Received */
+void content_data_line(struct smtp_session *s, const char *line, size_t len);
+void content_fail(struct smtp_tx *tx, int code, const char *enh, const char *text);
+void content_bdat_bytes(struct smtp_session *s, const char *p, size_t n);
+void content_end(struct smtp_session *s); /* end of DATA or BDAT LAST: check, commit, reply */
+
+#endif
