@@ -128,9 +128,9 @@ static bool read_line(char *out, size_t outsz)
 /* Prompt on the terminal with echo off. */
 static bool read_tty_password(const char *prompt, char *out, size_t outsz)
 {
-	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP};
+	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 	struct termios t;
-	struct sigaction sa, old[5];
+	struct sigaction sa, old[4];
 	bool ok;
 	size_t i;
 
@@ -139,8 +139,11 @@ static bool read_tty_password(const char *prompt, char *out, size_t outsz)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = restore_tty_and_exit;
 	sigemptyset(&sa.sa_mask);
-	for (i = 0; i < 5; i++)
-		sigaction(sigs[i], &sa, &old[i]);
+	for (i = 0; i < 4; i++) {
+		sigaction(sigs[i], NULL, &old[i]);
+		if (old[i].sa_handler != SIG_IGN) /* keep what the caller ignores ignored */
+			sigaction(sigs[i], &sa, NULL);
+	}
 	t = ctl_saved_tty;
 	t.c_lflag &= ~(tcflag_t)(ECHO | ECHOE | ECHOK);
 	t.c_lflag |= ECHONL;
@@ -152,7 +155,7 @@ static bool read_tty_password(const char *prompt, char *out, size_t outsz)
 	ok = read_line(out, outsz);
 	tcsetattr(STDIN_FILENO, TCSAFLUSH, &ctl_saved_tty);
 	ctl_tty_changed = 0;
-	for (i = 0; i < 5; i++)
+	for (i = 0; i < 4; i++)
 		sigaction(sigs[i], &old[i], NULL);
 	if (!ok)
 		fputc('\n', stderr);

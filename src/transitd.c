@@ -196,7 +196,6 @@ int main(int argc, char **argv)
 	n = queue_scan(q, recovered, sched);
 	if (n < 0)
 		log_fatal("queue: cannot read %s/queue", c->server.spool);
-	log_info("queue recovered messages=%ld", n);
 
 	memset(&sp, 0, sizeof(sp));
 	sp.conf = c;

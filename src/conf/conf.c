@@ -65,12 +65,40 @@ static cfg_opt_t rc_opts[] = {
 	CFG_STR("session-timeout", "1h", CFGF_NONE),
 	CFG_END()};
 
+static cfg_opt_t sc_opts[] = {
+	CFG_STR_LIST("address-spaces", NULL, CFGF_NODEFAULT),
+	CFG_STR("routing", "dns", CFGF_NONE),
+	CFG_STR_LIST("smart-hosts", NULL, CFGF_NONE),
+	CFG_INT("port", 25, CFGF_NONE),
+	CFG_STR_LIST("source-ip", NULL, CFGF_NONE),
+	CFG_STR("fqdn", NULL, CFGF_NONE),
+	CFG_STR("tls", "opportunistic", CFGF_NONE),
+	CFG_STR("tls-ca-file", NULL, CFGF_NONE),
+	CFG_STR("max-message-size", "0", CFGF_NONE),
+	CFG_STR_LIST("allowed-senders", NULL, CFGF_NONE),
+	CFG_STR("auth-secret", NULL, CFGF_NONE),
+	CFG_BOOL("enabled", cfg_true, CFGF_NONE),
+	CFG_INT("max-connections-per-destination", 20, CFGF_NONE),
+	CFG_STR("connect-timeout", "30s", CFGF_NONE),
+	CFG_STR("command-timeout", "5m", CFGF_NONE),
+	CFG_STR("data-timeout", "10m", CFGF_NONE),
+	CFG_END()};
+
+static cfg_opt_t dns_opts[] = {
+	CFG_STR_LIST("servers", NULL, CFGF_NONE),
+	CFG_END()};
+
+static cfg_opt_t dsn_opts[] = {
+	CFG_STR("template", NULL, CFGF_NONE),
+	CFG_END()};
+
 static cfg_opt_t queue_opts[] = {
 	CFG_STR_LIST("retry", "{1m, 5m, 15m, 1h}", CFGF_NONE),
 	CFG_STR("expire", "5d", CFGF_NONE),
 	CFG_STR("delay-notice", "4h", CFGF_NONE),
 	CFG_STR("sync", "fsync", CFGF_NONE),
 	CFG_INT("delivery-threads", 2, CFGF_NONE),
+	CFG_INT("max-connections", 100, CFGF_NONE),
 	CFG_INT("max-batch", 64, CFGF_NONE),
 	CFG_END()};
 
@@ -80,7 +108,10 @@ static cfg_opt_t top_opts[] = {
 	CFG_SEC("mailboxes", mailbox_opts, CFGF_NONE),
 	CFG_SEC("users", users_opts, CFGF_NONE),
 	CFG_SEC("receive-connector", rc_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+	CFG_SEC("send-connector", sc_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 	CFG_SEC("queue", queue_opts, CFGF_NONE),
+	CFG_SEC("dns", dns_opts, CFGF_NONE),
+	CFG_SEC("dsn", dsn_opts, CFGF_NONE),
 	CFG_END()};
 
 /* ---- value parsers shared by validation and conversion ------------------ */
@@ -195,6 +226,89 @@ bool ip_range_contains(const struct ip_range *r, const struct sockaddr *sa)
 		if ((a[full] & mask) != (r->addr[full] & mask))
 			return false;
 	}
+	return true;
+}
+
+static bool valid_hostname(const char *s);
+
+/* "example.com", "*.example.com" or "*", optionally followed by ";cost". */
+static bool parse_space(const char *s, struct address_space *a)
+{
+	char dom[256];
+	const char *semi = strchr(s, ';');
+	size_t n = semi ? (size_t)(semi - s) : strlen(s);
+	char *end;
+	long cost = 1;
+
+	memset(a, 0, sizeof(*a));
+	if (n == 0 || n >= sizeof(dom))
+		return false;
+	memcpy(dom, s, n);
+	dom[n] = '\0';
+	if (semi) {
+		errno = 0;
+		cost = strtol(semi + 1, &end, 10);
+		if (errno || semi[1] == '\0' || *end != '\0' || cost < 1 || cost > 1000)
+			return false;
+	}
+	a->cost = (unsigned)cost;
+	if (strcmp(dom, "*") == 0) {
+		a->wildcard = true;
+		a->domain = NULL;
+		return true;
+	}
+	if (strncmp(dom, "*.", 2) == 0) {
+		a->wildcard = true;
+		memmove(dom, dom + 2, strlen(dom + 2) + 1);
+	}
+	if (!valid_hostname(dom))
+		return false;
+	str_lower(dom);
+	a->domain = xstrdup(dom);
+	return true;
+}
+
+/* "[host]:port", "[host]", "host:port", "host"; an IPv6 address only in brackets. */
+static bool parse_smart_host(const char *s, struct smart_host *h)
+{
+	char host[256];
+	const char *rest;
+	long port = 25;
+	char *end;
+	unsigned char tmp[16];
+
+	memset(h, 0, sizeof(*h));
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (close == NULL || (size_t)(close - s - 1) >= sizeof(host) || close == s + 1)
+			return false;
+		memcpy(host, s + 1, (size_t)(close - s - 1));
+		host[close - s - 1] = '\0';
+		h->no_mx = true;
+		rest = close + 1;
+	} else {
+		const char *colon = strchr(s, ':');
+		size_t n = colon ? (size_t)(colon - s) : strlen(s);
+		if (n == 0 || n >= sizeof(host))
+			return false;
+		memcpy(host, s, n);
+		host[n] = '\0';
+		rest = s + n;
+	}
+	if (*rest == ':') {
+		errno = 0;
+		port = strtol(rest + 1, &end, 10);
+		if (errno || rest[1] == '\0' || *end != '\0' || port < 1 || port > 65535)
+			return false;
+	} else if (*rest != '\0') {
+		return false;
+	}
+	if (!valid_hostname(host) && inet_pton(AF_INET, host, tmp) != 1 &&
+	    !(h->no_mx && inet_pton(AF_INET6, host, tmp) == 1))
+		return false;
+	str_lower(host);
+	h->host = xstrdup(host);
+	h->port = (uint16_t)port;
 	return true;
 }
 
@@ -375,6 +489,130 @@ static int v_maildir(cfg_t *cfg, cfg_opt_t *opt)
 	return 0;
 }
 
+static int v_spaces(cfg_t *cfg, cfg_opt_t *opt)
+{
+	unsigned i;
+	struct address_space a;
+
+	for (i = 0; i < cfg_opt_size(opt); i++) {
+		const char *s = cfg_opt_getnstr(opt, i);
+		if (!parse_space(s, &a)) {
+			cfg_error(cfg, "address-spaces: \"%s\" is not DOMAIN, *.DOMAIN or * "
+				       "(optionally ;COST with COST 1..1000)", s);
+			return -1;
+		}
+		free(a.domain);
+	}
+	return 0;
+}
+
+static int v_smart_hosts(cfg_t *cfg, cfg_opt_t *opt)
+{
+	unsigned i;
+	struct smart_host h;
+
+	for (i = 0; i < cfg_opt_size(opt); i++) {
+		const char *s = cfg_opt_getnstr(opt, i);
+		if (!parse_smart_host(s, &h)) {
+			cfg_error(cfg, "smart-hosts: \"%s\" is not HOST, HOST:PORT, [HOST] or [HOST]:PORT", s);
+			return -1;
+		}
+		free(h.host);
+	}
+	return 0;
+}
+
+static int v_source_ip(cfg_t *cfg, cfg_opt_t *opt)
+{
+	unsigned i, n4 = 0, n6 = 0;
+	unsigned char tmp[16];
+
+	for (i = 0; i < cfg_opt_size(opt); i++) {
+		const char *s = cfg_opt_getnstr(opt, i);
+		if (inet_pton(AF_INET, s, tmp) == 1)
+			n4++;
+		else if (inet_pton(AF_INET6, s, tmp) == 1)
+			n6++;
+		else {
+			cfg_error(cfg, "source-ip: \"%s\" is not an IPv4 or IPv6 address", s);
+			return -1;
+		}
+	}
+	if (n4 > 1 || n6 > 1) {
+		cfg_error(cfg, "source-ip: at most one IPv4 and one IPv6 address");
+		return -1;
+	}
+	return 0;
+}
+
+static int v_size_or_zero(cfg_t *cfg, cfg_opt_t *opt)
+{
+	uint64_t v;
+	const char *s = cfg_opt_getnstr(opt, 0);
+	if (!parse_size(s, &v)) {
+		cfg_error(cfg, "%s: \"%s\" is not a size (like 25M, 100K, 1G; 0 = no limit)",
+			  opt->name, s);
+		return -1;
+	}
+	return 0;
+}
+
+static int v_sc_tls(cfg_t *cfg, cfg_opt_t *opt)
+{
+	static const char *const c[] = {"none", "opportunistic", "require", NULL};
+	return v_one_of(cfg, opt, c);
+}
+
+static int v_routing(cfg_t *cfg, cfg_opt_t *opt)
+{
+	static const char *const c[] = {"dns", "smart-host", NULL};
+	return v_one_of(cfg, opt, c);
+}
+
+static int v_port(cfg_t *cfg, cfg_opt_t *opt)
+{
+	long v = cfg_opt_getnint(opt, 0);
+	if (v < 1 || v > 65535) {
+		cfg_error(cfg, "%s: %ld is not a port (1..65535)", opt->name, v);
+		return -1;
+	}
+	return 0;
+}
+
+static int v_dns_servers(cfg_t *cfg, cfg_opt_t *opt)
+{
+	unsigned i;
+	struct binding b;
+
+	for (i = 0; i < cfg_opt_size(opt); i++) {
+		const char *s = cfg_opt_getnstr(opt, i);
+		unsigned char tmp[16];
+		if (!parse_binding(s, &b) && inet_pton(AF_INET, s, tmp) != 1 &&
+		    inet_pton(AF_INET6, s, tmp) != 1) {
+			cfg_error(cfg, "servers: \"%s\" is not ADDRESS or ADDRESS:PORT", s);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int v_sc_section(cfg_t *cfg, cfg_opt_t *opt)
+{
+	cfg_t *sec = cfg_opt_getnsec(opt, cfg_opt_size(opt) - 1);
+	if (cfg_size(sec, "address-spaces") == 0) {
+		cfg_error(cfg, "send-connector \"%s\": needs address-spaces = { \"DOMAIN\" }",
+			  cfg_title(sec));
+		return -1;
+	}
+	if (strcmp(cfg_getstr(sec, "routing"), "smart-host") == 0 &&
+	    cfg_size(sec, "smart-hosts") == 0) {
+		cfg_error(cfg, "send-connector \"%s\": routing = \"smart-host\" needs smart-hosts",
+			  cfg_title(sec));
+		return -1;
+	}
+	return 0;
+}
+
 static int v_rc_section(cfg_t *cfg, cfg_opt_t *opt)
 {
 	cfg_t *sec = cfg_opt_getnsec(opt, cfg_opt_size(opt) - 1);
@@ -427,6 +665,21 @@ static void conf_set_validators(cfg_t *cfg)
 	cfg_set_validate_func(cfg, "receive-connector|command-timeout", v_duration_list);
 	cfg_set_validate_func(cfg, "receive-connector|data-timeout", v_duration_list);
 	cfg_set_validate_func(cfg, "receive-connector|session-timeout", v_duration_list);
+	cfg_set_validate_func(cfg, "send-connector", v_sc_section);
+	cfg_set_validate_func(cfg, "send-connector|address-spaces", v_spaces);
+	cfg_set_validate_func(cfg, "send-connector|routing", v_routing);
+	cfg_set_validate_func(cfg, "send-connector|smart-hosts", v_smart_hosts);
+	cfg_set_validate_func(cfg, "send-connector|port", v_port);
+	cfg_set_validate_func(cfg, "send-connector|source-ip", v_source_ip);
+	cfg_set_validate_func(cfg, "send-connector|fqdn", v_hostname);
+	cfg_set_validate_func(cfg, "send-connector|tls", v_sc_tls);
+	cfg_set_validate_func(cfg, "send-connector|max-message-size", v_size_or_zero);
+	cfg_set_validate_func(cfg, "send-connector|max-connections-per-destination", v_positive);
+	cfg_set_validate_func(cfg, "send-connector|connect-timeout", v_duration_list);
+	cfg_set_validate_func(cfg, "send-connector|command-timeout", v_duration_list);
+	cfg_set_validate_func(cfg, "send-connector|data-timeout", v_duration_list);
+	cfg_set_validate_func(cfg, "dns|servers", v_dns_servers);
+	cfg_set_validate_func(cfg, "queue|max-connections", v_positive);
 	cfg_set_validate_func(cfg, "queue|retry", v_duration_list);
 	cfg_set_validate_func(cfg, "queue|expire", v_duration_list);
 	cfg_set_validate_func(cfg, "queue|delay-notice", v_duration_list);
@@ -492,6 +745,72 @@ static void convert_rc(cfg_t *sec, const struct config *c, struct receive_connec
 	rc->command_timeout = get_duration(sec, "command-timeout");
 	rc->data_timeout = get_duration(sec, "data-timeout");
 	rc->session_timeout = get_duration(sec, "session-timeout");
+}
+
+static void convert_sc(cfg_t *sec, const struct config *c, struct send_connector *sc)
+{
+	unsigned i;
+
+	memset(sc, 0, sizeof(*sc));
+	sc->name = xstrdup(cfg_title(sec));
+	sc->enabled = cfg_getbool(sec, "enabled") == cfg_true;
+	sc->nspaces = cfg_size(sec, "address-spaces");
+	sc->spaces = xcalloc(sc->nspaces, sizeof(*sc->spaces));
+	for (i = 0; i < sc->nspaces; i++)
+		(void)parse_space(cfg_getnstr(sec, "address-spaces", i), &sc->spaces[i]);
+	sc->nhosts = cfg_size(sec, "smart-hosts");
+	sc->hosts = xcalloc(sc->nhosts, sizeof(*sc->hosts));
+	for (i = 0; i < sc->nhosts; i++)
+		(void)parse_smart_host(cfg_getnstr(sec, "smart-hosts", i), &sc->hosts[i]);
+	sc->port = (uint16_t)cfg_getint(sec, "port");
+	for (i = 0; i < cfg_size(sec, "source-ip"); i++) {
+		const char *ip = cfg_getnstr(sec, "source-ip", i);
+		if (inet_pton(AF_INET, ip, &sc->source4.sin_addr) == 1) {
+			sc->source4.sin_family = AF_INET;
+			sc->has_source4 = true;
+		} else if (inet_pton(AF_INET6, ip, &sc->source6.sin6_addr) == 1) {
+			sc->source6.sin6_family = AF_INET6;
+			sc->has_source6 = true;
+		}
+	}
+	sc->fqdn = xstrdup(cfg_getstr(sec, "fqdn") ? cfg_getstr(sec, "fqdn") : c->server.fqdn);
+	{
+		const char *t = cfg_getstr(sec, "tls");
+		sc->tls = strcmp(t, "none") == 0	    ? SC_TLS_NONE
+			  : strcmp(t, "require") == 0 ? SC_TLS_REQUIRE
+						      : SC_TLS_OPPORTUNISTIC;
+	}
+	sc->tls_ca_file = dup_or_null(cfg_getstr(sec, "tls-ca-file"));
+	(void)parse_size(cfg_getstr(sec, "max-message-size"), &sc->max_message_size);
+	sc->nallowed = cfg_size(sec, "allowed-senders");
+	sc->allowed_senders = xcalloc(sc->nallowed, sizeof(char *));
+	for (i = 0; i < sc->nallowed; i++)
+		sc->allowed_senders[i] = xstrdup(cfg_getnstr(sec, "allowed-senders", i));
+	sc->auth_secret = dup_or_null(cfg_getstr(sec, "auth-secret"));
+	sc->max_connections_per_destination =
+		(unsigned)cfg_getint(sec, "max-connections-per-destination");
+	sc->connect_timeout = get_duration(sec, "connect-timeout");
+	sc->command_timeout = get_duration(sec, "command-timeout");
+	sc->data_timeout = get_duration(sec, "data-timeout");
+}
+
+static void free_sc(struct send_connector *sc)
+{
+	size_t i;
+
+	for (i = 0; i < sc->nspaces; i++)
+		free(sc->spaces[i].domain);
+	free(sc->spaces);
+	for (i = 0; i < sc->nhosts; i++)
+		free(sc->hosts[i].host);
+	free(sc->hosts);
+	for (i = 0; i < sc->nallowed; i++)
+		free(sc->allowed_senders[i]);
+	free(sc->allowed_senders);
+	free(sc->name);
+	free(sc->fqdn);
+	free(sc->tls_ca_file);
+	free(sc->auth_secret);
 }
 
 /* A node tag for queue ids: the first label of the FQDN, letters and
@@ -587,6 +906,19 @@ static int convert(cfg_t *cfg, struct config *c)
 		return -1;
 	}
 
+	c->nscs = cfg_size(cfg, "send-connector");
+	c->scs = xcalloc(c->nscs, sizeof(*c->scs));
+	for (i = 0; i < c->nscs; i++)
+		convert_sc(cfg_getnsec(cfg, "send-connector", i), c, &c->scs[i]);
+	{
+		cfg_t *dns = cfg_getsec(cfg, "dns");
+		c->ndns_servers = cfg_size(dns, "servers");
+		c->dns_servers = xcalloc(c->ndns_servers, sizeof(char *));
+		for (i = 0; i < c->ndns_servers; i++)
+			c->dns_servers[i] = xstrdup(cfg_getnstr(dns, "servers", i));
+	}
+	c->dsn_template = dup_or_null(cfg_getstr(cfg_getsec(cfg, "dsn"), "template"));
+	c->queue.max_connections = (unsigned)cfg_getint(q, "max-connections");
 	c->queue.nretry = cfg_size(q, "retry");
 	c->queue.retry = xcalloc(c->queue.nretry, sizeof(*c->queue.retry));
 	for (i = 0; i < c->queue.nretry; i++)
@@ -642,6 +974,16 @@ const struct accepted_domain *conf_find_domain(const struct config *c, const cha
 	return NULL;
 }
 
+const struct send_connector *conf_find_send_connector(const struct config *c, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < c->nscs; i++)
+		if (strcmp(c->scs[i].name, name) == 0)
+			return &c->scs[i];
+	return NULL;
+}
+
 void conf_free(struct config *c)
 {
 	size_t i;
@@ -659,6 +1001,13 @@ void conf_free(struct config *c)
 		free(rc->tls_key);
 	}
 	free(c->rcs);
+	for (i = 0; i < c->nscs; i++)
+		free_sc(&c->scs[i]);
+	free(c->scs);
+	for (i = 0; i < c->ndns_servers; i++)
+		free(c->dns_servers[i]);
+	free(c->dns_servers);
+	free(c->dsn_template);
 	for (i = 0; i < c->ndomains; i++)
 		free(c->domains[i].name);
 	free(c->domains);

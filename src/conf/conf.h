@@ -61,6 +61,44 @@ struct receive_connector {
 	uint64_t session_timeout;	/* whole-session deadline, seconds */
 };
 
+enum sc_tls { SC_TLS_NONE = 0, SC_TLS_OPPORTUNISTIC, SC_TLS_REQUIRE };
+
+struct address_space {
+	char *domain;	/* lower-case; "" for "*" */
+	bool wildcard;	/* "*.example.com" (subdomains and the domain) or "*" */
+	unsigned cost;	/* "domain;cost", default 1 */
+};
+
+struct smart_host {
+	char *host;	/* name or IP address, no brackets */
+	bool no_mx;	/* written as [host]: A/AAAA only, no MX lookup */
+	uint16_t port;
+};
+
+struct send_connector {
+	char *name;
+	bool enabled;
+	struct address_space *spaces;
+	size_t nspaces;
+	struct smart_host *hosts; /* empty: routing = dns */
+	size_t nhosts;
+	uint16_t port;		  /* destination port for DNS routing (25) */
+	bool has_source4, has_source6;
+	struct sockaddr_in source4;
+	struct sockaddr_in6 source6;
+	char *fqdn;		  /* EHLO name (default server.fqdn) */
+	enum sc_tls tls;
+	char *tls_ca_file;	  /* extra trust anchors for verification, or NULL */
+	uint64_t max_message_size; /* 0: no limit */
+	char **allowed_senders;	  /* patterns like "*@example.test"; none: anyone */
+	size_t nallowed;
+	char *auth_secret;	  /* file holding "user:password", or NULL */
+	unsigned max_connections_per_destination;
+	uint64_t connect_timeout; /* seconds */
+	uint64_t command_timeout; /* seconds, per reply (RFC 5321 4.5.3.2: 5 min) */
+	uint64_t data_timeout;	  /* seconds for the reply to the final dot (10 min) */
+};
+
 struct config {
 	char *path;
 	struct {
@@ -79,7 +117,13 @@ struct config {
 	size_t ndomains;
 	struct receive_connector *rcs;
 	size_t nrcs;
+	struct send_connector *scs;
+	size_t nscs;
+	char **dns_servers; /* "127.0.0.1:5353"; none: the system resolver */
+	size_t ndns_servers;
+	char *dsn_template; /* file with the human-readable DSN text, or NULL */
 	struct {
+		unsigned max_connections; /* outbound SMTP connections in total */
 		uint64_t *retry; /* seconds between attempts; last repeats */
 		size_t nretry;
 		uint64_t expire;
@@ -97,6 +141,9 @@ void conf_free(struct config *c);
 
 /* Find the accepted domain for a (lower-case) domain name, or NULL. */
 const struct accepted_domain *conf_find_domain(const struct config *c, const char *domain);
+
+/* Find a send connector by name, or NULL. */
+const struct send_connector *conf_find_send_connector(const struct config *c, const char *name);
 
 bool ip_range_contains(const struct ip_range *r, const struct sockaddr *sa);
 

@@ -808,14 +808,12 @@ static int pw_edit(const char *path, enum pw_op op, const char *user, const char
 	size_t found;
 	int lockfd, rc = -1;
 
-	if (op == PW_OP_ADD ? !pw_user_valid(user, err, errsz) : !pw_key(user, key)) {
-		if (op != PW_OP_ADD)
-			pw_err(err, errsz, "user %s does not exist",
-			       log_quote(user, q, sizeof(q)));
+	if (op == PW_OP_ADD && !pw_user_valid(user, err, errsz))
+		return -1;
+	if (!pw_key(user, key)) { /* only for names no file line can hold */
+		pw_err(err, errsz, "user %s does not exist", log_quote(user, q, sizeof(q)));
 		return -1;
 	}
-	if (op == PW_OP_ADD)
-		pw_key(user, key);
 	if (op != PW_OP_DEL) {
 		if (!pw_password_valid(password, err, errsz))
 			return -1;

@@ -18,9 +18,13 @@
  *   error. '%' and '!' (legal atext) also raise ADDR_F_ROUTING, in a
  *   dot-string or inside quotes. In a dot-string, '@' works like '.': the
  *   pieces between separators must be non-empty ("a@@b" is an error).
- * - Limits apply to the local part as written on the wire (quotes and
- *   backslashes included): 64 octets, or 255 when it holds UTF-8. The
- *   domain may have 255 octets, each label 1..63.
+ * - Limits apply to the local part as addr_format() renders it (quoted
+ *   only when it is not a dot-string): 64 octets, or 255 when it holds
+ *   UTF-8. So every accepted address can be written to the queue or to the
+ *   next hop and parsed again (the fuzzer checks this round trip). An
+ *   unquoted "63 octets with '@'" is too long (it renders with quotes); a
+ *   needlessly quoted "\"x\"" counts as x. The domain may have 255
+ *   octets, each label 1..63.
  * - An empty quoted local part ""@d is refused: an empty local part is
  *   how the null path is stored and nothing legitimate needs it.
  * - Address literals are stored canonically ("[192.0.2.1]",
@@ -246,6 +250,43 @@ static size_t source_route_skip(const char *s, size_t n)
 
 /* --- local part ------------------------------------------------------------ */
 
+/* true when local can be written without quotes (RFC 5321 Dot-string,
+ * UTF-8 allowed). */
+static bool local_is_dotstring(const char *local)
+{
+	const unsigned char *p = (const unsigned char *)local;
+	bool prev_dot = true;
+
+	if (*p == '\0')
+		return false;
+	for (; *p; p++) {
+		if (*p == '.') {
+			if (prev_dot)
+				return false;
+			prev_dot = true;
+			continue;
+		}
+		if (*p < 0x80 && !is_atext(*p))
+			return false;
+		prev_dot = false;
+	}
+	return !prev_dot;
+}
+
+/* Octets addr_format() writes for a local part: the canonical form,
+ * quoted (with '"' and '\\' escaped) only when it is not a dot-string. */
+static size_t local_rendered_len(const char *local)
+{
+	size_t n = strlen(local), i, extra = 2;
+
+	if (local_is_dotstring(local))
+		return n;
+	for (i = 0; i < n; i++)
+		if (local[i] == '"' || local[i] == '\\')
+			extra++;
+	return n + extra;
+}
+
 /* Length of the quoted-string at s[0] == '"' including both quotes, or 0
  * when it is not closed. Only finds the end; quoted_parse() checks. */
 static size_t quoted_len(const char *s, size_t n)
@@ -257,40 +298,46 @@ static size_t quoted_len(const char *s, size_t n)
 	return i < n ? i + 1 : 0;
 }
 
-/* Quoted-string s[0..n) (both quotes included, n <= LOCAL_MAX_UTF8 + 2
- * is guaranteed by the caller). Copies the semantic content into
- * out->local. RFC 5321 qtextSMTP / quoted-pairSMTP, plus UTF-8. */
-static bool quoted_parse(const char *s, size_t n, struct mail_addr *out)
+/* Quoted-string s[0..n) (both quotes included). Copies the semantic
+ * content into out->local. RFC 5321 qtextSMTP / quoted-pairSMTP, plus
+ * UTF-8. */
+static enum addr_status quoted_parse(const char *s, size_t n, struct mail_addr *out)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 1, o = 0, k;
+	const unsigned char *p = (const unsigned char *)s, *c;
+	size_t i = 1, o = 0, k, adv;
 
 	n--; /* the closing quote */
 	while (i < n) {
-		if (p[i] == '\\') {
+		if (p[i] == '\\') { /* quoted-pairSMTP: backslash, then %d32-126 */
 			if (i + 1 >= n || p[i + 1] < 32 || p[i + 1] > 126)
-				return false;
-			out->local[o++] = (char)p[i + 1];
-			i += 2;
+				return ADDR_ESYNTAX;
+			c = p + i + 1;
+			k = 1;
+			adv = 2;
 		} else if (p[i] >= 0x80) {
 			if ((k = utf8_seq_len(p + i, n - i)) == 0)
-				return false;
+				return ADDR_ESYNTAX;
 			out->flags |= ADDR_F_UTF8;
-			memcpy(out->local + o, p + i, k);
-			o += k;
-			i += k;
+			c = p + i;
+			adv = k;
 		} else if (p[i] >= 32 && p[i] <= 126) {
-			out->local[o++] = (char)p[i++];
+			c = p + i;
+			k = adv = 1;
 		} else {
-			return false;
+			return ADDR_ESYNTAX;
 		}
+		if (o + k > LOCAL_MAX_UTF8)
+			return ADDR_ETOOLONG;
+		memcpy(out->local + o, c, k);
+		o += k;
+		i += adv;
 	}
 	out->local[o] = '\0';
 	for (k = 0; k < o; k++)
 		if (is_routing_char((unsigned char)out->local[k]))
 			out->flags |= ADDR_F_ROUTING;
 	out->flags |= ADDR_F_QUOTED;
-	return true;
+	return ADDR_OK;
 }
 
 /* Dot-string s[0..n) where '@' also separates pieces (routing). */
@@ -332,9 +379,12 @@ static bool dotstring_parse(const char *s, size_t n, struct mail_addr *out)
 	return true;
 }
 
-static bool local_too_long(size_t wire_len, unsigned flags)
+/* The limit applies to the canonical rendering so that every accepted
+ * address can be written out (queue, next hop) and parsed again. */
+static bool local_too_long(const struct mail_addr *a)
 {
-	return wire_len > ((flags & ADDR_F_UTF8) ? LOCAL_MAX_UTF8 : LOCAL_MAX_ASCII);
+	return local_rendered_len(a->local) >
+	       ((a->flags & ADDR_F_UTF8) ? LOCAL_MAX_UTF8 : LOCAL_MAX_ASCII);
 }
 
 /* Offset of the '@' that separates local part and domain in an unquoted
@@ -353,18 +403,18 @@ static size_t last_at(const char *s, size_t n)
 static enum addr_status mailbox_parse(const char *s, size_t n, struct mail_addr *out,
 				      const char **why)
 {
+	enum addr_status st;
 	size_t local_len;
 
 	*why = "invalid local part";
 	if (n > 0 && s[0] == '"') {
 		if ((local_len = quoted_len(s, n)) == 0)
 			return ADDR_ESYNTAX;
-		if (local_len > LOCAL_MAX_UTF8) {
-			*why = "local part too long";
-			return ADDR_ETOOLONG;
+		if ((st = quoted_parse(s, local_len, out)) != ADDR_OK) {
+			if (st == ADDR_ETOOLONG)
+				*why = "local part too long";
+			return st;
 		}
-		if (!quoted_parse(s, local_len, out))
-			return ADDR_ESYNTAX;
 		if (out->local[0] == '\0') {
 			*why = "empty local part";
 			return ADDR_ESYNTAX;
@@ -384,7 +434,7 @@ static enum addr_status mailbox_parse(const char *s, size_t n, struct mail_addr 
 		if (!dotstring_parse(s, local_len, out))
 			return ADDR_ESYNTAX;
 	}
-	if (local_too_long(local_len, out->flags)) {
+	if (local_too_long(out)) {
 		*why = "local part too long";
 		return ADDR_ETOOLONG;
 	}
@@ -434,29 +484,6 @@ enum addr_status addr_parse(const char *s, size_t len, bool allow_null, struct m
 }
 
 /* --- rendering ----------------------------------------------------------- */
-
-/* true when local can be written without quotes (RFC 5321 Dot-string,
- * UTF-8 allowed). */
-static bool local_is_dotstring(const char *local)
-{
-	const unsigned char *p = (const unsigned char *)local;
-	bool prev_dot = true;
-
-	if (*p == '\0')
-		return false;
-	for (; *p; p++) {
-		if (*p == '.') {
-			if (prev_dot)
-				return false;
-			prev_dot = true;
-			continue;
-		}
-		if (*p < 0x80 && !is_atext(*p))
-			return false;
-		prev_dot = false;
-	}
-	return !prev_dot;
-}
 
 struct sink {
 	char *out;

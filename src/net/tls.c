@@ -13,17 +13,18 @@
  * Encrypted keys are refused instead of prompting on a terminal.
  *
  * Self-signed certificate (RFC 5280 profile): <spool>/tls/selfsigned.key
- * and .crt. A pair that loads, matches, names the FQDN and has not
- * expired is reused; otherwise a new one is made: RSA 2048 (still the
- * key type every MTA on the internet can use), X.509 v3, random positive
- * 128-bit serial, valid from now for 365 days, subject CN=fqdn (left out
- * when the name is longer than the 64 characters X.520 allows, and then
- * subjectAltName is critical, RFC 5280 4.2.1.6), subjectAltName DNS:fqdn,
- * basicConstraints CA:FALSE, keyUsage digitalSignature+keyEncipherment,
- * extendedKeyUsage serverAuth. Each file is written to a temporary name,
- * fsync'd and renamed (key 0600, certificate 0644), then the directory is
- * fsync'd. The key is written first: a crash in between leaves a pair that
- * does not match, which the next start replaces.
+ * and .crt. A pair that loads, matches, names the FQDN and is not within
+ * 30 days of expiry is reused; otherwise a new one is made: RSA 2048
+ * (still the key type every MTA on the internet can use), X.509 v3, a
+ * random positive serial of 127 bits (RFC 5280 4.1.2.2), valid from now
+ * for 365 days, subject CN=fqdn (left out when the name is longer than
+ * the 64 characters X.520 allows, and then subjectAltName is critical,
+ * RFC 5280 4.2.1.6), subjectAltName DNS:fqdn, basicConstraints CA:FALSE,
+ * keyUsage digitalSignature+keyEncipherment, extendedKeyUsage
+ * serverAuth. Each file is written to a temporary name, fsync'd and
+ * renamed (key 0600, certificate 0644), then the directory is fsync'd.
+ * The key is written first: a crash in between leaves a pair that does
+ * not match, which the next start replaces.
  */
 #include "net/tls.h"
 
@@ -48,6 +49,7 @@
 #include "util/str.h"
 
 #define TLS_SELFSIGNED_DAYS 365
+#define TLS_RENEW_DAYS 30   /* a self-signed one this close to expiry is replaced */
 #define TLS_RSA_BITS 2048
 #define TLS_CN_MAX 64	    /* ub-common-name, RFC 5280 appendix A */
 #define TLS_FQDN_MAX 253
@@ -192,11 +194,12 @@ static int tls_pair_read(const char *crt_path, const char *key_path, X509 **x, E
 static const char *tls_pair_unusable(X509 *x, EVP_PKEY *pkey, const char *fqdn)
 {
 	const char *why = NULL;
+	time_t renew_after = time(NULL) + (time_t)TLS_RENEW_DAYS * 86400;
 
 	if (X509_check_private_key(x, pkey) != 1)
 		why = "key does not match certificate";
-	else if (X509_cmp_current_time(X509_get0_notAfter(x)) <= 0)
-		why = "expired";
+	else if (X509_cmp_time(X509_get0_notAfter(x), &renew_after) <= 0)
+		why = "expires within 30 days";
 	else if (X509_check_host(x, fqdn, 0, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL) != 1)
 		why = "does not name the fqdn";
 	ERR_clear_error();
@@ -238,8 +241,8 @@ static int tls_add_san(X509 *x, const char *fqdn, int critical)
 	if (sk_GENERAL_NAME_push(gens, gn) <= 0) {
 		GENERAL_NAME_free(gn);
 	} else {
-		ok = X509_add1_ext_i2d(x, NID_subject_alt_name, gens, critical, X509V3_ADD_DEFAULT) ==
-		     1;
+		ok = X509_add1_ext_i2d(x, NID_subject_alt_name, gens, critical,
+				       X509V3_ADD_DEFAULT) == 1;
 	}
 	GENERAL_NAMES_free(gens);
 	return ok;
@@ -395,7 +398,8 @@ static int tls_load_selfsigned(SSL_CTX *ctx, const char *spool, const char *fqdn
 		return -1;
 	}
 	if (snprintf(dir, sizeof(dir), "%s/tls", spool) >= (int)sizeof(dir) ||
-	    snprintf(key_path, sizeof(key_path), "%s/selfsigned.key", dir) >= (int)sizeof(key_path) ||
+	    snprintf(key_path, sizeof(key_path), "%s/selfsigned.key", dir) >=
+		(int)sizeof(key_path) ||
 	    snprintf(crt_path, crt_pathsz, "%s/selfsigned.crt", dir) >= (int)crt_pathsz) {
 		tls_err_sys(err, errsz, "tls directory", spool, ENAMETOOLONG);
 		return -1;

@@ -19,6 +19,13 @@
 SSL_CTX *tls_server_ctx(const char *cert, const char *key, const char *spool, const char *fqdn,
 			char *err, size_t errsz);
 
+/* Client context for outbound SMTP: TLS 1.2+, trust anchors from the
+ * system store (/etc/ssl/certs) plus ca_file when given. Verification is
+ * switched on per connection by the caller (SSL_set_verify +
+ * SSL_set1_host) for the "require" policy; opportunistic TLS encrypts
+ * without insisting on a valid certificate (RFC 7435). */
+SSL_CTX *tls_client_ctx(const char *ca_file, char *err, size_t errsz);
+
 /* "version=TLSv1.3 cipher=TLS_AES_256_GCM_SHA384 bits=256" for logs and
  * the Received field comment (RFC 3848 style). */
 void tls_describe(const SSL *ssl, char *out, size_t outsz);

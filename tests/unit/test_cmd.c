@@ -142,7 +142,7 @@ static void test_mail_paths(void **state)
 		{"FROM:<a@>", 501, "5.1.7"},
 		{"FROM:<a b@c>", 501, "5.1.7"},
 		{"FROM:a@b>", 501, "5.1.7"},
-		{"FROM:<<a@b>>", 501, "5.1.7"},
+		{"FROM:<<a@b>>", 501, "5.5.4"},
 		{"FROM:<a@[1.2.3]>", 501, "5.1.7"},
 		{"FROM:<\xff@b>", 501, "5.1.7"},
 	};
@@ -458,7 +458,7 @@ static void test_helo(void **state)
 	static const struct {
 		const char *arg, *out;
 	} cases[] = {
-		{"client.example.test", "client.example.test"},
+		{"client.test", "client.test"},
 		{"[192.0.2.1]", "[192.0.2.1]"},
 		{"client  ", "client"},
 		{"  client", "client"},
@@ -641,8 +641,10 @@ static void golden_run(const char *name, void (*fn)(const char *, size_t, struct
 		buf_free(&got);
 		return;
 	}
-	if (!(ref = slurp(ref_path, &ref_len)))
+	if (!(ref = slurp(ref_path, &ref_len))) {
+		buf_free(&got);
 		fail_msg("cannot read %s (UPDATE_GOLDEN=1 creates it)", ref_path);
+	}
 	for (i = 0; i < got.len && i < ref_len && got.data[i] == ref[i]; i++)
 		if (ref[i] == '\n')
 			line_no++;

@@ -303,9 +303,9 @@ static void test_handshake_tls12_server_preference(void **state)
 	sctx = server_ctx_ok();
 	cctx = client_ctx(sctx, TLS1_2_VERSION);
 	/* The client prefers AES128; the server's order puts AES256 first. */
-	assert_int_equal(
-		SSL_CTX_set_cipher_list(cctx, "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384"),
-		1);
+	assert_int_equal(SSL_CTX_set_cipher_list(
+			     cctx, "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384"),
+			 1);
 	hs_open(&h, cctx, sctx);
 	assert_int_equal(hs_run(&h), 0);
 	tls_describe(h.server, desc, sizeof(desc));
@@ -345,7 +345,8 @@ static void test_non_ecdhe_suite_refused(void **state)
 	sctx = server_ctx_ok();
 	cctx = client_ctx(sctx, TLS1_2_VERSION);
 	/* static RSA key exchange, and CBC: neither is acceptable */
-	assert_int_equal(SSL_CTX_set_cipher_list(cctx, "AES256-GCM-SHA384:ECDHE-RSA-AES256-SHA"), 1);
+	assert_int_equal(SSL_CTX_set_cipher_list(cctx, "AES256-GCM-SHA384:ECDHE-RSA-AES256-SHA"),
+			 1);
 	hs_open(&h, cctx, sctx);
 	assert_int_equal(hs_run(&h), -1);
 	assert_int_equal(ERR_GET_REASON(h.server_error), SSL_R_NO_SHARED_CIPHER);
@@ -460,6 +461,69 @@ static void test_broken_pair_is_replaced(void **state)
 	SSL_CTX_free(b);
 }
 
+/* Replace the spool certificate with one for the same key that ends in
+ * `days` days. */
+static void write_cert_ending_in(int days)
+{
+	char crt[256], key[256];
+	FILE *f;
+	EVP_PKEY *k;
+	X509 *x = X509_new();
+	X509_NAME *name;
+
+	spool_file("selfsigned.crt", crt, sizeof(crt));
+	spool_file("selfsigned.key", key, sizeof(key));
+	f = fopen(key, "r");
+	assert_non_null(f);
+	k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+	fclose(f);
+	assert_non_null(k);
+	assert_non_null(x);
+	X509_set_version(x, X509_VERSION_3);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 7);
+	X509_gmtime_adj(X509_getm_notBefore(x), -86400);
+	X509_gmtime_adj(X509_getm_notAfter(x), (long)days * 86400);
+	X509_set_pubkey(x, k);
+	name = X509_get_subject_name(x);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)FQDN, -1, -1,
+				   0);
+	X509_set_issuer_name(x, name);
+	assert_true(X509_sign(x, k, EVP_sha256()) > 0);
+	f = fopen(crt, "w");
+	assert_non_null(f);
+	assert_int_equal(PEM_write_X509(f, x), 1);
+	fclose(f);
+	X509_free(x);
+	EVP_PKEY_free(k);
+}
+
+static void test_renewed_before_expiry(void **state)
+{
+	char fp1[128], fp2[128];
+	SSL_CTX *ctx;
+	int days = 0, secs = 0;
+
+	(void)state;
+	SSL_CTX_free(server_ctx_ok());
+	write_cert_ending_in(60); /* far enough: kept */
+	ctx = server_ctx_ok();
+	ctx_fingerprint(ctx, fp1, sizeof(fp1));
+	assert_int_equal(ASN1_INTEGER_get(X509_get0_serialNumber(SSL_CTX_get0_certificate(ctx))),
+			 7);
+	SSL_CTX_free(ctx);
+
+	write_cert_ending_in(10); /* close to expiry: replaced */
+	ctx = server_ctx_ok();
+	ctx_fingerprint(ctx, fp2, sizeof(fp2));
+	assert_string_not_equal(fp1, fp2);
+	assert_int_equal(ASN1_TIME_diff(&days, &secs,
+					X509_get0_notBefore(SSL_CTX_get0_certificate(ctx)),
+					X509_get0_notAfter(SSL_CTX_get0_certificate(ctx))),
+			 1);
+	assert_int_equal(days, 365);
+	SSL_CTX_free(ctx);
+}
+
 static void test_long_fqdn_has_no_cn(void **state)
 {
 	char fqdn[128], err[512] = "", cn[256];
@@ -516,6 +580,7 @@ int main(void)
 		cmocka_unit_test(test_configured_certificate),
 		cmocka_unit_test(test_errors_are_strings),
 		cmocka_unit_test(test_broken_pair_is_replaced),
+		cmocka_unit_test(test_renewed_before_expiry),
 		cmocka_unit_test(test_long_fqdn_has_no_cn),
 		cmocka_unit_test(test_fingerprint_and_describe_bounds),
 	};
