@@ -16,6 +16,7 @@
 
 #include <confuse.h>
 
+#include "util/buf.h"
 #include "util/str.h"
 #include "util/xmalloc.h"
 
@@ -628,16 +629,19 @@ static int v_rc_section(cfg_t *cfg, cfg_opt_t *opt)
  * does not always know the file name; report against the file and the
  * lexer's current line instead, always as "file:line: message". */
 static cfg_t *conf_parsing_root;
+static const char *conf_parsing_path;
 
 static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
 {
 	const cfg_t *root = conf_parsing_root ? conf_parsing_root : cfg;
 	int line = cfg->line > root->line ? cfg->line : root->line;
 
-	if (root->filename && line > 0)
-		fprintf(stderr, "%s:%d: ", root->filename, line);
-	else if (root->filename)
-		fprintf(stderr, "%s: ", root->filename);
+	const char *file = conf_parsing_path ? conf_parsing_path : root->filename;
+
+	if (file && line > 0)
+		fprintf(stderr, "%s:%d: ", file, line);
+	else if (file)
+		fprintf(stderr, "%s: ", file);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 }
@@ -931,23 +935,97 @@ static int convert(cfg_t *cfg, struct config *c)
 	return 0;
 }
 
+/* The whole file, NUL-terminated, at most 4 MiB. NULL + errno. */
+static char *read_config_text(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	struct buf b = BUF_INIT;
+	char chunk[8192];
+	size_t n;
+
+	if (f == NULL)
+		return NULL;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+		buf_append(&b, chunk, n);
+		if (b.len > 4u << 20) {
+			fclose(f);
+			buf_free(&b);
+			errno = EFBIG;
+			return NULL;
+		}
+	}
+	if (ferror(f)) {
+		fclose(f);
+		buf_free(&b);
+		errno = EIO;
+		return NULL;
+	}
+	fclose(f);
+	return buf_steal(&b);
+}
+
+/*
+ * libConfuse 3.3 counts lines wrongly after comments, so its "file:line"
+ * would point below the real error. Comments are therefore replaced by
+ * spaces here (newlines kept) before libConfuse sees the text: '#' and
+ * '//' to the end of the line, and '/' '*' ... '*' '/', outside quoted strings.
+ */
+static void blank_comments(char *s)
+{
+	char quote = 0;
+
+	for (; *s; s++) {
+		if (quote) {
+			if (*s == '\\' && s[1] != '\0' && s[1] != '\n')
+				s++;
+			else if (*s == quote)
+				quote = 0;
+			continue;
+		}
+		if (*s == '"' || *s == '\'') {
+			quote = *s;
+		} else if (*s == '#' || (s[0] == '/' && s[1] == '/')) {
+			for (; *s && *s != '\n'; s++)
+				*s = ' ';
+			if (*s == '\0')
+				return;
+		} else if (s[0] == '/' && s[1] == '*') {
+			*s++ = ' ';
+			*s = ' ';
+			for (s++; *s && !(s[0] == '*' && s[1] == '/'); s++)
+				if (*s != '\n')
+					*s = ' ';
+			if (*s == '\0')
+				return;
+			*s++ = ' ';
+			*s = ' ';
+		}
+	}
+}
+
 struct config *conf_load(const char *path)
 {
 	struct config *c = xcalloc(1, sizeof(*c));
 	cfg_t *cfg = cfg_init(top_opts, CFGF_NONE);
+	char *text;
 	int r;
 
 	c->path = xstrdup(path);
 	c->cfg = cfg;
 	conf_set_validators(cfg);
-	conf_parsing_root = cfg;
-	r = cfg_parse(cfg, path);
-	conf_parsing_root = NULL;
-	if (r == CFG_FILE_ERROR) {
+	text = read_config_text(path);
+	if (text == NULL) {
 		fprintf(stderr, "%s: cannot read: %s\n", path, strerror(errno));
 		conf_free(c);
 		return NULL;
 	}
+	blank_comments(text);
+	conf_parsing_root = cfg;
+	conf_parsing_path = path;
+	r = cfg_parse_buf(cfg, text);
+	conf_parsing_root = NULL;
+	conf_parsing_path = NULL;
+	free(text);
 	if (r != CFG_SUCCESS || convert(cfg, c) != 0) {
 		conf_free(c);
 		return NULL;

@@ -81,7 +81,7 @@ static uint64_t sync_batch(struct queue *q, struct queue_writer *batch)
 	} else {
 		/* Start all the writeback first so the disk sees it together. */
 		for (w = batch; w; w = w->next)
-			;
+			(void)sync_file_range(w->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 		for (w = batch; w; w = w->next)
 			if (fdatasync(w->fd) < 0)
 				w->result = errno;

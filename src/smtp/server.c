@@ -451,7 +451,12 @@ static size_t read_data(struct smtp_session *s, const char *p, size_t len)
 		} else if (linelen > max + 2) {
 			content_fail(tx, 554, "5.6.0", "Message refused: line too long");
 		} else {
-			switch (dataline_classify(p + off, linelen, &c, &clen)) {
+			enum dataline_kind kind = dataline_classify(p + off, linelen, &c, &clen);
+			/* "." ends the data only after a CRLF: "\n.\r\n" is not an end */
+			if (kind == DATALINE_END && tx->after_bare_lf)
+				kind = DATALINE_BARE_LF;
+			tx->after_bare_lf = kind == DATALINE_BARE_LF;
+			switch (kind) {
 			case DATALINE_END:
 				off += linelen;
 				content_end(s);

@@ -59,6 +59,7 @@ struct smtp_tx {
 	const char *fail_enh;
 	const char *fail_text;
 	bool skipping_long_line;     /* discarding the rest of an over-long line */
+	bool after_bare_lf;	     /* the previous DATA line ended in a bare LF */
 	bool bdat;		     /* content came by BDAT */
 	struct buf partial;	     /* BDAT: a line not yet complete */
 };
