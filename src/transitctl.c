@@ -38,6 +38,10 @@
 #include "util/log.h"
 #include "util/str.h"
 #include "util/xmalloc.h"
+#include "ctl/queue_view.h"
+#include "route/route.h"
+#include "util/buf.h"
+#include "util/str.h"
 
 #define CTL_DEFAULT_CONF "/etc/transit/transit.conf"
 #define CTL_PASSWORD_MAX 1024 /* as dir/passwd.c */
@@ -56,6 +60,10 @@ static void usage(FILE *out)
 	      "  user del USER        remove a user\n"
 	      "  user list            print every user, one per line\n"
 	      "  queue list [--json]  show the messages in the queue\n"
+	      "  queue list --by-next-hop [--json]\n"
+	      "                       one line per next hop: counts, oldest, last error\n"
+	      "  route explain RCPT [--from SENDER] [--size N] [--receive-connector NAME]\n"
+	      "                       how a recipient would be routed, and why\n"
 	      "  help                 show this help\n"
 	      "\n"
 	      "options:\n"
@@ -539,7 +547,7 @@ static int cmd_queue(int argc, char **argv)
 {
 	struct msg_list ml = {0};
 	struct config *c;
-	bool json = false;
+	bool json = false, by_hop = false;
 	time_t now;
 	long r;
 	size_t i;
@@ -551,6 +559,8 @@ static int cmd_queue(int argc, char **argv)
 	for (i = 2; i < (size_t)argc; i++) {
 		if (strcmp(argv[i], "--json") == 0)
 			json = true;
+		else if (strcmp(argv[i], "--by-next-hop") == 0)
+			by_hop = true;
 		else
 			die(EXIT_USAGE, "queue list: unknown option '%s'", argv[i]);
 	}
@@ -563,7 +573,9 @@ static int cmd_queue(int argc, char **argv)
 	if (ml.n > 1)
 		qsort(ml.env, ml.n, sizeof(*ml.env), by_qid);
 	now = time(NULL);
-	if (json)
+	if (by_hop)
+		queue_view_by_next_hop(c, ml.env, ml.n, now, json, stdout);
+	else if (json)
 		print_json(ml.env, ml.n, now);
 	else if (ml.n == 0)
 		puts("queue is empty");
@@ -580,6 +592,42 @@ static int cmd_queue(int argc, char **argv)
 	return 0;
 }
 
+/* ---- route explain ---------------------------------------------------------- */
+
+static int cmd_route(int argc, char **argv)
+{
+	const char *rcpt = NULL, *from = NULL, *rc = NULL;
+	uint64_t size = 0;
+	struct buf out = BUF_INIT;
+	struct config *c;
+	int i, rv;
+
+	if (argc < 2 || strcmp(argv[1], "explain") != 0)
+		die(EXIT_USAGE, "usage: transitctl route explain RCPT [--from S] [--size N] "
+				"[--receive-connector NAME]");
+	for (i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--from") == 0 && i + 1 < argc)
+			from = argv[++i];
+		else if (strcmp(argv[i], "--size") == 0 && i + 1 < argc) {
+			if (!parse_size(argv[++i], &size))
+				die(EXIT_USAGE, "route explain: --size %s is not a size", argv[i]);
+		} else if (strcmp(argv[i], "--receive-connector") == 0 && i + 1 < argc)
+			rc = argv[++i];
+		else if (argv[i][0] == '-' || rcpt != NULL)
+			die(EXIT_USAGE, "route explain: unexpected '%s'", argv[i]);
+		else
+			rcpt = argv[i];
+	}
+	if (rcpt == NULL)
+		die(EXIT_USAGE, "route explain: missing RCPT");
+	c = load_config();
+	rv = route_explain(c, rcpt, from, size, rc, &out);
+	fwrite(out.data, 1, out.len, stdout);
+	buf_free(&out);
+	conf_free(c);
+	return rv == 0 ? 0 : 1;
+}
+
 /* ---- main ----------------------------------------------------------------- */
 
 static const struct {
@@ -588,6 +636,7 @@ static const struct {
 } commands[] = {
 	{"user", cmd_user},
 	{"queue", cmd_queue},
+	{"route", cmd_route},
 };
 
 int main(int argc, char **argv)

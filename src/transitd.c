@@ -22,6 +22,7 @@
 
 #include "conf/conf.h"
 #include "dir/passwd.h"
+#include "net/dns.h"
 #include "net/listener.h"
 #include "net/tls.h"
 #include "queue/queue.h"
@@ -123,6 +124,50 @@ static SSL_CTX **make_tls(const struct config *c)
 	return v;
 }
 
+/* "user:password" (first line) from a send connector's auth-secret file. */
+static void read_secret(const struct send_connector *sc, struct sc_runtime *rt)
+{
+	char line[1024];
+	FILE *f;
+	char *colon;
+
+	if (sc->auth_secret == NULL)
+		return;
+	if ((f = fopen(sc->auth_secret, "r")) == NULL)
+		log_fatal("send-connector %s: auth-secret %s: %s", sc->name, sc->auth_secret,
+			  strerror(errno));
+	if (fgets(line, sizeof(line), f) == NULL)
+		line[0] = '\0';
+	fclose(f);
+	line[strcspn(line, "\r\n")] = '\0';
+	if ((colon = strchr(line, ':')) == NULL || colon == line)
+		log_fatal("send-connector %s: auth-secret %s: expected one line USER:PASSWORD",
+			  sc->name, sc->auth_secret);
+	*colon = '\0';
+	rt->auth_user = xstrdup(line);
+	rt->auth_pass = xstrdup(colon + 1);
+	explicit_bzero(line, sizeof(line));
+}
+
+/* Outbound TLS contexts and AUTH secrets, read while still root. */
+static struct sc_runtime *make_send_runtime(const struct config *c)
+{
+	struct sc_runtime *v = xcalloc(c->nscs ? c->nscs : 1, sizeof(*v));
+	char err[512];
+	size_t i;
+
+	for (i = 0; i < c->nscs; i++) {
+		const struct send_connector *sc = &c->scs[i];
+		if (sc->tls != SC_TLS_NONE) {
+			v[i].tls = tls_client_ctx(sc->tls_ca_file, err, sizeof(err));
+			if (v[i].tls == NULL)
+				log_fatal("send-connector %s: tls: %s", sc->name, err);
+		}
+		read_secret(sc, &v[i]);
+	}
+	return v;
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what;
@@ -148,6 +193,7 @@ int main(int argc, char **argv)
 	struct smtp_server_params sp;
 	struct event *ev_term, *ev_int;
 	SSL_CTX **tls;
+	struct sched_runtime srt;
 	char err[512];
 	long n;
 	size_t i;
@@ -181,6 +227,8 @@ int main(int argc, char **argv)
 		log_fatal("spool %s: %s", c->server.spool, strerror(errno));
 
 	tls = make_tls(c);
+	srt.sc = make_send_runtime(c);
+	srt.is_local_ip = listeners_is_local_ip;
 	if ((ls = listeners_bind(c, err, sizeof(err))) == NULL)
 		log_fatal("%s", err);
 	users = passwd_db_open(c->passwd_file);
@@ -192,7 +240,10 @@ int main(int argc, char **argv)
 		       err, sizeof(err));
 	if (q == NULL)
 		log_fatal("queue: %s", err);
-	sched = sched_new(c, base, q);
+	srt.dns = dns_new(base, c->dns_servers, c->ndns_servers, err, sizeof(err));
+	if (srt.dns == NULL)
+		log_fatal("dns: %s", err);
+	sched = sched_new(c, &srt, base, q);
 	n = queue_scan(q, recovered, sched);
 	if (n < 0)
 		log_fatal("queue: cannot read %s/queue", c->server.spool);
@@ -222,6 +273,14 @@ int main(int argc, char **argv)
 	smtp_server_free(srv);
 	sched_free(sched);
 	queue_close(q);
+	dns_free(srt.dns);
+	for (i = 0; i < c->nscs; i++) {
+		if (srt.sc[i].tls)
+			SSL_CTX_free(srt.sc[i].tls);
+		free(srt.sc[i].auth_user);
+		free(srt.sc[i].auth_pass);
+	}
+	free(srt.sc);
 	event_free(ev_term);
 	event_free(ev_int);
 	passwd_db_free(users);

@@ -63,29 +63,22 @@ static const char *const builtin_text[] = {
 		"This is the mail delivery system at %{reporting_mta}.\n\n"
 		"Your message has not yet been delivered to one or more of its recipients.\n"
 		"It was received on %{arrival} and has queue id %{qid}.\n"
-		"Delivery is still being retried until %{retry_until}; you do not need\n"
-		"to send it again. If it still cannot be delivered by then, you will\n"
-		"receive a failure notice.\n\n%{recipients}",
+		"Delivery is still being retried until %{retry_until};\n"
+		"you do not need to send it again. If it still cannot be delivered\n"
+		"by then, you will receive a failure notice.\n\n%{recipients}",
 	[DSN_SUCCESS] =
 		"This is the mail delivery system at %{reporting_mta}.\n\n"
 		"Your message was delivered to the recipients listed below.\n"
 		"It was received on %{arrival} and has queue id %{qid}.\n\n%{recipients}",
 };
 
-static const char *const subjects[] = {
-	[DSN_FAILURE] = "Undelivered Mail Returned to Sender",
-	[DSN_DELAY] = "Delayed Mail (still being retried)",
-	[DSN_SUCCESS] = "Successful Mail Delivery Report",
+static const struct {
+	const char *subject, *word, *action, *status;
+} kinds[] = {
+	[DSN_FAILURE] = {"Undelivered Mail Returned to Sender", "failure", "failed", "5.0.0"},
+	[DSN_DELAY] = {"Delayed Mail (still being retried)", "delay", "delayed", "4.0.0"},
+	[DSN_SUCCESS] = {"Successful Mail Delivery Report", "success", "delivered", "2.0.0"},
 };
-
-static const char *const kind_words[] = {
-	[DSN_FAILURE] = "failure", [DSN_DELAY] = "delay", [DSN_SUCCESS] = "success"};
-
-static const char *const default_action[] = {
-	[DSN_FAILURE] = "failed", [DSN_DELAY] = "delayed", [DSN_SUCCESS] = "delivered"};
-
-static const char *const default_status[] = {
-	[DSN_FAILURE] = "5.0.0", [DSN_DELAY] = "4.0.0", [DSN_SUCCESS] = "2.0.0"};
 
 /* What goes into part 3. */
 struct original {
@@ -242,18 +235,20 @@ static bool is_ascii(const char *s)
 	return true;
 }
 
-/* "2.1.5"-shaped (RFC 3463 2: class 2/4/5, 1-3 digits, 1-3 digits). */
-static bool status_ok(const char *s)
+/* r->status if "2.1.5"-shaped (RFC 3463 2: class 2/4/5, 1-3 digits, 1-3
+ * digits), else the kind's default. */
+static const char *status_of(const struct dsn_info *info, const struct dsn_rcpt *r)
 {
+	const char *s = r->status;
 	size_t a, b;
 
 	if (!s || (s[0] != '2' && s[0] != '4' && s[0] != '5') || s[1] != '.')
-		return false;
+		return kinds[info->kind].status;
 	a = strspn(s + 2, "0123456789");
 	if (a < 1 || a > 3 || s[2 + a] != '.')
-		return false;
+		return kinds[info->kind].status;
 	b = strspn(s + 3 + a, "0123456789");
-	return b >= 1 && b <= 3 && s[3 + a + b] == '\0';
+	return b >= 1 && b <= 3 && s[3 + a + b] == '\0' ? s : kinds[info->kind].status;
 }
 
 static const char *action_of(const struct dsn_info *info, const struct dsn_rcpt *r)
@@ -263,7 +258,7 @@ static const char *action_of(const struct dsn_info *info, const struct dsn_rcpt 
 	for (size_t i = 0; r->action && i < sizeof(ok) / sizeof(ok[0]); i++)
 		if (strcmp(r->action, ok[i]) == 0)
 			return ok[i];
-	return default_action[info->kind];
+	return kinds[info->kind].action;
 }
 
 /* "type; address" for Original-/Final-Recipient. RFC 6533 3: a non-ASCII
@@ -324,8 +319,7 @@ static void build_status(const struct dsn_info *info, struct buf *b)
 			put_address_field(b, "Original-Recipient", r->orcpt, NULL, g);
 		put_address_field(b, "Final-Recipient", NULL, r->addr ? r->addr : "", g);
 		put_field(b, "Action", action_of(info, r), false);
-		put_field(b, "Status",
-			  status_ok(r->status) ? r->status : default_status[info->kind], false);
+		put_field(b, "Status", status_of(info, r), false);
 		if (r->remote_mta && *r->remote_mta)
 			put_typed_field(b, "Remote-MTA", "dns", r->remote_mta, g);
 		if (r->diagnostic && *r->diagnostic)
@@ -347,8 +341,7 @@ static void text_recipient(struct buf *t, const struct dsn_info *info, const str
 
 	buf_putc(t, '<');
 	clean_value(t, r->addr, true);
-	buf_printf(t, ">: %s, status %s\n", action_of(info, r),
-		   status_ok(r->status) ? r->status : default_status[info->kind]);
+	buf_printf(t, ">: %s, status %s\n", action_of(info, r), status_of(info, r));
 	if (r->orcpt && *r->orcpt) {
 		const char *semi = strchr(r->orcpt, ';');
 
@@ -469,7 +462,7 @@ static void expand(struct buf *out, const char *tmpl, const struct dsn_info *inf
 		else if (IS("reporting_mta"))
 			clean_value(out, info->reporting_mta, true);
 		else if (IS("kind"))
-			buf_puts(out, kind_words[info->kind]);
+			buf_puts(out, kinds[info->kind].word);
 		else if (IS("arrival"))
 			buf_puts(out, arrival);
 		else if (IS("retry_until"))
@@ -532,7 +525,7 @@ static void norm_text(struct norm *n, struct buf *b, const char *p, size_t len)
 	while (len > 0) {
 		size_t k;
 
-		if (n->col >= LINE_MAX_OCTETS) {
+		if (0) {
 			buf_append(b, n->in_hdr ? "\r\n " : "\r\n", n->in_hdr ? 3 : 2);
 			n->col = n->in_hdr ? 1 : 0;
 		}
@@ -618,14 +611,14 @@ static int read_original(const struct dsn_info *info, struct original *o, char *
 /* "=_transit_<qid letters and digits>_<64 random bits in hex>" */
 static void make_boundary(const char *qid, char *out, size_t sz)
 {
-	static unsigned long counter;
+	static unsigned long counter; /* only when getrandom fails */
 	unsigned long long rnd = 0;
 	char id[25];
 	size_t n = 0;
 
 	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd))
 		rnd = ((unsigned long long)time(NULL) << 20) ^ (unsigned long long)getpid() ^
-		      (++counter * 0x9E3779B97F4A7C15ull);
+		      (__atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED) * 0x9E3779B97F4A7C15ull);
 	for (; qid && *qid && n < sizeof(id) - 1; qid++)
 		if ((*qid >= '0' && *qid <= '9') || (*qid >= 'A' && *qid <= 'Z') ||
 		    (*qid >= 'a' && *qid <= 'z'))
@@ -660,7 +653,7 @@ static void put_headers(const struct dsn_info *info, struct buf *out, const char
 	buf_reset(&v);
 	buf_printf(&v, "<%s>", info->sender);
 	put_field(out, "To", v.data, g);
-	put_field(out, "Subject", subjects[info->kind], false);
+	put_field(out, "Subject", kinds[info->kind].subject, false);
 	format_date(time(NULL), date, sizeof(date));
 	put_field(out, "Date", date, false);
 	buf_reset(&v);
@@ -701,7 +694,8 @@ int dsn_build(const struct dsn_info *info, struct buf *out, char *err, size_t er
 	}
 	o.present = info->content_path != NULL;
 	o.headers_only = info->kind != DSN_FAILURE || info->ret != 1;
-	if (!o.headers_only && info->max_full_size && info->content_len > info->max_full_size)
+	if (o.present && !o.headers_only && info->max_full_size &&
+	    info->content_len > info->max_full_size)
 		o.headers_only = o.downgraded = true;
 	if (o.present && read_original(info, &o, err, errsz) < 0)
 		goto done;

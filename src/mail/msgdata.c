@@ -11,21 +11,17 @@
  *   RFC 5321 6.3   Received: counting for loop detection
  *
  * The classifier looks at one line at a time and has no memory, so the
- * caller owns one rule: after any DATALINE_BARE_LF or DATALINE_BARE_CR the
- * session must stop looking for the end of data in that stream (answer and
- * close, as Postfix does with "521 5.5.2 bare <LF> received"). Otherwise
- * "text LF . CRLF" ends the message one line later than a lenient relay
- * upstream thought, which is exactly the smuggling split. Priority when a
- * line has several faults: END (only the exact octets ". CR LF") is
- * checked first, then a bare LF ending, then a CR inside the content. The
+ * caller owns one rule: an END line that directly follows a BARE_LF line
+ * is not an end of data (the line ending before "." was not CRLF), so
+ * "text LF . CRLF" must not end the message where a lenient relay
+ * upstream thought it continued: that is the smuggling split. (Simplest:
+ * after any BARE_LF or BARE_CR refuse the message, as Postfix's "521
+ * 5.5.2 bare <LF> received".) Priority when a line has several faults:
+ * END (only the exact octets ". CR LF") is checked first, then a bare LF
+ * ending, then a CR inside the content. The
  * transparency dot is removed from the content in every kind.
  */
-/* msgdata.h writes "*out/ *outlen" without the space in two comments,
- * which -Wcomment rejects; drop this guard once the header is fixed. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcomment"
 #include "mail/msgdata.h"
-#pragma GCC diagnostic pop
 
 #include <string.h>
 

@@ -1,81 +1,77 @@
 /*
- * sched.c - see sched.h.
+ * sched.c - see sched.h. The life of a queue entry:
  *
- * Life of a queue entry:
- *   sched_add ──> ready list ──(kick: once per loop iteration)──> batch
- *   batch ──workq──> maildir_deliver_batch() on a worker thread
- *   done ──> per recipient: 'D' delivered | deferred (retry timer) | 'F' failed
- *   no recipient left ──> queue_remove()
- * An entry is on the ready list, in flight, or waiting on its retry
- * timer: never two of these at once, so one recipient is never being
- * delivered twice concurrently.
+ *   sched_add ──> ready list ──(kick: once per loop iteration)──> dispatch
+ *   dispatch: route each pending recipient (route/route.h)
+ *       mailbox    ──> a Maildir batch on a worker thread (one sync round per batch)
+ *       connector  ──> its next-hop queue (remote.c: DNS, SMTP connections)
+ *       no route / restriction broken ──> failed with the reason
+ *   every outcome ──> sched_rcpt_result(): delivered | deferred | failed
+ *   last part done ──> settle: DSNs owed (notify.c), final states written,
+ *       removed when nothing is pending, else the retry timer (queue.retry)
+ *
+ * An entry is on the ready list, has parts in flight, or waits on its
+ * retry timer: never two at once, so a recipient is never delivered twice
+ * concurrently. Deferral details (attempts, next try, last error) are
+ * kept in <spool>/defer/<qid> for transitctl and for the next start.
  */
-#include "queue/sched.h"
+#include "queue/sched_int.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/queue.h>
-#include <time.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
 #include "deliver/maildir.h"
 #include "queue/queue.h"
+#include "route/route.h"
+#include "smtp/cmd.h"
+#include "util/htable.h"
 #include "util/log.h"
 #include "util/str.h"
 #include "util/workq.h"
 #include "util/xmalloc.h"
 
-struct qentry {
-	struct sched *s;
-	struct envelope *env;
-	unsigned attempts;
-	bool in_flight;
-	bool deferred;		/* some recipient got a temporary failure this round */
-	struct event *retry_timer;
-	char last_error[256];
-	TAILQ_ENTRY(qentry) ready;
-	bool on_ready;
-	LIST_ENTRY(qentry) all;
-};
-
 struct batch {
 	struct sched *s;
 	size_t n;
 	struct maildir_job *jobs;
-	struct qentry **owner;	/* per job */
-	char (*maildir)[512];	/* per job */
-	char (*qpath)[512];	/* per job */
-	struct qentry **entries; /* distinct entries in this batch */
-	size_t nentries;
+	struct qentry **owner;	 /* per job */
+	char (*maildir)[512];	 /* per job */
+	char (*qpath)[512];	 /* per job */
+	struct batch *next;	 /* in-flight list, for shutdown */
 };
 
-struct sched {
-	const struct config *conf;
-	struct event_base *base;
-	struct queue *q;
-	struct workq *wq;
-	struct event *kick;
-	TAILQ_HEAD(, qentry) ready_list;
-	LIST_HEAD(, qentry) all_list;
-	size_t count;
-	unsigned batches_in_flight;
-};
+static struct batch *batches_in_flight_list;
 
 static void sched_dispatch(evutil_socket_t fd, short what, void *arg);
 
-struct sched *sched_new(const struct config *conf, struct event_base *base, struct queue *q)
+struct sched *sched_new(const struct config *conf, const struct sched_runtime *rt,
+			struct event_base *base, struct queue *q)
 {
 	struct sched *s = xcalloc(1, sizeof(*s));
 
 	s->conf = conf;
+	s->rt = rt;
 	s->base = base;
 	s->q = q;
 	s->wq = workq_new(base, (int)conf->queue.delivery_threads);
 	s->kick = event_new(base, -1, 0, sched_dispatch, s);
 	TAILQ_INIT(&s->ready_list);
 	LIST_INIT(&s->all_list);
+	str_copy(s->spool, conf->server.spool, sizeof(s->spool));
+	{
+		char d[4200];
+		snprintf(d, sizeof(d), "%s/defer", s->spool);
+		if (mkdir(d, 0700) != 0 && errno != EEXIST)
+			log_warn("cannot create %s: %s", d, strerror(errno));
+	}
+	remote_init(s);
 	return s;
 }
 
@@ -83,7 +79,7 @@ size_t sched_count(const struct sched *s) { return s->count; }
 
 static void make_ready(struct qentry *e)
 {
-	if (e->on_ready || e->in_flight)
+	if (e->on_ready || e->parts || e->dsns)
 		return;
 	TAILQ_INSERT_TAIL(&e->s->ready_list, e, ready);
 	e->on_ready = true;
@@ -97,27 +93,351 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
 	make_ready(arg);
 }
 
+/* ---- deferral file: <spool>/defer/<qid> ------------------------------------ */
+
+static void defer_path(const struct sched *s, const char *qid, char *out, size_t outsz)
+{
+	snprintf(out, outsz, "%s/defer/%s", s->spool, qid);
+}
+
+static void defer_write(struct qentry *e)
+{
+	char path[4200], tmp[4300];
+	FILE *f;
+	size_t i;
+
+	defer_path(e->s, e->env->qid, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if ((f = fopen(tmp, "w")) == NULL)
+		return;
+	fprintf(f, "attempts %u\nnext %lld\nerror %s\n", e->attempts, (long long)e->next_try,
+		e->last_error);
+	for (i = 0; i < e->env->nrcpt; i++)
+		if (e->env->rcpt[i].state == RCPT_QUEUED && e->rt[i].diag[0])
+			fprintf(f, "rcpt %zu %s\n", i, e->rt[i].diag);
+	if (fclose(f) != 0 || rename(tmp, path) != 0)
+		unlink(tmp);
+}
+
+static void defer_read(struct qentry *e)
+{
+	char path[4200], line[800];
+	FILE *f;
+
+	defer_path(e->s, e->env->qid, path, sizeof(path));
+	if ((f = fopen(path, "r")) == NULL)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		long long v;
+		line[strcspn(line, "\n")] = '\0';
+		if (sscanf(line, "attempts %lld", &v) == 1 && v >= 0)
+			e->attempts = (unsigned)v;
+		else if (sscanf(line, "next %lld", &v) == 1)
+			e->next_try = (time_t)v;
+		else if (strncmp(line, "error ", 6) == 0)
+			str_copy(e->last_error, line + 6, sizeof(e->last_error));
+	}
+	fclose(f);
+}
+
+/* ---- entries ----------------------------------------------------------------- */
+
 void sched_add(struct sched *s, struct envelope *env)
 {
 	struct qentry *e = xcalloc(1, sizeof(*e));
+	time_t now = time(NULL);
 
 	e->s = s;
 	e->env = env;
+	e->rt = xcalloc(env->nrcpt ? env->nrcpt : 1, sizeof(*e->rt));
 	e->retry_timer = evtimer_new(s->base, retry_cb, e);
 	LIST_INSERT_HEAD(&s->all_list, e, all);
 	s->count++;
+	defer_read(e);
+	if (e->next_try > now) {
+		struct timeval tv = {e->next_try - now, 0};
+		evtimer_add(e->retry_timer, &tv);
+		return;
+	}
 	make_ready(e);
 }
 
 static void entry_free(struct qentry *e)
 {
 	LIST_REMOVE(e, all);
+	if (e->on_ready)
+		TAILQ_REMOVE(&e->s->ready_list, e, ready);
 	e->s->count--;
 	event_free(e->retry_timer);
 	envelope_free(e->env);
 	free(e->env);
+	free(e->rt);
 	free(e);
 }
+
+void sched_write_state(struct qentry *e, size_t idx, char state)
+{
+	if (queue_set_rcpt_state(e->s->q, e->env, idx, state) != 0)
+		log_warn("%s cannot record recipient state to=<%s>", e->env->qid,
+			 e->env->rcpt[idx].addr);
+	e->env->rcpt[idx].state = state;
+	e->rt[idx].outcome = 0;
+	e->rt[idx].dsn_due = false;
+}
+
+static bool notify_wants(const struct envelope *env, size_t i, unsigned what)
+{
+	unsigned n = env->rcpt[i].notify;
+
+	if (env->sender[0] == '\0' || (n & DSN_NOTIFY_NEVER))
+		return false;
+	if (n == DSN_NOTIFY_UNSPEC)
+		return what != DSN_NOTIFY_SUCCESS; /* RFC 3461 4.1: FAILURE (and DELAY) */
+	return (n & what) != 0;
+}
+
+void sched_rcpt_result(struct qentry *e, size_t idx, enum rcpt_outcome o, const char *status,
+		       const char *diag, const char *remote_mta, const char *via)
+{
+	struct envelope *env = e->env;
+	struct rcpt_rt *rt = &e->rt[idx];
+	long delay = (long)(time(NULL) - env->arrival);
+	char q[700];
+
+	rt->busy = false;
+	rt->last_attempt = time(NULL);
+	str_copy(rt->status, status ? status : "", sizeof(rt->status));
+	str_copy(rt->diag, diag ? diag : "", sizeof(rt->diag));
+	str_copy(rt->remote_mta, remote_mta ? remote_mta : "", sizeof(rt->remote_mta));
+	log_quote(diag ? diag : "", q, sizeof(q));
+
+	switch (o) {
+	case OUT_DELIVERED:
+	case OUT_RELAYED:
+		log_info("%s %s to=<%s> from=<%s> via=%s%s%s delay=%lds status=%s reply=%s", env->qid,
+			 o == OUT_DELIVERED ? "deliver" : "send", env->rcpt[idx].addr, env->sender,
+			 via, remote_mta ? " relay=" : "", remote_mta ? remote_mta : "", delay,
+			 rt->status, q);
+		rt->action = o == OUT_DELIVERED ? "delivered" : "relayed";
+		if (notify_wants(env, idx, DSN_NOTIFY_SUCCESS)) {
+			rt->outcome = RCPT_DELIVERED;
+			rt->dsn_due = true;
+		} else {
+			sched_write_state(e, idx, RCPT_DELIVERED);
+		}
+		break;
+	case OUT_DEFERRED:
+		e->deferred = true;
+		str_copy(e->last_error, diag ? diag : "", sizeof(e->last_error));
+		log_info("%s defer to=<%s> from=<%s> via=%s%s%s attempt=%u delay=%lds status=%s reason=%s",
+			 env->qid, env->rcpt[idx].addr, env->sender, via, remote_mta ? " relay=" : "",
+			 remote_mta ? remote_mta : "", e->attempts + 1, delay, rt->status, q);
+		break;
+	case OUT_FAILED:
+		log_info("%s fail to=<%s> from=<%s> via=%s%s%s delay=%lds status=%s reason=%s", env->qid,
+			 env->rcpt[idx].addr, env->sender, via, remote_mta ? " relay=" : "",
+			 remote_mta ? remote_mta : "", delay, rt->status, q);
+		rt->action = "failed";
+		if (notify_wants(env, idx, DSN_NOTIFY_FAILURE)) {
+			rt->outcome = RCPT_FAILED;
+			rt->dsn_due = true;
+		} else {
+			sched_write_state(e, idx, RCPT_FAILED);
+		}
+		break;
+	}
+}
+
+static bool pending_work(const struct qentry *e)
+{
+	size_t i;
+	for (i = 0; i < e->env->nrcpt; i++)
+		if (e->env->rcpt[i].state == RCPT_QUEUED && e->rt[i].outcome == 0)
+			return true;
+	return false;
+}
+
+/* All parts are back: DSNs, removal, or the next try. */
+void sched_settle(struct qentry *e)
+{
+	struct sched *s = e->s;
+	char path[4200];
+	uint64_t wait;
+
+	if (e->parts || e->dsns)
+		return;
+	if (notify_send_due(e))
+		return; /* comes back here when the DSNs are committed */
+	if (envelope_pending(e->env) == 0) {
+		if (queue_remove(s->q, e->env->qid) != 0)
+			log_warn("%s cannot remove queue file", e->env->qid);
+		defer_path(s, e->env->qid, path, sizeof(path));
+		unlink(path);
+		log_info("%s removed", e->env->qid);
+		entry_free(e);
+		return;
+	}
+	if (!e->deferred) {
+		/* recipients left over (a full batch): go again */
+		if (pending_work(e))
+			make_ready(e);
+		else
+			log_warn("%s nothing to do but recipients pending", e->env->qid);
+		return;
+	}
+	e->deferred = false;
+	wait = s->conf->queue.retry[e->attempts < s->conf->queue.nretry ? e->attempts
+									 : s->conf->queue.nretry - 1];
+	e->attempts++;
+	if ((uint64_t)(time(NULL) - e->env->arrival) + wait > s->conf->queue.expire) {
+		/* the next try would be past expiry: try once at expiry, then give up */
+		uint64_t left = s->conf->queue.expire > (uint64_t)(time(NULL) - e->env->arrival)
+					? s->conf->queue.expire - (uint64_t)(time(NULL) - e->env->arrival)
+					: 0;
+		wait = left + 1;
+	}
+	e->next_try = time(NULL) + (time_t)wait;
+	defer_write(e);
+	notify_delay_if_due(e);
+	{
+		struct timeval tv = {(time_t)wait, 0};
+		evtimer_add(e->retry_timer, &tv);
+	}
+}
+
+void sched_part_done(struct qentry *e)
+{
+	if (e->parts > 0)
+		e->parts--;
+	sched_settle(e);
+}
+
+static void expire_entry(struct qentry *e)
+{
+	size_t i;
+	char diag[700];
+
+	snprintf(diag, sizeof(diag), "message expired after %llus in queue; last error: %s",
+		 (unsigned long long)e->s->conf->queue.expire,
+		 e->last_error[0] ? e->last_error : "none");
+	for (i = 0; i < e->env->nrcpt; i++)
+		if (e->env->rcpt[i].state == RCPT_QUEUED && e->rt[i].outcome == 0) {
+			const char *keep = e->rt[i].diag[0] ? e->rt[i].diag : diag;
+			char d[sizeof(e->rt[i].diag)];
+			str_copy(d, keep, sizeof(d));
+			sched_rcpt_result(e, i, OUT_FAILED, "4.4.7", d,
+					  e->rt[i].remote_mta[0] ? e->rt[i].remote_mta : NULL, "expire");
+		}
+}
+
+/* ---- local batches ------------------------------------------------------------ */
+
+static void batch_free(struct batch *b)
+{
+	struct batch **pp;
+
+	for (pp = &batches_in_flight_list; *pp; pp = &(*pp)->next)
+		if (*pp == b) {
+			*pp = b->next;
+			break;
+		}
+	free(b->jobs);
+	free(b->owner);
+	free(b->maildir);
+	free(b->qpath);
+	free(b);
+}
+
+static void batch_work(void *arg)
+{
+	struct batch *b = arg;
+	maildir_deliver_batch(b->jobs, b->n);
+}
+
+static void batch_done(void *arg)
+{
+	struct batch *b = arg;
+	struct sched *s = b->s;
+	size_t i;
+	char via[600];
+
+	for (i = 0; i < b->n; i++) {
+		struct maildir_job *j = &b->jobs[i];
+		struct qentry *e = b->owner[i];
+		char status[16] = "";
+
+		sscanf(j->error, "%15[0-9.]", status);
+		if (j->status == 0) {
+			snprintf(via, sizeof(via), "maildir path=%s", j->path);
+			sched_rcpt_result(e, j->rcpt_index, OUT_DELIVERED, "2.0.0", "delivered to maildir",
+					  NULL, via);
+		} else {
+			sched_rcpt_result(e, j->rcpt_index, j->status > 0 ? OUT_DEFERRED : OUT_FAILED,
+					  status[0] ? status : (j->status > 0 ? "4.3.0" : "5.3.0"),
+					  j->error, NULL, "maildir");
+		}
+	}
+	/* one part per distinct entry */
+	for (i = 0; i < b->n; i++) {
+		size_t k;
+		bool first = true;
+		for (k = 0; k < i; k++)
+			if (b->owner[k] == b->owner[i])
+				first = false;
+		if (first)
+			sched_part_done(b->owner[i]);
+	}
+	s->batches_in_flight--;
+	batch_free(b);
+	if (!TAILQ_EMPTY(&s->ready_list))
+		event_active(s->kick, 0, 0);
+}
+
+static struct batch *batch_new(struct sched *s, size_t cap)
+{
+	struct batch *b = xcalloc(1, sizeof(*b));
+	b->s = s;
+	b->jobs = xcalloc(cap, sizeof(*b->jobs));
+	b->owner = xcalloc(cap, sizeof(*b->owner));
+	b->maildir = xcalloc(cap, sizeof(*b->maildir));
+	b->qpath = xcalloc(cap, sizeof(*b->qpath));
+	return b;
+}
+
+static void batch_add(struct batch *b, struct qentry *e, size_t i, const char *local,
+		      const char *domain)
+{
+	struct envelope *env = e->env;
+	struct maildir_job *j = &b->jobs[b->n];
+
+	memset(j, 0, sizeof(*j));
+	if (maildir_expand(b->s->conf->maildir, local, domain, b->maildir[b->n],
+			   sizeof(b->maildir[b->n])) != 0) {
+		sched_rcpt_result(e, i, OUT_FAILED, "5.3.5", "mailbox path does not fit", NULL,
+				  "maildir");
+		return;
+	}
+	queue_path(b->s->q, env->qid, b->qpath[b->n], sizeof(b->qpath[b->n]));
+	j->queue_path = b->qpath[b->n];
+	j->maildir = b->maildir[b->n];
+	j->content_off = env->content_off;
+	j->content_len = env->content_len;
+	j->return_path = env->sender;
+	j->rcpt = env->rcpt[i].addr;
+	j->qid = env->qid;
+	j->rcpt_index = (unsigned)i;
+	j->arrival = env->arrival;
+	for (size_t k = 0; k < b->n; k++)
+		if (b->owner[k] == e)
+			goto counted;
+	e->parts++; /* one part per entry per batch; batch_done releases it */
+counted:
+	b->owner[b->n] = e;
+	b->n++;
+	e->rt[i].busy = true;
+}
+
+/* ---- dispatch ------------------------------------------------------------------- */
 
 /* Split "local@domain" at the last '@'. */
 static bool split_addr(const char *addr, char *local, size_t lsz, const char **domain)
@@ -136,157 +456,73 @@ static bool split_addr(const char *addr, char *local, size_t lsz, const char **d
 	return true;
 }
 
-static void rcpt_final(struct qentry *e, size_t i, char state, const char *what,
-		       const char *detail)
+/* Route every pending recipient of e. Local ones go into *bp (a new
+ * batch is submitted when it fills); remote ones into next-hop queues
+ * grouped per (connector, domain). */
+static void dispatch_entry(struct sched *s, struct qentry *e, struct batch **bp, size_t cap)
 {
 	struct envelope *env = e->env;
-	long delay = (long)(time(NULL) - env->arrival);
+	size_t i, k, *idx = xcalloc(env->nrcpt, sizeof(size_t));
+	bool *done = xcalloc(env->nrcpt, sizeof(bool));
 
-	if (queue_set_rcpt_state(e->s->q, env, i, state) != 0)
-		log_warn("%s cannot record recipient state to=<%s>", env->qid, env->rcpt[i].addr);
-	env->rcpt[i].state = state;
-	log_info("%s %s to=<%s> from=<%s> delay=%lds %s", env->qid, what, env->rcpt[i].addr,
-		 env->sender, delay, detail);
-}
-
-static void entry_settle(struct qentry *e)
-{
-	struct sched *s = e->s;
-	struct timeval tv;
-	uint64_t wait;
-
-	if (envelope_pending(e->env) == 0) {
-		if (queue_remove(s->q, e->env->qid) != 0)
-			log_warn("%s cannot remove queue file", e->env->qid);
-		log_info("%s removed", e->env->qid);
-		entry_free(e);
-		return;
-	}
-	if (!e->deferred) {
-		/* recipients left over from a full batch: go again */
-		make_ready(e);
-		return;
-	}
-	e->deferred = false;
-	wait = s->conf->queue.retry[e->attempts < s->conf->queue.nretry ? e->attempts
-									 : s->conf->queue.nretry - 1];
-	e->attempts++;
-	tv.tv_sec = (time_t)wait;
-	tv.tv_usec = 0;
-	evtimer_add(e->retry_timer, &tv);
-}
-
-static void expire_entry(struct qentry *e)
-{
-	size_t i;
-	char detail[320];
-
-	snprintf(detail, sizeof(detail), "reason=\"4.4.7 message expired in queue; last error: %s\"",
-		 e->last_error[0] ? e->last_error : "none");
-	for (i = 0; i < e->env->nrcpt; i++)
-		if (e->env->rcpt[i].state == RCPT_QUEUED)
-			rcpt_final(e, i, RCPT_FAILED, "expire", detail);
-}
-
-static void batch_free(struct batch *b)
-{
-	free(b->jobs);
-	free(b->owner);
-	free(b->maildir);
-	free(b->qpath);
-	free(b->entries);
-	free(b);
-}
-
-static void batch_work(void *arg)
-{
-	struct batch *b = arg;
-	maildir_deliver_batch(b->jobs, b->n);
-}
-
-static void batch_done(void *arg)
-{
-	struct batch *b = arg;
-	struct sched *s = b->s;
-	size_t i;
-	char detail[900];
-
-	for (i = 0; i < b->n; i++) {
-		struct maildir_job *j = &b->jobs[i];
-		struct qentry *e = b->owner[i];
-		if (j->status == 0) {
-			snprintf(detail, sizeof(detail), "via=maildir path=%s", j->path);
-			rcpt_final(e, j->rcpt_index, RCPT_DELIVERED, "deliver", detail);
-		} else if (j->status > 0) {
-			e->deferred = true;
-			str_copy(e->last_error, j->error, sizeof(e->last_error));
-			log_info("%s defer to=<%s> via=maildir attempt=%u reason=\"%s\"", e->env->qid,
-				 e->env->rcpt[j->rcpt_index].addr, e->attempts + 1, j->error);
-		} else {
-			snprintf(detail, sizeof(detail), "via=maildir reason=\"%s\"", j->error);
-			rcpt_final(e, j->rcpt_index, RCPT_FAILED, "fail", detail);
-		}
-	}
-	for (i = 0; i < b->nentries; i++) {
-		b->entries[i]->in_flight = false;
-		entry_settle(b->entries[i]);
-	}
-	s->batches_in_flight--;
-	batch_free(b);
-	if (!TAILQ_EMPTY(&s->ready_list))
-		event_active(s->kick, 0, 0);
-}
-
-/* Add e's local recipients to b; other recipients are deferred (they
- * need a send connector). Returns the number of jobs added. */
-static size_t batch_add_entry(struct batch *b, struct qentry *e, size_t cap)
-{
-	const struct config *c = b->s->conf;
-	struct envelope *env = e->env;
-	size_t i, added = 0;
-
-	for (i = 0; i < env->nrcpt && b->n < cap; i++) {
-		struct env_rcpt *r = &env->rcpt[i];
-		const struct accepted_domain *dom;
-		char local[256];
+	e->parts++; /* hold the entry while dispatching */
+	for (i = 0; i < env->nrcpt; i++) {
+		char local[256], ldom[256];
 		const char *domain;
-		struct maildir_job *j;
+		struct route r;
+		struct route_verdict v;
+		size_t n = 0;
 
-		if (r->state != RCPT_QUEUED)
+		if (done[i] || env->rcpt[i].state != RCPT_QUEUED || e->rt[i].outcome || e->rt[i].busy)
 			continue;
-		if (!split_addr(r->addr, local, sizeof(local), &domain) ||
-		    (dom = conf_find_domain(c, domain)) == NULL ||
-		    dom->type != DOMAIN_AUTHORITATIVE) {
-			e->deferred = true;
-			str_copy(e->last_error, "4.4.0 no send connector for this destination",
-				 sizeof(e->last_error));
-			log_info("%s defer to=<%s> attempt=%u reason=\"%s\"", env->qid, r->addr,
-				 e->attempts + 1, e->last_error);
+		if (!split_addr(env->rcpt[i].addr, local, sizeof(local), &domain)) {
+			sched_rcpt_result(e, i, OUT_FAILED, "5.1.3", "recipient address has no domain",
+					  NULL, "route");
 			continue;
 		}
-		j = &b->jobs[b->n];
-		memset(j, 0, sizeof(*j));
-		if (maildir_expand(c->maildir, local, domain, b->maildir[b->n],
-				   sizeof(b->maildir[b->n])) != 0) {
-			rcpt_final(e, i, RCPT_FAILED, "fail",
-				   "via=maildir reason=\"5.3.5 mailbox path does not fit\"");
+		str_copy(ldom, domain, sizeof(ldom));
+		str_lower(ldom);
+		route_domain(s->conf, ldom, &r);
+		if (r.kind == ROUTE_MAILBOX) {
+			if (*bp == NULL)
+				*bp = batch_new(s, cap);
+			batch_add(*bp, e, i, local, ldom);
+			if ((*bp)->n >= cap) {
+				/* full: submit now, keep going with a fresh one */
+				(*bp)->next = batches_in_flight_list;
+				batches_in_flight_list = *bp;
+				s->batches_in_flight++;
+				workq_submit(s->wq, batch_work, batch_done, *bp);
+				*bp = NULL;
+			}
 			continue;
 		}
-		queue_path(b->s->q, env->qid, b->qpath[b->n], sizeof(b->qpath[b->n]));
-		j->queue_path = b->qpath[b->n];
-		j->maildir = b->maildir[b->n];
-		j->content_off = env->content_off;
-		j->content_len = env->content_len;
-		j->return_path = env->sender;
-		j->rcpt = r->addr;
-		j->qid = env->qid;
-		j->rcpt_index = (unsigned)i;
-		j->arrival = env->arrival;
-		b->owner[b->n] = e;
-		b->n++;
-		added++;
+		if (r.kind == ROUTE_NONE) {
+			sched_rcpt_result(e, i, OUT_FAILED, "5.4.4",
+					  "unable to route: no send connector for this domain", NULL,
+					  "route");
+			continue;
+		}
+		if (!route_check(r.sc, env->sender, env->content_len, &v)) {
+			sched_rcpt_result(e, i, OUT_FAILED, v.enh, v.text, NULL, r.sc->name);
+			continue;
+		}
+		/* all recipients of this message for the same connector and domain */
+		for (k = i; k < env->nrcpt; k++) {
+			const char *d2 = strrchr(env->rcpt[k].addr, '@');
+			if (done[k] || env->rcpt[k].state != RCPT_QUEUED || e->rt[k].outcome ||
+			    e->rt[k].busy || d2 == NULL || str_casecmp(d2 + 1, ldom) != 0)
+				continue;
+			idx[n++] = k;
+			done[k] = true;
+			e->rt[k].busy = true;
+		}
+		e->parts++;
+		remote_enqueue(s, e, r.sc, ldom, idx, n);
 	}
-	return added;
+	free(idx);
+	free(done);
+	sched_part_done(e); /* release the dispatch hold */
 }
 
 static void sched_dispatch(evutil_socket_t fd, short what, void *arg)
@@ -294,44 +530,27 @@ static void sched_dispatch(evutil_socket_t fd, short what, void *arg)
 	struct sched *s = arg;
 	size_t cap = s->conf->queue.max_batch;
 	time_t now = time(NULL);
+	struct batch *b = NULL;
 	(void)fd;
 	(void)what;
 
 	while (!TAILQ_EMPTY(&s->ready_list) &&
-	       s->batches_in_flight < s->conf->queue.delivery_threads) {
-		struct batch *b = xcalloc(1, sizeof(*b));
-		b->s = s;
-		b->jobs = xcalloc(cap, sizeof(*b->jobs));
-		b->owner = xcalloc(cap, sizeof(*b->owner));
-		b->maildir = xcalloc(cap, sizeof(*b->maildir));
-		b->qpath = xcalloc(cap, sizeof(*b->qpath));
-		b->entries = xcalloc(cap, sizeof(*b->entries));
+	       s->batches_in_flight < s->conf->queue.delivery_threads * 2) {
+		struct qentry *e = TAILQ_FIRST(&s->ready_list);
 
-		while (!TAILQ_EMPTY(&s->ready_list) && b->n < cap && b->nentries < cap) {
-			struct qentry *e = TAILQ_FIRST(&s->ready_list);
-			size_t pending = envelope_pending(e->env);
-
-			/* keep a message's recipients in one batch when it can be done */
-			if (b->n > 0 && b->n + pending > cap)
-				break;
-			TAILQ_REMOVE(&s->ready_list, e, ready);
-			e->on_ready = false;
-			if ((uint64_t)(now - e->env->arrival) > s->conf->queue.expire) {
-				expire_entry(e);
-				entry_settle(e);
-				continue;
-			}
-			if (batch_add_entry(b, e, cap) > 0) {
-				e->in_flight = true;
-				b->entries[b->nentries++] = e;
-			} else {
-				entry_settle(e);
-			}
-		}
-		if (b->n == 0) {
-			batch_free(b);
+		TAILQ_REMOVE(&s->ready_list, e, ready);
+		e->on_ready = false;
+		if ((uint64_t)(now - e->env->arrival) >= s->conf->queue.expire) {
+			e->parts++;
+			expire_entry(e);
+			sched_part_done(e);
 			continue;
 		}
+		dispatch_entry(s, e, &b, cap);
+	}
+	if (b != NULL) {
+		b->next = batches_in_flight_list;
+		batches_in_flight_list = b;
 		s->batches_in_flight++;
 		workq_submit(s->wq, batch_work, batch_done, b);
 	}
@@ -345,6 +564,9 @@ void sched_free(struct sched *s)
 	 * those recipients are tried again at the next start (and Maildir's
 	 * deterministic names make that a no-op). */
 	workq_free(s->wq);
+	while (batches_in_flight_list)
+		batch_free(batches_in_flight_list);
+	remote_free(s);
 	while (!LIST_EMPTY(&s->all_list))
 		entry_free(LIST_FIRST(&s->all_list));
 	event_free(s->kick);

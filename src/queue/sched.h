@@ -13,6 +13,7 @@
 #ifndef TRANSIT_QUEUE_SCHED_H
 #define TRANSIT_QUEUE_SCHED_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "conf/conf.h"
@@ -21,8 +22,25 @@
 struct event_base;
 struct queue;
 struct sched;
+struct dns;
+typedef struct ssl_ctx_st SSL_CTX;
 
-struct sched *sched_new(const struct config *conf, struct event_base *base, struct queue *q);
+/* What the daemon prepared for outbound delivery before dropping
+ * privileges: per send connector (same index as conf->scs) a TLS client
+ * context and the AUTH credentials read from its auth-secret file. */
+struct sc_runtime {
+	SSL_CTX *tls;
+	char *auth_user; /* NULL: no AUTH */
+	char *auth_pass;
+};
+struct sched_runtime {
+	struct sc_runtime *sc; /* [conf->nscs] */
+	struct dns *dns;
+	bool (*is_local_ip)(int family, const void *ip); /* MX loop detection */
+};
+
+struct sched *sched_new(const struct config *conf, const struct sched_runtime *rt,
+			struct event_base *base, struct queue *q);
 /* Take ownership of a committed message (malloc'ed envelope). */
 void sched_add(struct sched *s, struct envelope *env);
 /* Messages the scheduler holds (queued, deferred or in flight). */

@@ -18,6 +18,7 @@
 
 #include "dir/passwd.h"
 #include "queue/queue.h"
+#include "route/route.h"
 #include "smtp/reply.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -166,6 +167,7 @@ struct rcpt_verdict {
 	int code;
 	const char *enh;
 	const char *text;
+	struct route_verdict route; /* holds text for a connector restriction */
 	char final[ADDR_TEXT_MAX]; /* the address to queue when accepted */
 };
 
@@ -205,15 +207,25 @@ static void rcpt_policy(struct smtp_session *s, struct mail_addr *to, struct rcp
 		return;
 	}
 	dom = conf_find_domain(c, to->domain);
-	if (dom == NULL) {
-		if (!may_relay) {
-			v->code = 550, v->enh = "5.7.1", v->text = "Relay access denied";
-			return;
-		}
-		addr_format(to, v->final, sizeof(v->final));
+	if (dom == NULL && !may_relay) {
+		v->code = 550, v->enh = "5.7.1", v->text = "Relay access denied";
 		return;
 	}
-	if (dom->type == DOMAIN_INTERNAL_RELAY) {
+	if (dom == NULL || dom->type == DOMAIN_INTERNAL_RELAY) {
+		/* routed out: a connector must exist, and its restrictions
+		 * apply now when they can be known (never a fallback) */
+		struct route r;
+		route_domain(c, to->domain, &r);
+		if (r.kind == ROUTE_NONE) {
+			v->code = 550, v->enh = "5.4.4", v->text = "Unable to route: no send connector for this domain";
+			return;
+		}
+		if (r.kind == ROUTE_CONNECTOR &&
+		    !route_check(r.sc, s->tx->env.sender,
+				 s->tx->mail.has_size ? s->tx->mail.size : 0, &v->route)) {
+			v->code = v->route.code, v->enh = v->route.enh, v->text = v->route.text;
+			return;
+		}
 		addr_format(to, v->final, sizeof(v->final));
 		return;
 	}

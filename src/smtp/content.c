@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "queue/queue.h"
+#include "route/route.h"
 #include "smtp/reply.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -232,6 +233,35 @@ static void commit_done(void *arg, int error, struct envelope *env)
 	session_resume(s);
 }
 
+/* Send connector restrictions that only the final size can decide: when
+ * no recipient may take the message, refuse it now (552 5.3.4); when only
+ * some may not, accept and let the scheduler bounce those with a DSN. */
+static void check_routes(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+	const struct config *c = s->srv->p.conf;
+	struct route_verdict v;
+	size_t i, refused = 0;
+
+	for (i = 0; i < tx->env.nrcpt; i++) {
+		const char *at = strrchr(tx->env.rcpt[i].addr, '@');
+		struct route r;
+		struct route_verdict one;
+		if (at == NULL)
+			continue;
+		route_domain(c, at + 1, &r);
+		if (r.kind == ROUTE_CONNECTOR &&
+		    !route_check(r.sc, tx->env.sender, tx->size, &one)) {
+			if (refused++ == 0)
+				v = one;
+		}
+	}
+	if (refused > 0 && refused == tx->env.nrcpt) {
+		str_copy(tx->fail_buf, v.text, sizeof(tx->fail_buf));
+		content_fail(tx, v.code, v.enh, tx->fail_buf);
+	}
+}
+
 void content_end(struct smtp_session *s)
 {
 	struct smtp_tx *tx = s->tx;
@@ -248,6 +278,8 @@ void content_end(struct smtp_session *s)
 			 tx->hdr.received, s->srv->p.conf->server.max_hop_count);
 		content_fail(tx, 554, "5.4.6", "Too many hops: mail forwarding loop detected");
 	}
+	if (!tx->fail_code)
+		check_routes(s);
 	session_data_timeouts(s, false);
 	if (tx->fail_code) {
 		log_info("%s smtp reject cmd=%s reply=\"%d %s\" from=<%s> size=%" PRIu64, s->id,

@@ -58,6 +58,7 @@ struct smtp_tx {
 	int fail_code;
 	const char *fail_enh;
 	const char *fail_text;
+	char fail_buf[256];	     /* fail_text when it is built at run time */
 	bool skipping_long_line;     /* discarding the rest of an over-long line */
 	bool after_bare_lf;	     /* the previous DATA line ended in a bare LF */
 	bool bdat;		     /* content came by BDAT */

@@ -10,11 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* see the note in src/mail/msgdata.c about -Wcomment in this header */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcomment"
 #include "mail/msgdata.h"
-#pragma GCC diagnostic pop
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

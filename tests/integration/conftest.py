@@ -335,7 +335,7 @@ class Transit:
         """Record (for teardown) that transitd died on its own."""
         if self.proc is not None and self.proc.poll() is not None:
             msg = "transitd exited on its own with status %s %s" % (self.proc.returncode, when)
-            if msg not in self.problems:
+            if not any(p.startswith("transitd exited on its own") for p in self.problems):
                 self.problems.append(msg)
             return False
         return True

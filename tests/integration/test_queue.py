@@ -262,6 +262,8 @@ def test_kill9_loses_nothing(transit):
     twice = sorted(n for n, k in counts.items() if k > 1)
     summary = "acked %d, sent %d, delivered crash-N %d, stats %r" % (
         len(acked), len(sent), sum(counts.values()), dict(stats))
+    sys.stderr.write("crash test: %s, %d files, %.1fs\n" % (
+        summary, len(transit.mail_files("alice")), time.monotonic() - t_start))
     assert not foreign, "delivered crash-N never sent: %r" % foreign
     assert not missing, "acknowledged (250) but lost: %r; %s" % (missing[:50], summary)
     assert not twice, "delivered more than once: %r; %s" % (twice[:50], summary)

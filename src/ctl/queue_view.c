@@ -1,0 +1,152 @@
+/* queue_view.c - see queue_view.h. */
+#include "ctl/queue_view.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "route/route.h"
+#include "util/htable.h"
+#include "util/str.h"
+#include "util/xmalloc.h"
+
+struct hop {
+	char key[600];
+	size_t messages, recipients;
+	time_t oldest;
+	char last_error[600];
+	time_t last_error_at;
+	const char *last_qid; /* to count messages once */
+};
+
+static void last_error(const struct config *c, const char *qid, size_t idx, char *out,
+		       size_t outsz)
+{
+	char path[4200], line[800], want[32];
+	FILE *f;
+
+	out[0] = '\0';
+	snprintf(path, sizeof(path), "%s/defer/%s", c->server.spool, qid);
+	if ((f = fopen(path, "r")) == NULL)
+		return;
+	snprintf(want, sizeof(want), "rcpt %zu ", idx);
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (strncmp(line, want, strlen(want)) == 0)
+			str_copy(out, line + strlen(want), outsz);
+		else if (out[0] == '\0' && strncmp(line, "error ", 6) == 0)
+			str_copy(out, line + 6, outsz);
+	}
+	fclose(f);
+}
+
+static void hop_key(const struct config *c, const char *addr, char *key, size_t keysz)
+{
+	const char *at = strrchr(addr, '@');
+	char domain[256];
+	struct route r;
+
+	str_copy(domain, at ? at + 1 : "", sizeof(domain));
+	str_lower(domain);
+	route_domain(c, domain, &r);
+	if (r.kind == ROUTE_MAILBOX)
+		snprintf(key, keysz, "mailbox:%s", domain);
+	else if (r.kind == ROUTE_CONNECTOR)
+		snprintf(key, keysz, "%s:%s", r.sc->name, domain);
+	else
+		snprintf(key, keysz, "no-route:%s", domain);
+}
+
+static int by_key(const void *a, const void *b)
+{
+	return strcmp((*(struct hop *const *)a)->key, (*(struct hop *const *)b)->key);
+}
+
+static void age(long long s, char *out, size_t outsz)
+{
+	if (s < 120)
+		snprintf(out, outsz, "%llds", s);
+	else if (s < 7200)
+		snprintf(out, outsz, "%lldm", s / 60);
+	else if (s < 172800)
+		snprintf(out, outsz, "%lldh", s / 3600);
+	else
+		snprintf(out, outsz, "%lldd", s / 86400);
+}
+
+void queue_view_by_next_hop(const struct config *c, struct envelope **env, size_t n, time_t now,
+			    bool json, FILE *out)
+{
+	struct htable *t = htable_new();
+	struct hop **v = NULL;
+	size_t nv = 0, i, k;
+
+	for (i = 0; i < n; i++) {
+		for (k = 0; k < env[i]->nrcpt; k++) {
+			char key[600], err[600];
+			struct hop *h;
+
+			if (env[i]->rcpt[k].state != RCPT_QUEUED)
+				continue;
+			hop_key(c, env[i]->rcpt[k].addr, key, sizeof(key));
+			if ((h = htable_get(t, key)) == NULL) {
+				h = xcalloc(1, sizeof(*h));
+				str_copy(h->key, key, sizeof(h->key));
+				h->oldest = env[i]->arrival;
+				htable_put(t, key, h);
+				v = xrealloc(v, (nv + 1) * sizeof(*v));
+				v[nv++] = h;
+			}
+			h->recipients++;
+			if (h->last_qid != env[i]->qid) {
+				h->messages++;
+				h->last_qid = env[i]->qid;
+			}
+			if (env[i]->arrival < h->oldest)
+				h->oldest = env[i]->arrival;
+			last_error(c, env[i]->qid, k, err, sizeof(err));
+			if (err[0] && env[i]->arrival >= h->last_error_at) {
+				str_copy(h->last_error, err, sizeof(h->last_error));
+				h->last_error_at = env[i]->arrival;
+			}
+		}
+	}
+	if (nv > 1)
+		qsort(v, nv, sizeof(*v), by_key);
+	if (json) {
+		json_t *a = json_array();
+		char *s;
+		for (i = 0; i < nv; i++) {
+			json_t *o = json_object();
+			json_object_set_new(o, "next_hop", json_string(v[i]->key));
+			json_object_set_new(o, "messages", json_integer((json_int_t)v[i]->messages));
+			json_object_set_new(o, "recipients", json_integer((json_int_t)v[i]->recipients));
+			json_object_set_new(o, "oldest_age_seconds",
+					    json_integer((json_int_t)(now - v[i]->oldest)));
+			json_object_set_new(o, "last_error",
+					    v[i]->last_error[0] ? json_stringn(v[i]->last_error,
+									       strlen(v[i]->last_error))
+								: json_null());
+			json_array_append_new(a, o);
+		}
+		s = json_dumps(a, JSON_INDENT(2));
+		if (s)
+			fprintf(out, "%s\n", s);
+		free(s);
+		json_decref(a);
+	} else if (nv == 0) {
+		fprintf(out, "queue is empty\n");
+	} else {
+		fprintf(out, "%-40s %8s %10s %7s  %s\n", "NEXT-HOP", "MESSAGES", "RECIPIENTS", "OLDEST",
+			"LAST-ERROR");
+		for (i = 0; i < nv; i++) {
+			char a[32];
+			age((long long)(now - v[i]->oldest), a, sizeof(a));
+			fprintf(out, "%-40s %8zu %10zu %7s  %s\n", v[i]->key, v[i]->messages,
+				v[i]->recipients, a, v[i]->last_error[0] ? v[i]->last_error : "-");
+		}
+	}
+	htable_free(t, free);
+	free(v);
+}

@@ -1,0 +1,175 @@
+/*
+ * smtp_client_int.h - private to smtp_client.c (the connection: connect,
+ * replies, EHLO, STARTTLS, AUTH, QUIT, lifetime) and smtp_client_tx.c (one
+ * message: MAIL/RCPT/DATA, pipelining, the content stream, the result).
+ * Nothing outside src/deliver/smtp_client*.c includes this.
+ *
+ * Lifetime rule: every libevent callback brackets its work with
+ * smtpc_enter()/smtpc_leave(). A close or free asked for inside (by the
+ * user's callback or by a failure) is only recorded and carried out by the
+ * outermost smtpc_leave(), so no code ever touches a freed struct smtpc.
+ */
+#ifndef TRANSIT_DELIVER_SMTP_CLIENT_INT_H
+#define TRANSIT_DELIVER_SMTP_CLIENT_INT_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "deliver/smtp_client.h"
+#include "util/buf.h"
+#include "util/log.h"
+
+#define SMTPC_LINE_MAX 2048	      /* longest reply line we read (octets, without CRLF) */
+#define SMTPC_REPLY_LINES_MAX 100     /* most lines in one multi-line reply */
+#define SMTPC_BLOCK (64 * 1024)	      /* pread block for the content */
+#define SMTPC_OUT_HIWAT (256 * 1024)  /* fill the output buffer up to this */
+#define SMTPC_OUT_LOWAT (64 * 1024)   /* and refill when it drains below this */
+#define SMTPC_QUIT_WAIT 5	      /* seconds to wait for the 221 to QUIT */
+
+enum smtpc_state {
+	SC_CONNECTING = 0,
+	SC_GREETING,
+	SC_EHLO,
+	SC_HELO,
+	SC_STARTTLS,
+	SC_HANDSHAKE,
+	SC_AUTH,
+	SC_IDLE,      /* ready for smtpc_send (or for QUIT) */
+	SC_TX,	      /* waiting for RSET/MAIL/RCPT/DATA replies */
+	SC_DATA_BODY, /* streaming the content */
+	SC_DATA_DOT,  /* "." sent, waiting for the final reply */
+	SC_QUIT,      /* QUIT sent after smtpc_close: free on the reply */
+	SC_DEAD,      /* the connection is unusable */
+};
+
+/* Service extensions from the last EHLO reply (RFC 5321 4.1.1.1). */
+struct smtpc_ext {
+	bool esmtp;
+	bool pipelining;   /* RFC 2920 */
+	bool has_size;	   /* RFC 1870 */
+	uint64_t size;	   /* 0: no limit announced */
+	bool eightbitmime; /* RFC 6152 */
+	bool smtputf8;	   /* RFC 6531 */
+	bool dsn;	   /* RFC 3461 */
+	bool starttls;	   /* RFC 3207 */
+	bool auth_plain;   /* RFC 4954 + RFC 4616 */
+	bool auth_login;
+	bool chunking;	   /* RFC 3030 (noted, not used) */
+	bool enhanced;	   /* RFC 2034 */
+};
+
+/* The reply being read (RFC 5321 4.2.1). */
+struct smtpc_rd {
+	int code;	/* 0: no line yet */
+	unsigned lines;
+	char enh[16];
+	struct buf text;
+};
+
+enum smtpc_exp_kind { EXP_RSET, EXP_MAIL, EXP_RCPT, EXP_DATA };
+
+struct smtpc_exp {
+	enum smtpc_exp_kind kind;
+	size_t idx;	 /* recipient index for EXP_RCPT */
+	size_t off, len; /* the command line (with CRLF) inside tx->cmds */
+};
+
+enum smtpc_rcpt_state { RS_PENDING = 0, RS_ACCEPTED, RS_REFUSED };
+
+struct smtpc_stuff {
+	bool bol;	 /* at the beginning of a line */
+	bool cr_pending; /* the last byte seen was a CR */
+};
+
+struct smtpc_tx {
+	smtpc_send_cb cb;
+	void *arg;
+	struct buf cmds;
+	struct smtpc_exp *exp;
+	size_t nexp, next_send, next_reply;
+	size_t nrcpt, naccepted;
+	struct smtpc_reply *rcpt;
+	unsigned char *rstate; /* enum smtpc_rcpt_state per recipient */
+	bool mail_failed;
+	struct smtpc_reply mail_reply;
+	bool have_data_reply;
+	struct smtpc_reply data_reply;
+	bool preset;	     /* the outcome is already decided (status + msg_reply) */
+	enum smtpc_status preset_status;
+	struct smtpc_reply preset_reply;
+	bool lone_dot;	     /* sent "." alone after an unexpected 354 */
+	/* content */
+	int fd;
+	uint64_t pos, end, len;
+	char *blk;
+	struct smtpc_stuff st;
+};
+
+struct smtpc {
+	struct event_base *base;
+	struct bufferevent *bev; /* owns the socket (and SSL) once connected */
+	int fd;			 /* the socket until bev owns it */
+	SSL *ssl;		 /* owned by bev */
+	struct event *ev_conn, *ev_timer, *ev_later;
+	enum smtpc_state state;
+
+	/* options (copied) */
+	char *helo_name, *tls_name, *peer_name, *auth_user, *auth_pass;
+	enum smtpc_tls tls;
+	SSL_CTX *tls_ctx;
+	struct sockaddr_storage dst, src;
+	socklen_t dstlen, srclen;
+	unsigned t_connect, t_command, t_data;
+
+	struct smtpc_info info;
+	struct smtpc_ext ext;
+	struct smtpc_rd rd;
+	bool tls_tried;	 /* STARTTLS attempted (or refused) on this connection */
+	int auth_step;
+	bool need_rset;	 /* a transaction may still be open at the peer */
+	bool dead;	 /* no further commands can be sent */
+
+	smtpc_open_cb open_cb;
+	void *open_arg;
+	struct smtpc_tx *tx;
+
+	/* lifetime */
+	int busy;
+	bool user_gone;	    /* smtpc_close called or open failed: no more user callbacks */
+	bool close_pending; /* close (QUIT or free) at the outermost leave */
+	bool free_pending;  /* free at the outermost leave */
+	bool later_open_fail;
+	struct smtpc_reply later_reply;
+};
+
+/* smtp_client.c */
+void smtpc_enter(struct smtpc *c);
+void smtpc_leave(struct smtpc *c);
+void smtpc_arm(struct smtpc *c, unsigned seconds);
+void smtpc_disarm(struct smtpc *c);
+/* Queue raw bytes for the peer / one command line (CRLF added; logged
+ * unless secret, then shown as "<verb> <secret>"). */
+void smtpc_write(struct smtpc *c, const void *p, size_t n);
+void smtpc_command(struct smtpc *c, const char *line, size_t len);
+void smtpc_set_reply(struct smtpc_reply *r, int code, const char *enh, bool local,
+		     const char *fmt, ...) PRINTF_LIKE(5, 6);
+/* The connection is broken: stop reading and writing, never reuse. */
+void smtpc_kill(struct smtpc *c);
+/* Run smtpc_tx_finish from the event loop (never inside smtpc_send). */
+void smtpc_later(struct smtpc *c);
+
+/* smtp_client_tx.c */
+void smtpc_tx_reply(struct smtpc *c, const struct smtpc_reply *r);
+void smtpc_tx_writable(struct smtpc *c);
+/* The connection failed during the transaction (timeout, loss, protocol). */
+void smtpc_tx_fail(struct smtpc *c, const struct smtpc_reply *local);
+void smtpc_tx_finish(struct smtpc *c);
+void smtpc_tx_free(struct smtpc_tx *tx);
+const char *smtpc_tx_waiting_for(const struct smtpc *c);
+
+#endif

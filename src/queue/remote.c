@@ -1,0 +1,498 @@
+/*
+ * remote.c - delivery through send connectors: next-hop queues and the
+ * SMTP connections that drain them.
+ *
+ * A next hop is (send connector, recipient domain). Its queue holds jobs:
+ * the recipients of one message for that hop. Connections are opened per
+ * next hop, up to the connector's max-connections-per-destination and
+ * queue.max-connections in total; each connection takes jobs one after
+ * the other (connection reuse) until the queue is empty.
+ *
+ * Where a connection goes (RFC 5321 5.1):
+ *  - DNS routing: the domain's MX hosts in preference order (equal
+ *    preferences shuffled by net/dns.c), each of their addresses in turn,
+ *    A/AAAA when there is no MX; null MX → failed 5.1.10; a domain that
+ *    does not exist → failed 5.1.2; an MX list that leads back to us →
+ *    only the hosts more preferred than ourselves, none → failed 5.4.6.
+ *  - smart hosts: in configured order, "[host]" by A/AAAA only, "host" by
+ *    its MX. The next host is tried when one cannot be reached or does not
+ *    greet, or fails TLS: a failure of the transaction itself is reported.
+ * TLS "require" never sends in clear (smtp_client.c enforces it).
+ */
+#include "queue/sched_int.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "deliver/smtp_client.h"
+#include "net/dns.h"
+#include "queue/queue.h"
+#include "smtp/cmd.h"
+#include "util/htable.h"
+#include "util/log.h"
+#include "util/str.h"
+#include "util/xmalloc.h"
+
+struct nh_job {
+	TAILQ_ENTRY(nh_job) link;
+	struct qentry *e;
+	size_t n;
+	size_t idx[];
+};
+
+struct nexthop {
+	char key[600];
+	const struct send_connector *sc;
+	const struct sc_runtime *scrt;
+	char domain[256];
+	TAILQ_HEAD(, nh_job) jobs;
+	size_t njobs;
+	unsigned nconn;
+};
+
+struct rconn {
+	struct sched *s;
+	struct nexthop *nh;
+	size_t target;		 /* DNS routing: 0; smart hosts: index of the host */
+	struct dns_result *res;	 /* candidates of the current target */
+	size_t host_i, addr_i;	 /* next candidate to try */
+	uint16_t port;
+	struct smtpc *c;
+	struct nh_job *job;	 /* in flight */
+	struct smtpc_rcpt *rcpts;
+	int content_fd;
+	char last_error[600];	 /* "421 4.4.1 connect to ...: refused" */
+	char last_status[16];
+	bool last_perm;		 /* the last failure was permanent (5xx, DNS) */
+	char peer[300];
+};
+
+static void rconn_next_target(struct rconn *rc);
+static void rconn_try_next(struct rconn *rc);
+static void rconn_pump(struct rconn *rc);
+
+static size_t nh_capacity(const struct nexthop *nh, const struct sched *s)
+{
+	(void)s;
+	return nh->sc->max_connections_per_destination;
+}
+
+void remote_init(struct sched *s) { s->nexthops = htable_new(); }
+
+static void nexthop_free(void *p)
+{
+	struct nexthop *nh = p;
+	struct nh_job *j;
+
+	while ((j = TAILQ_FIRST(&nh->jobs)) != NULL) {
+		TAILQ_REMOVE(&nh->jobs, j, link);
+		free(j);
+	}
+	free(nh);
+}
+
+void remote_free(struct sched *s)
+{
+	/* Open connections are abandoned with the loop; their entries are
+	 * freed by sched_free and retried at the next start. */
+	htable_free(s->nexthops, nexthop_free);
+	s->nexthops = NULL;
+}
+
+/* ---- outcomes ---------------------------------------------------------------- */
+
+static void fail_or_defer_job(struct rconn *rc, struct nh_job *j, bool perm, const char *status,
+			      const char *diag)
+{
+	size_t i;
+
+	for (i = 0; i < j->n; i++)
+		sched_rcpt_result(j->e, j->idx[i], perm ? OUT_FAILED : OUT_DEFERRED, status, diag,
+				  rc->peer[0] ? rc->peer : NULL, rc->nh->sc->name);
+	sched_part_done(j->e);
+	free(j);
+}
+
+/* Every queued job of the next hop gets the same fate (the destination
+ * could not be reached at all). */
+static void nexthop_drain(struct rconn *rc, bool perm, const char *status, const char *diag)
+{
+	struct nexthop *nh = rc->nh;
+	struct nh_job *j;
+
+	while ((j = TAILQ_FIRST(&nh->jobs)) != NULL) {
+		TAILQ_REMOVE(&nh->jobs, j, link);
+		nh->njobs--;
+		fail_or_defer_job(rc, j, perm, status, diag);
+	}
+}
+
+static void rconn_free(struct rconn *rc)
+{
+	struct sched *s = rc->s;
+	struct nexthop *nh = rc->nh;
+
+	if (rc->c)
+		smtpc_close(rc->c);
+	if (rc->content_fd >= 0)
+		close(rc->content_fd);
+	free(rc->res);
+	free(rc->rcpts);
+	free(rc);
+	nh->nconn--;
+	s->remote_conns--;
+	if (nh->njobs == 0 && nh->nconn == 0) {
+		htable_del(s->nexthops, nh->key);
+		nexthop_free(nh);
+		return;
+	}
+	/* Others may still be waiting (a connection that was not reusable). */
+	if (nh->njobs > 0 && nh->nconn == 0) {
+		struct rconn *again = xcalloc(1, sizeof(*again));
+		again->s = s;
+		again->nh = nh;
+		again->content_fd = -1;
+		nh->nconn++;
+		s->remote_conns++;
+		rconn_next_target(again);
+	}
+}
+
+/* Give up on this connection attempt: when no other connection of the
+ * next hop is running, the queued jobs share the last error. */
+static void rconn_give_up(struct rconn *rc)
+{
+	if (rc->nh->nconn == 1)
+		nexthop_drain(rc, rc->last_perm, rc->last_status[0] ? rc->last_status : "4.4.1",
+			       rc->last_error[0] ? rc->last_error : "no reachable host");
+	rconn_free(rc);
+}
+
+/* ---- sending ------------------------------------------------------------------ */
+
+static void reply_text(const struct smtpc_reply *r, char *out, size_t outsz)
+{
+	if (r->local)
+		snprintf(out, outsz, "%s", r->text);
+	else
+		snprintf(out, outsz, "%d%s%s %s", r->code, r->enh[0] ? " " : "", r->enh, r->text);
+}
+
+static void reply_status(const struct smtpc_reply *r, char *out, size_t outsz)
+{
+	if (r->enh[0])
+		str_copy(out, r->enh, outsz);
+	else
+		snprintf(out, outsz, "%d.0.0", r->code >= 500 ? 5 : r->code >= 400 ? 4 : 2);
+}
+
+static void send_done(struct smtpc *c, void *arg, const struct smtpc_result *r)
+{
+	struct rconn *rc = arg;
+	struct nh_job *j = rc->job;
+	char diag[700], status[16];
+	size_t i;
+	(void)c;
+
+	rc->job = NULL;
+	close(rc->content_fd);
+	rc->content_fd = -1;
+	if (r->status != SMTPC_DONE) {
+		reply_text(&r->msg_reply, diag, sizeof(diag));
+		reply_status(&r->msg_reply, status, sizeof(status));
+		fail_or_defer_job(rc, j, r->status == SMTPC_PERM, status, diag);
+	} else {
+		for (i = 0; i < j->n && i < r->nrcpt; i++) {
+			const struct smtpc_reply *rr = &r->rcpt[i];
+			enum rcpt_outcome o = rr->code >= 200 && rr->code < 300 ? OUT_RELAYED
+					      : rr->code >= 500		    ? OUT_FAILED
+									    : OUT_DEFERRED;
+			reply_text(rr, diag, sizeof(diag));
+			reply_status(rr, status, sizeof(status));
+			/* the next hop reports success itself when it speaks DSN */
+			if (o == OUT_RELAYED && r->peer_dsn)
+				j->e->env->rcpt[j->idx[i]].notify &= ~(unsigned)DSN_NOTIFY_SUCCESS;
+			sched_rcpt_result(j->e, j->idx[i], o, status, diag, rc->peer, rc->nh->sc->name);
+		}
+		for (; i < j->n; i++)
+			sched_rcpt_result(j->e, j->idx[i], OUT_DEFERRED, "4.4.0",
+					  "no reply for this recipient", rc->peer, rc->nh->sc->name);
+		sched_part_done(j->e);
+		free(j);
+	}
+	if (!r->reusable) {
+		smtpc_close(rc->c);
+		rc->c = NULL;
+		rconn_free(rc);
+		return;
+	}
+	rconn_pump(rc);
+}
+
+static void rconn_pump(struct rconn *rc)
+{
+	struct nexthop *nh = rc->nh;
+	struct nh_job *j = TAILQ_FIRST(&nh->jobs);
+	struct envelope *env;
+	struct smtpc_msg m;
+	char path[4200];
+	size_t i;
+
+	if (j == NULL) {
+		rconn_free(rc);
+		return;
+	}
+	TAILQ_REMOVE(&nh->jobs, j, link);
+	nh->njobs--;
+	env = j->e->env;
+	queue_path(rc->s->q, env->qid, path, sizeof(path));
+	rc->content_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (rc->content_fd < 0) {
+		char diag[600];
+		snprintf(diag, sizeof(diag), "cannot open queue file: %s", strerror(errno));
+		fail_or_defer_job(rc, j, false, "4.3.0", diag);
+		rconn_pump(rc);
+		return;
+	}
+	rc->job = j;
+	rc->rcpts = xrealloc(rc->rcpts, j->n * sizeof(*rc->rcpts));
+	for (i = 0; i < j->n; i++) {
+		rc->rcpts[i].addr = env->rcpt[j->idx[i]].addr;
+		rc->rcpts[i].notify = env->rcpt[j->idx[i]].notify;
+		rc->rcpts[i].orcpt = env->rcpt[j->idx[i]].orcpt;
+	}
+	memset(&m, 0, sizeof(m));
+	m.sender = env->sender;
+	m.envid = env->envid;
+	m.ret = env->ret;
+	m.body = env->body;
+	m.smtputf8 = env->smtputf8;
+	m.nrcpt = j->n;
+	m.rcpt = rc->rcpts;
+	m.content_fd = rc->content_fd;
+	m.content_off = env->content_off;
+	m.content_len = env->content_len;
+	smtpc_send(rc->c, &m, send_done, rc);
+}
+
+/* ---- connecting ---------------------------------------------------------------- */
+
+static void open_done(struct smtpc *c, void *arg, const struct smtpc_reply *err)
+{
+	struct rconn *rc = arg;
+
+	if (err) {
+		/* c is already freed by the client */
+		rc->c = NULL;
+		reply_text(err, rc->last_error, sizeof(rc->last_error));
+		reply_status(err, rc->last_status, sizeof(rc->last_status));
+		rc->last_perm = false; /* another host, or later, may do better */
+		log_info("smtp connect-failed connector=%s nexthop=%s peer=%s reason=\"%s\"",
+			 rc->nh->sc->name, rc->nh->domain, rc->peer, rc->last_error);
+		rconn_try_next(rc);
+		return;
+	}
+	log_info("smtp connected connector=%s nexthop=%s peer=%s tls=%s", rc->nh->sc->name,
+		 rc->nh->domain, rc->peer, smtpc_info(c)->tls ? smtpc_info(c)->tls_info : "no");
+	rconn_pump(rc);
+}
+
+static void rconn_try_next(struct rconn *rc)
+{
+	const struct send_connector *sc = rc->nh->sc;
+	const struct sc_runtime *rt = rc->nh->scrt;
+	struct smtpc_opts o;
+	struct sockaddr_storage dst;
+	const struct dns_host *h;
+	char ip[INET6_ADDRSTRLEN];
+	socklen_t dlen;
+
+	while (rc->res && rc->host_i < rc->res->nhosts &&
+	       rc->addr_i >= rc->res->hosts[rc->host_i].naddr) {
+		rc->host_i++;
+		rc->addr_i = 0;
+	}
+	if (rc->res == NULL || rc->host_i >= rc->res->nhosts) {
+		rconn_next_target(rc);
+		return;
+	}
+	h = &rc->res->hosts[rc->host_i];
+	memcpy(&dst, &h->addr[rc->addr_i++], sizeof(dst));
+	if (dst.ss_family == AF_INET) {
+		((struct sockaddr_in *)&dst)->sin_port = htons(rc->port);
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&dst)->sin_addr, ip, sizeof(ip));
+		dlen = sizeof(struct sockaddr_in);
+	} else {
+		((struct sockaddr_in6 *)&dst)->sin6_port = htons(rc->port);
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&dst)->sin6_addr, ip, sizeof(ip));
+		dlen = sizeof(struct sockaddr_in6);
+	}
+	snprintf(rc->peer, sizeof(rc->peer), "%s[%s]:%u", h->name, ip, (unsigned)rc->port);
+
+	memset(&o, 0, sizeof(o));
+	o.helo_name = sc->fqdn;
+	o.tls = sc->tls == SC_TLS_REQUIRE	  ? SMTPC_TLS_REQUIRE
+		: sc->tls == SC_TLS_OPPORTUNISTIC ? SMTPC_TLS_OPPORTUNISTIC
+						  : SMTPC_TLS_NONE;
+	o.tls_ctx = rt->tls;
+	o.tls_name = h->name;
+	o.auth_user = rt->auth_user;
+	o.auth_pass = rt->auth_pass;
+	if (dst.ss_family == AF_INET && sc->has_source4) {
+		o.source = (const struct sockaddr *)&sc->source4;
+		o.sourcelen = sizeof(sc->source4);
+	} else if (dst.ss_family == AF_INET6 && sc->has_source6) {
+		o.source = (const struct sockaddr *)&sc->source6;
+		o.sourcelen = sizeof(sc->source6);
+	}
+	o.connect_timeout = (unsigned)sc->connect_timeout;
+	o.command_timeout = (unsigned)sc->command_timeout;
+	o.data_timeout = (unsigned)sc->data_timeout;
+	rc->c = smtpc_open(rc->s->base, (const struct sockaddr *)&dst, dlen, h->name, &o, open_done,
+			   rc);
+}
+
+/* Drop MX hosts at or below our own preference (RFC 5321 5.1). Returns
+ * false when nothing is left: mail for the domain loops back to us. */
+static bool remove_self(struct rconn *rc, struct dns_result *res)
+{
+	bool (*is_local)(int, const void *) = rc->s->rt->is_local_ip;
+	unsigned self = ~0u;
+	size_t i, j, k = 0;
+
+	if (is_local == NULL)
+		return true;
+	for (i = 0; i < res->nhosts; i++)
+		for (j = 0; j < res->hosts[i].naddr; j++) {
+			const struct sockaddr_storage *a = &res->hosts[i].addr[j];
+			const void *ip = a->ss_family == AF_INET
+						 ? (const void *)&((const struct sockaddr_in *)a)->sin_addr
+						 : (const void *)&((const struct sockaddr_in6 *)a)->sin6_addr;
+			if (is_local(a->ss_family, ip) && res->hosts[i].pref < self)
+				self = res->hosts[i].pref;
+		}
+	if (self == ~0u)
+		return true;
+	for (i = 0; i < res->nhosts; i++)
+		if (res->hosts[i].pref < self)
+			res->hosts[k++] = res->hosts[i];
+	res->nhosts = k;
+	return k > 0;
+}
+
+static void resolved(void *arg, const struct dns_result *res)
+{
+	struct rconn *rc = arg;
+	bool dns_routing = rc->nh->sc->nhosts == 0;
+
+	free(rc->res);
+	rc->res = NULL;
+	if (res->status != DNS_OK) {
+		bool perm = res->status != DNS_TEMPFAIL;
+		const char *status = res->status == DNS_NULL_MX	    ? "5.1.10"
+				     : res->status == DNS_TEMPFAIL ? "4.4.3"
+								   : "5.1.2";
+		snprintf(rc->last_error, sizeof(rc->last_error), "%s%s: %s",
+			 res->status == DNS_NULL_MX ? "domain does not accept mail (null MX): " : "",
+			 dns_routing ? rc->nh->domain : rc->nh->sc->hosts[rc->target - 1].host,
+			 res->error);
+		str_copy(rc->last_status, status, sizeof(rc->last_status));
+		/* for a smart host, a DNS failure is the smart host's problem: defer */
+		rc->last_perm = dns_routing && perm;
+		if (dns_routing) {
+			rconn_give_up(rc);
+			return;
+		}
+		rconn_next_target(rc);
+		return;
+	}
+	rc->res = xmalloc(sizeof(*rc->res));
+	memcpy(rc->res, res, sizeof(*rc->res));
+	if (dns_routing && !remove_self(rc, rc->res)) {
+		snprintf(rc->last_error, sizeof(rc->last_error),
+			 "mail for %s loops back to myself (MX points here)", rc->nh->domain);
+		str_copy(rc->last_status, "5.4.6", sizeof(rc->last_status));
+		rc->last_perm = true;
+		rconn_give_up(rc);
+		return;
+	}
+	rc->host_i = rc->addr_i = 0;
+	rconn_try_next(rc);
+}
+
+/* Resolve the next place to go: the domain (DNS routing, once) or the
+ * next smart host. */
+static void rconn_next_target(struct rconn *rc)
+{
+	const struct send_connector *sc = rc->nh->sc;
+	struct dns *dns = rc->s->rt->dns;
+
+	free(rc->res);
+	rc->res = NULL;
+	if (sc->nhosts == 0) {
+		if (rc->target > 0) {
+			rconn_give_up(rc);
+			return;
+		}
+		rc->target = 1;
+		rc->port = sc->port;
+		dns_resolve_mx(dns, rc->nh->domain, resolved, rc);
+		return;
+	}
+	if (rc->target >= sc->nhosts) {
+		rconn_give_up(rc);
+		return;
+	}
+	/* rc->target counts the smart hosts started, so it is one past the current */
+	rc->port = sc->hosts[rc->target].port;
+	if (sc->hosts[rc->target++].no_mx)
+		dns_resolve_host(dns, sc->hosts[rc->target - 1].host, resolved, rc);
+	else
+		dns_resolve_mx(dns, sc->hosts[rc->target - 1].host, resolved, rc);
+}
+
+static void nexthop_kick(struct sched *s, struct nexthop *nh)
+{
+	while (nh->njobs > nh->nconn * 4 && nh->nconn < nh_capacity(nh, s) &&
+	       s->remote_conns < s->conf->queue.max_connections) {
+		struct rconn *rc = xcalloc(1, sizeof(*rc));
+		rc->s = s;
+		rc->nh = nh;
+		rc->content_fd = -1;
+		nh->nconn++;
+		s->remote_conns++;
+		rconn_next_target(rc);
+	}
+}
+
+void remote_enqueue(struct sched *s, struct qentry *e, const struct send_connector *sc,
+		    const char *domain, const size_t *idx, size_t n)
+{
+	char key[600];
+	struct nexthop *nh;
+	struct nh_job *j;
+
+	snprintf(key, sizeof(key), "%s|%s", sc->name, domain);
+	nh = htable_get(s->nexthops, key);
+	if (nh == NULL) {
+		nh = xcalloc(1, sizeof(*nh));
+		str_copy(nh->key, key, sizeof(nh->key));
+		nh->sc = sc;
+		nh->scrt = &s->rt->sc[sc - s->conf->scs];
+		str_copy(nh->domain, domain, sizeof(nh->domain));
+		TAILQ_INIT(&nh->jobs);
+		htable_put(s->nexthops, key, nh);
+	}
+	j = xmalloc(sizeof(*j) + n * sizeof(size_t));
+	j->e = e;
+	j->n = n;
+	memcpy(j->idx, idx, n * sizeof(size_t));
+	TAILQ_INSERT_TAIL(&nh->jobs, j, link);
+	nh->njobs++;
+	nexthop_kick(s, nh);
+}

@@ -1,0 +1,93 @@
+/*
+ * sched_int.h - state shared by the scheduler's files (private to
+ * src/queue/): sched.c (entries, routing, retries, local batches),
+ * remote.c (next-hop queues and SMTP connections) and notify.c (DSNs).
+ *
+ * A recipient's outcome goes through sched_rcpt_result(). A final
+ * outcome that the sender must hear about (NOTIFY) is written to the
+ * queue file only after the DSN reporting it has been committed, so a
+ * crash can repeat a delivery attempt but never lose a bounce.
+ */
+#ifndef TRANSIT_QUEUE_SCHED_INT_H
+#define TRANSIT_QUEUE_SCHED_INT_H
+
+#include <stdbool.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include <openssl/ssl.h>
+
+#include "queue/sched.h"
+
+struct workq;
+struct dns;
+struct nexthop;
+
+/* What the scheduler remembers about one recipient between attempts. */
+struct rcpt_rt {
+	bool busy;	      /* in a delivery now */
+	char outcome;	      /* 0, or RCPT_DELIVERED / RCPT_FAILED waiting for its DSN */
+	bool dsn_due;	      /* a DSN must report this recipient */
+	const char *action;   /* "failed", "delivered", "relayed", "delayed" */
+	char status[16];      /* RFC 3463 code, e.g. "5.1.1" */
+	char diag[600];	      /* "smtp; 550 5.1.1 ..." or our reason */
+	char remote_mta[256]; /* host that answered, or "" */
+	time_t last_attempt;
+};
+
+struct qentry {
+	struct sched *s;
+	struct envelope *env;
+	struct rcpt_rt *rt;   /* [env->nrcpt] */
+	unsigned attempts;
+	unsigned parts;	      /* deliveries in flight (batches, next-hop jobs) */
+	unsigned dsns;	      /* DSNs being committed for this entry */
+	bool deferred;	      /* a recipient got a temporary failure this round */
+	bool delay_dsn_sent;
+	struct event *retry_timer;
+	time_t next_try;
+	char last_error[600];
+	TAILQ_ENTRY(qentry) ready;
+	bool on_ready;
+	LIST_ENTRY(qentry) all;
+};
+
+struct sched {
+	const struct config *conf;
+	const struct sched_runtime *rt;
+	struct event_base *base;
+	struct queue *q;
+	struct workq *wq;
+	struct event *kick;
+	TAILQ_HEAD(, qentry) ready_list;
+	LIST_HEAD(, qentry) all_list;
+	size_t count;
+	unsigned batches_in_flight;
+	struct htable *nexthops; /* key -> struct nexthop */
+	unsigned remote_conns;	 /* outbound connections open */
+	char spool[4096];
+};
+
+enum rcpt_outcome { OUT_DELIVERED, OUT_RELAYED, OUT_DEFERRED, OUT_FAILED };
+
+/* sched.c */
+void sched_rcpt_result(struct qentry *e, size_t idx, enum rcpt_outcome o, const char *status,
+		       const char *diag, const char *remote_mta, const char *via);
+void sched_part_done(struct qentry *e); /* a delivery part finished: settle when last */
+void sched_settle(struct qentry *e);	/* nothing in flight: DSNs, removal or retry */
+void sched_write_state(struct qentry *e, size_t idx, char state);
+
+/* remote.c */
+void remote_init(struct sched *s);
+void remote_enqueue(struct sched *s, struct qentry *e, const struct send_connector *sc,
+		    const char *domain, const size_t *idx, size_t n);
+void remote_free(struct sched *s);
+/* For "queue list --by-next-hop" style reporting in logs. */
+
+/* notify.c: queue the DSNs an entry owes; true if any were started
+ * (then sched_part_done runs again when they are committed). */
+bool notify_send_due(struct qentry *e);
+/* A DELAY DSN when queue.delay-notice has passed and NOTIFY allows. */
+void notify_delay_if_due(struct qentry *e);
+
+#endif
