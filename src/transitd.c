@@ -175,6 +175,15 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(arg, NULL);
 }
 
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	(void)arg;
+	log_info("signal=HUP received: the passwd-file reloads by itself; restart transitd to "
+		 "apply configuration changes");
+}
+
 static void on_message(void *arg, struct envelope *env) { sched_add(arg, env); }
 
 static void recovered(struct envelope *env, void *arg) { sched_add(arg, env); }
@@ -191,7 +200,7 @@ int main(int argc, char **argv)
 	struct passwd_db *users;
 	struct smtp_server *srv;
 	struct smtp_server_params sp;
-	struct event *ev_term, *ev_int;
+	struct event *ev_term, *ev_int, *ev_hup;
 	SSL_CTX **tls;
 	struct sched_runtime srt;
 	char err[512];
@@ -262,17 +271,22 @@ int main(int argc, char **argv)
 
 	ev_term = evsignal_new(base, SIGTERM, on_signal, base);
 	ev_int = evsignal_new(base, SIGINT, on_signal, base);
+	ev_hup = evsignal_new(base, SIGHUP, on_hup, NULL);
 	evsignal_add(ev_term, NULL);
 	evsignal_add(ev_int, NULL);
+	evsignal_add(ev_hup, NULL);
 	log_info("transitd %s started fqdn=%s node=%s users=%zu", TRANSIT_VERSION, c->server.fqdn,
 		 c->server.node, passwd_db_count(users));
 
 	event_base_dispatch(base);
 
+	/* Order matters: stop accepting; let the queue finish the commits in
+	 * flight (their callbacks still need the sessions and the scheduler);
+	 * then close the sessions and stop delivering. */
 	listeners_free(ls);
+	queue_close(q);
 	smtp_server_free(srv);
 	sched_free(sched);
-	queue_close(q);
 	dns_free(srt.dns);
 	for (i = 0; i < c->nscs; i++) {
 		if (srt.sc[i].tls)
@@ -283,6 +297,7 @@ int main(int argc, char **argv)
 	free(srt.sc);
 	event_free(ev_term);
 	event_free(ev_int);
+	event_free(ev_hup);
 	passwd_db_free(users);
 	for (i = 0; i < c->nrcs; i++)
 		if (tls[i])

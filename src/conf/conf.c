@@ -97,7 +97,7 @@ static cfg_opt_t queue_opts[] = {
 	CFG_STR_LIST("retry", "{1m, 5m, 15m, 1h}", CFGF_NONE),
 	CFG_STR("expire", "5d", CFGF_NONE),
 	CFG_STR("delay-notice", "4h", CFGF_NONE),
-	CFG_STR("sync", "fsync", CFGF_NONE),
+	CFG_STR("sync", "syncfs", CFGF_NONE),
 	CFG_INT("delivery-threads", 2, CFGF_NONE),
 	CFG_INT("max-connections", 100, CFGF_NONE),
 	CFG_INT("max-batch", 64, CFGF_NONE),
@@ -371,6 +371,18 @@ static int v_duration_list(cfg_t *cfg, cfg_opt_t *opt)
 				  opt->name, s);
 			return -1;
 		}
+	}
+	return 0;
+}
+
+static int v_duration_or_zero(cfg_t *cfg, cfg_opt_t *opt)
+{
+	uint64_t v;
+	const char *s = cfg_opt_getnstr(opt, 0);
+	if (!parse_duration(s, &v)) {
+		cfg_error(cfg, "%s: \"%s\" is not a duration (like 30s, 5m, 4h, 2d; 0 = off)",
+			  opt->name, s);
+		return -1;
 	}
 	return 0;
 }
@@ -686,7 +698,7 @@ static void conf_set_validators(cfg_t *cfg)
 	cfg_set_validate_func(cfg, "queue|max-connections", v_positive);
 	cfg_set_validate_func(cfg, "queue|retry", v_duration_list);
 	cfg_set_validate_func(cfg, "queue|expire", v_duration_list);
-	cfg_set_validate_func(cfg, "queue|delay-notice", v_duration_list);
+	cfg_set_validate_func(cfg, "queue|delay-notice", v_duration_or_zero);
 	cfg_set_validate_func(cfg, "queue|sync", v_sync);
 	cfg_set_validate_func(cfg, "queue|delivery-threads", v_positive);
 	cfg_set_validate_func(cfg, "queue|max-batch", v_positive);
@@ -695,6 +707,25 @@ static void conf_set_validators(cfg_t *cfg)
 /* ---- conversion into struct config -------------------------------------- */
 
 static char *dup_or_null(const char *s) { return s ? xstrdup(s) : NULL; }
+
+/* Paths in the configuration may be relative to the directory transitd
+ * (or transitctl) is started from: they are made absolute at load time,
+ * so nothing later depends on the working directory. */
+static char *absolute_path(const char *p)
+{
+	char cwd[4096];
+	size_t n;
+	char *out;
+
+	if (p == NULL || p[0] == '/' || getcwd(cwd, sizeof(cwd)) == NULL)
+		return dup_or_null(p);
+	while (p[0] == '.' && p[1] == '/')
+		p += 2;
+	n = strlen(cwd) + 1 + strlen(p) + 1;
+	out = xmalloc(n);
+	snprintf(out, n, "%s/%s", cwd, p);
+	return out;
+}
 
 static uint64_t get_duration(cfg_t *sec, const char *name)
 {
@@ -738,8 +769,8 @@ static void convert_rc(cfg_t *sec, const struct config *c, struct receive_connec
 			  : strcmp(t, "require") == 0 ? RC_TLS_REQUIRE
 						      : RC_TLS_IMPLICIT;
 	}
-	rc->tls_cert = dup_or_null(cfg_getstr(sec, "tls-cert"));
-	rc->tls_key = dup_or_null(cfg_getstr(sec, "tls-key"));
+	rc->tls_cert = absolute_path(cfg_getstr(sec, "tls-cert"));
+	rc->tls_key = absolute_path(cfg_getstr(sec, "tls-key"));
 	(void)parse_size(cfg_getstr(sec, "max-message-size"), &rc->max_message_size);
 	rc->max_recipients = (unsigned)cfg_getint(sec, "max-recipients");
 	rc->max_connections_per_source = (unsigned)cfg_getint(sec, "max-connections-per-source");
@@ -784,13 +815,13 @@ static void convert_sc(cfg_t *sec, const struct config *c, struct send_connector
 			  : strcmp(t, "require") == 0 ? SC_TLS_REQUIRE
 						      : SC_TLS_OPPORTUNISTIC;
 	}
-	sc->tls_ca_file = dup_or_null(cfg_getstr(sec, "tls-ca-file"));
+	sc->tls_ca_file = absolute_path(cfg_getstr(sec, "tls-ca-file"));
 	(void)parse_size(cfg_getstr(sec, "max-message-size"), &sc->max_message_size);
 	sc->nallowed = cfg_size(sec, "allowed-senders");
 	sc->allowed_senders = xcalloc(sc->nallowed, sizeof(char *));
 	for (i = 0; i < sc->nallowed; i++)
 		sc->allowed_senders[i] = xstrdup(cfg_getnstr(sec, "allowed-senders", i));
-	sc->auth_secret = dup_or_null(cfg_getstr(sec, "auth-secret"));
+	sc->auth_secret = absolute_path(cfg_getstr(sec, "auth-secret"));
 	sc->max_connections_per_destination =
 		(unsigned)cfg_getint(sec, "max-connections-per-destination");
 	sc->connect_timeout = get_duration(sec, "connect-timeout");
@@ -849,14 +880,14 @@ static int convert(cfg_t *cfg, struct config *c)
 		c->server.fqdn = xstrdup(host);
 	}
 	str_lower(c->server.fqdn);
-	c->server.spool = xstrdup(cfg_getstr(srv, "spool"));
+	c->server.spool = absolute_path(cfg_getstr(srv, "spool"));
 	c->server.user = dup_or_null(cfg_getstr(srv, "user"));
 	c->server.node = cfg_getstr(srv, "node") ? xstrdup(cfg_getstr(srv, "node"))
 						 : default_node(c->server.fqdn);
 	c->server.max_hop_count = (unsigned)cfg_getint(srv, "max-hop-count");
 	c->server.max_connections = (unsigned)cfg_getint(srv, "max-connections");
-	c->server.tls_cert = dup_or_null(cfg_getstr(srv, "tls-cert"));
-	c->server.tls_key = dup_or_null(cfg_getstr(srv, "tls-key"));
+	c->server.tls_cert = absolute_path(cfg_getstr(srv, "tls-cert"));
+	c->server.tls_key = absolute_path(cfg_getstr(srv, "tls-key"));
 	if ((c->server.tls_cert == NULL) != (c->server.tls_key == NULL)) {
 		fprintf(stderr, "%s: server: tls-cert and tls-key go together\n", c->path);
 		return -1;
@@ -890,8 +921,8 @@ static int convert(cfg_t *cfg, struct config *c)
 			c->server.postmaster);
 		return -1;
 	}
-	c->maildir = xstrdup(cfg_getstr(cfg_getsec(cfg, "mailboxes"), "maildir"));
-	c->passwd_file = xstrdup(cfg_getstr(cfg_getsec(cfg, "users"), "passwd-file"));
+	c->maildir = absolute_path(cfg_getstr(cfg_getsec(cfg, "mailboxes"), "maildir"));
+	c->passwd_file = absolute_path(cfg_getstr(cfg_getsec(cfg, "users"), "passwd-file"));
 
 	c->nrcs = cfg_size(cfg, "receive-connector");
 	c->rcs = xcalloc(c->nrcs, sizeof(*c->rcs));
@@ -921,7 +952,7 @@ static int convert(cfg_t *cfg, struct config *c)
 		for (i = 0; i < c->ndns_servers; i++)
 			c->dns_servers[i] = xstrdup(cfg_getnstr(dns, "servers", i));
 	}
-	c->dsn_template = dup_or_null(cfg_getstr(cfg_getsec(cfg, "dsn"), "template"));
+	c->dsn_template = absolute_path(cfg_getstr(cfg_getsec(cfg, "dsn"), "template"));
 	c->queue.max_connections = (unsigned)cfg_getint(q, "max-connections");
 	c->queue.nretry = cfg_size(q, "retry");
 	c->queue.retry = xcalloc(c->queue.nretry, sizeof(*c->queue.retry));

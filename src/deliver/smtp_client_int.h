@@ -156,6 +156,7 @@ void smtpc_disarm(struct smtpc *c);
  * unless secret, then shown as "<verb> <secret>"). */
 void smtpc_write(struct smtpc *c, const void *p, size_t n);
 void smtpc_command(struct smtpc *c, const char *line, size_t len);
+void smtpc_log_command(const struct smtpc *c, const char *line, size_t len);
 void smtpc_set_reply(struct smtpc_reply *r, int code, const char *enh, bool local,
 		     const char *fmt, ...) PRINTF_LIKE(5, 6);
 /* The connection is broken: stop reading and writing, never reuse. */

@@ -261,16 +261,18 @@ static const char *action_of(const struct dsn_info *info, const struct dsn_rcpt 
 	return kinds[info->kind].action;
 }
 
-/* "type; address" for Original-/Final-Recipient. RFC 6533 3: a non-ASCII
- * address in a global report has type utf-8. orcpt is "type;addr". */
-static void put_address_field(struct buf *b, const char *name, const char *typed,
-			      const char *addr, bool global)
+/* "type; address" for Original-/Final-Recipient, from "type;addr" when
+ * typed (an ORCPT; without ';' it is taken as a bare address) or a bare
+ * address. RFC 6533 3: a non-ASCII address in a global report has type
+ * utf-8. */
+static void put_address_field(struct buf *b, const char *name, bool typed, const char *addr,
+			      bool global)
 {
 	struct buf v = BUF_INIT;
-	const char *semi = typed ? strchr(typed, ';') : NULL;
+	const char *semi = typed ? strchr(addr, ';') : NULL;
 
 	if (semi) {
-		buf_append(&v, typed, (size_t)(semi - typed));
+		buf_append(&v, addr, (size_t)(semi - addr));
 		addr = semi + 1;
 	} else {
 		buf_puts(&v, global && !is_ascii(addr) ? "utf-8" : "rfc822");
@@ -316,8 +318,8 @@ static void build_status(const struct dsn_info *info, struct buf *b)
 
 		buf_append(b, "\r\n", 2);
 		if (r->orcpt && *r->orcpt)
-			put_address_field(b, "Original-Recipient", r->orcpt, NULL, g);
-		put_address_field(b, "Final-Recipient", NULL, r->addr ? r->addr : "", g);
+			put_address_field(b, "Original-Recipient", true, r->orcpt, g);
+		put_address_field(b, "Final-Recipient", false, r->addr ? r->addr : "", g);
 		put_field(b, "Action", action_of(info, r), false);
 		put_field(b, "Status", status_of(info, r), false);
 		if (r->remote_mta && *r->remote_mta)
@@ -525,7 +527,7 @@ static void norm_text(struct norm *n, struct buf *b, const char *p, size_t len)
 	while (len > 0) {
 		size_t k;
 
-		if (0) {
+		if (n->col >= LINE_MAX_OCTETS) {
 			buf_append(b, n->in_hdr ? "\r\n " : "\r\n", n->in_hdr ? 3 : 2);
 			n->col = n->in_hdr ? 1 : 0;
 		}
@@ -657,7 +659,8 @@ static void put_headers(const struct dsn_info *info, struct buf *out, const char
 	format_date(time(NULL), date, sizeof(date));
 	put_field(out, "Date", date, false);
 	buf_reset(&v);
-	if (info->message_id && *info->message_id)
+	if (info->message_id && info->message_id[0] == '<' && strchr(info->message_id, '@') &&
+	    info->message_id[strlen(info->message_id) - 1] == '>')
 		buf_puts(&v, info->message_id);
 	else
 		buf_printf(&v, "<%s@%s>", boundary + 2, info->reporting_mta);

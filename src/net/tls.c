@@ -25,6 +25,13 @@
  * renamed (key 0600, certificate 0644), then the directory is fsync'd.
  * The key is written first: a crash in between leaves a pair that does
  * not match, which the next start replaces.
+ *
+ * Client context (outbound SMTP, used by deliver/smtp_client.c): TLS 1.2
+ * minimum, the same TLS 1.2 AEAD suites, no compression or renegotiation,
+ * trust anchors from the system store plus an optional CA file. It does
+ * not switch verification on: the connection does (SSL_VERIFY_PEER and
+ * SSL_set1_host for the "require" policy), so one context serves both
+ * opportunistic (RFC 7435) and verified sessions.
  */
 #include "net/tls.h"
 
@@ -514,6 +521,40 @@ SSL_CTX *tls_server_ctx(const char *cert, const char *key, const char *spool, co
 		return NULL;
 	}
 	tls_log_cert(ctx, cert != NULL ? cert : selfsigned, generated);
+	return ctx;
+}
+
+SSL_CTX *tls_client_ctx(const char *ca_file, char *err, size_t errsz)
+{
+	SSL_CTX *ctx;
+	char what[TLS_PATH_MAX + 64];
+
+	if (errsz > 0)
+		err[0] = '\0';
+	ERR_clear_error();
+	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
+		tls_err_ssl(err, errsz, "SSL_CTX_new");
+		return NULL;
+	}
+	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
+	    !SSL_CTX_set_max_proto_version(ctx, 0) ||
+	    !SSL_CTX_set_cipher_list(ctx, tls12_ciphers)) {
+		tls_err_ssl(err, errsz, "configure TLS client context");
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+					 SSL_OP_IGNORE_UNEXPECTED_EOF);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	/* A missing system store is not fatal: ca_file may be all there is. */
+	if (SSL_CTX_set_default_verify_paths(ctx) != 1)
+		ERR_clear_error();
+	if (ca_file != NULL && SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+		snprintf(what, sizeof(what), "load CA file %s", ca_file);
+		tls_err_ssl(err, errsz, what);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
 	return ctx;
 }
 

@@ -70,11 +70,15 @@ static void fail_batch(struct queue_writer *batch, int err)
 
 /* Make every file of the batch durable; sets each w->result. Returns
  * the time spent syncing in µs. */
+unsigned qf_bench_sync_delay_us;
+
 static uint64_t sync_batch(struct queue *q, struct queue_writer *batch)
 {
 	uint64_t t0 = now_us();
 	struct queue_writer *w;
 
+	if (qf_bench_sync_delay_us)
+		usleep(qf_bench_sync_delay_us);
 	if (q->sync == QUEUE_SYNC_SYNCFS) {
 		if (syncfs(q->dirfd) < 0)
 			fail_batch(batch, errno);

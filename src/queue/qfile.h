@@ -73,6 +73,11 @@ struct queue_writer {
 	struct queue_writer *next;
 };
 
+/* commit.c: extra latency added to every group sync, in µs. Only the
+ * benchmark in tests/unit/test_queue.c sets it, to show how batching
+ * behaves on a disk slower than the one it runs on. Always 0 in transitd. */
+extern unsigned qf_bench_sync_delay_us;
+
 /* qfile.c */
 /* Append the trailer and flush. 0, or -1 with errno (w->err set). */
 int qf_writer_finish(struct queue_writer *w);

@@ -69,7 +69,7 @@ struct rconn {
 	char last_error[600];	 /* "421 4.4.1 connect to ...: refused" */
 	char last_status[16];
 	bool last_perm;		 /* the last failure was permanent (5xx, DNS) */
-	char peer[300];
+	char peer[340];	 /* "host[ip]:port" */
 };
 
 static void rconn_next_target(struct rconn *rc);

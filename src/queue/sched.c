@@ -290,7 +290,7 @@ void sched_settle(struct qentry *e)
 									 : s->conf->queue.nretry - 1];
 	e->attempts++;
 	if ((uint64_t)(time(NULL) - e->env->arrival) + wait > s->conf->queue.expire) {
-		/* the next try would be past expiry: try once at expiry, then give up */
+		/* the next try would be past expiry: wake up at expiry to give up */
 		uint64_t left = s->conf->queue.expire > (uint64_t)(time(NULL) - e->env->arrival)
 					? s->conf->queue.expire - (uint64_t)(time(NULL) - e->env->arrival)
 					: 0;
@@ -483,6 +483,9 @@ static void dispatch_entry(struct sched *s, struct qentry *e, struct batch **bp,
 		str_copy(ldom, domain, sizeof(ldom));
 		str_lower(ldom);
 		route_domain(s->conf, ldom, &r);
+		if (e->attempts == 0 && r.kind != ROUTE_CONNECTOR)
+			log_info("%s route to=<%s> next-hop=%s", env->qid, env->rcpt[i].addr,
+				 r.kind == ROUTE_MAILBOX ? "mailbox" : "none");
 		if (r.kind == ROUTE_MAILBOX) {
 			if (*bp == NULL)
 				*bp = batch_new(s, cap);
@@ -516,6 +519,9 @@ static void dispatch_entry(struct sched *s, struct qentry *e, struct batch **bp,
 			idx[n++] = k;
 			done[k] = true;
 			e->rt[k].busy = true;
+			if (e->attempts == 0)
+				log_info("%s route to=<%s> next-hop=%s:%s connector=%s", env->qid,
+					 env->rcpt[k].addr, r.sc->name, ldom, r.sc->name);
 		}
 		e->parts++;
 		remote_enqueue(s, e, r.sc, ldom, idx, n);

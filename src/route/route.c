@@ -75,11 +75,13 @@ void route_domain(const struct config *c, const char *domain, struct route *r)
 	}
 }
 
+/* The null sender (our own DSNs, and bounces from other MTAs) is always
+ * allowed: a sender restriction limits who may send, not who may be told. */
 static bool sender_allowed(const struct send_connector *sc, const char *sender)
 {
 	size_t i;
 
-	if (sc->nallowed == 0)
+	if (sc->nallowed == 0 || sender[0] == '\0')
 		return true;
 	for (i = 0; i < sc->nallowed; i++)
 		if (fnmatch(sc->allowed_senders[i], sender, FNM_CASEFOLD) == 0)

@@ -84,8 +84,8 @@ struct rcpt_params {
 
 /* arg is the MAIL argument ("FROM:<a@b> SIZE=10 BODY=8BITMIME").
  * Tolerant: "FROM: <a@b>" (space after colon) and "FROM:a@b" (no
- * brackets) are accepted, as Postfix does. Duplicate or unknown
- * parameters are errors (555 5.5.4); SIZE must be digits (501 5.5.4).
+ * brackets) are accepted, as Postfix does. An unknown parameter is
+ * 555 5.5.4, a duplicate or malformed one 501 5.5.4.
  * Returns true on success; on failure fills *err. */
 bool smtp_parse_mail(const char *arg, size_t len, struct mail_addr *from, struct mail_params *p,
 		     struct smtp_err *err);

@@ -286,8 +286,10 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
 	addr_format(&to, shown, sizeof(shown));
 	rcpt_policy(s, &to, &v);
 	if (v.code != 250) {
+		char from[ADDR_TEXT_MAX * 4 + 8], tmp[ADDR_TEXT_MAX + 8];
+		snprintf(tmp, sizeof(tmp), "<%s>", s->tx->env.sender);
 		log_info("%s smtp reject cmd=RCPT to=%s reply=\"%d %s\" from=%s", s->id,
-			 log_quote(shown, q, sizeof(q)), v.code, v.enh, s->tx->env.sender);
+			 log_quote(shown, q, sizeof(q)), v.code, v.enh, log_quote(tmp, from, sizeof(from)));
 		session_reply(s, v.code, v.enh, "<%s>: %s", shown, v.text);
 		session_error(s);
 		return;

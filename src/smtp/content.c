@@ -206,11 +206,17 @@ static void commit_done(void *arg, int error, struct envelope *env)
 
 	s->commit_pending = false;
 	if (error == 0) {
-		log_info("%s receive from=<%s> size=%" PRIu64 " nrcpt=%zu to=<%s>%s connector=%s "
+		char from[ADDR_TEXT_MAX * 4 + 8], to[ADDR_TEXT_MAX * 4 + 8], helo[1100];
+		char tmp[ADDR_TEXT_MAX + 8];
+		snprintf(tmp, sizeof(tmp), "<%s>", env->sender);
+		log_quote(tmp, from, sizeof(from));
+		snprintf(tmp, sizeof(tmp), "<%s>", rcpt0);
+		log_quote(tmp, to, sizeof(to));
+		log_quote(env->client_helo ? env->client_helo : "-", helo, sizeof(helo));
+		log_info("%s receive from=%s size=%" PRIu64 " nrcpt=%zu to=%s%s connector=%s "
 			 "client=%s helo=%s sid=%s tls=%s",
-			 env->qid, env->sender, env->content_len, env->nrcpt, rcpt0,
-			 env->nrcpt > 1 ? ",..." : "", env->connector, env->client_addr,
-			 env->client_helo ? env->client_helo : "-", s->id, s->tls ? "yes" : "no");
+			 env->qid, from, env->content_len, env->nrcpt, to, env->nrcpt > 1 ? ",..." : "",
+			 env->connector, env->client_addr, helo, s->id, s->tls ? "yes" : "no");
 	}
 	if (s->dead) {
 		/* the client is gone but the message is safe: deliver it */
@@ -282,9 +288,11 @@ void content_end(struct smtp_session *s)
 		check_routes(s);
 	session_data_timeouts(s, false);
 	if (tx->fail_code) {
-		log_info("%s smtp reject cmd=%s reply=\"%d %s\" from=<%s> size=%" PRIu64, s->id,
-			 tx->bdat ? "BDAT" : "DATA", tx->fail_code, tx->fail_enh, tx->env.sender,
-			 tx->size);
+		char from[ADDR_TEXT_MAX * 4 + 8], tmp[ADDR_TEXT_MAX + 8];
+		snprintf(tmp, sizeof(tmp), "<%s>", tx->env.sender);
+		log_info("%s smtp reject cmd=%s reply=\"%d %s\" from=%s size=%" PRIu64, s->id,
+			 tx->bdat ? "BDAT" : "DATA", tx->fail_code, tx->fail_enh,
+			 log_quote(tmp, from, sizeof(from)), tx->size);
 		session_reply(s, tx->fail_code, tx->fail_enh, "%s", tx->fail_text);
 		session_reset_tx(s);
 		session_set_state(s, SS_READY);

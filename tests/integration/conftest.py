@@ -294,10 +294,9 @@ class Transit:
         for port, implicit in ((self.port_smtp, False), (self.port_smtps, True)):
             while True:
                 if self.proc.poll() is not None:
-                    self.problems.append("transitd exited with status %s during startup"
-                                         % self.proc.returncode)
+                    rc, self.proc = self.proc.returncode, None
                     pytest.fail("transitd exited with status %s before listening on %d:\n%s"
-                                % (self.proc.returncode, port, self.log_tail(60)))
+                                % (rc, port, self.log_tail(60)))
                 if self._probe(port, implicit):
                     break
                 if time.monotonic() > deadline:

@@ -313,14 +313,13 @@ def test_pipelined_group_replies_in_order(transit):
 
 def test_pipelined_rset_and_noop(transit):
     c = transit.raw()
-    c.send(b"EHLO client.example.net\r\nMAIL FROM:<bob@example.test>\r\nRSET\r\n"
-           b"RCPT TO:<alice@example.test>\r\nNOOP\r\n")
-    r = c.read_replies(5)
-    assert r[0].code == 250 and "PIPELINING" in r[0].keywords
-    check_reply(r[1], 250, "2.1.0")
-    check_reply(r[2], 250, "2.0.0")
-    check_reply(r[3], 503, "5.5.1")
-    check_reply(r[4], 250, "2.0.0")
+    assert "PIPELINING" in c.ehlo().keywords       # EHLO ends a group (RFC 2920 3.1)
+    c.send(b"MAIL FROM:<bob@example.test>\r\nRSET\r\nRCPT TO:<alice@example.test>\r\nNOOP\r\n")
+    r = c.read_replies(4)
+    check_reply(r[0], 250, "2.1.0")
+    check_reply(r[1], 250, "2.0.0")
+    check_reply(r[2], 503, "5.5.1")
+    check_reply(r[3], 250, "2.0.0")
 
 
 # -- what the server adds to the message ---------------------------------------------

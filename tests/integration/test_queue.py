@@ -154,7 +154,7 @@ def test_kill9_loses_nothing(transit):
     stop = threading.Event()
     lock = threading.Lock()
     numbers = itertools.count(1)
-    sent, acked = {}, set()
+    sent, acked, qids = {}, set(), {}
     stats = collections.Counter()
 
     def sender():
@@ -173,9 +173,18 @@ def test_kill9_loses_nothing(transit):
                     data = crash_message(n)
                     with lock:
                         sent[n] = data
-                    s.sendmail("bob@example.test", ["alice@example.test"], data)
+                    code, resp = s.mail("bob@example.test")
+                    if code != 250:
+                        raise smtplib.SMTPSenderRefused(code, resp, "bob@example.test")
+                    code, resp = s.rcpt("alice@example.test")
+                    if code != 250:
+                        raise smtplib.SMTPRecipientsRefused({"alice@example.test": (code, resp)})
+                    code, resp = s.data(data)           # raises unless 250
+                    m = harness.QUEUED_RE.search(resp.decode("utf-8", "replace"))
                     with lock:
                         acked.add(n)
+                        qids[n] = m.group(1) if m else None
+                    time.sleep(0.01)    # at most ~100 messages/s per sender: bounded backlog
             except (OSError, smtplib.SMTPException):
                 stats["session-failed"] += 1
             finally:
@@ -186,7 +195,7 @@ def test_kill9_loses_nothing(transit):
 
     def load():
         while not stop.is_set():
-            p = subprocess.Popen([SMTP_SOURCE, "-s", "5", "-m", "300", "-c",
+            p = subprocess.Popen([SMTP_SOURCE, "-s", "5", "-m", "150", "-c",
                                   "-f", "sender@example.test", "-t", "alice@example.test",
                                   "127.0.0.1:%d" % port],
                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -222,6 +231,9 @@ def test_kill9_loses_nothing(transit):
             t.join(20)
     assert not any(t.is_alive() for t in threads), "load threads did not stop"
     assert kills == 10
+    assert None not in qids.values(), "250 without 'queued as ID'"
+    dup_ids = [q for q, k in collections.Counter(qids.values()).items() if k > 1]
+    assert not dup_ids, "queue ids reused across restarts: %r" % dup_ids[:20]
     assert len(acked) >= 20, "too little got through to mean anything: %d acked, %r" % (
         len(acked), stats)
 

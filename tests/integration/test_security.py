@@ -55,12 +55,22 @@ def test_starttls_injection_is_discarded(transit, injected):
     assert d.subject == "after-starttls"
 
 
-def test_starttls_resets_the_transaction(transit):
+def test_starttls_inside_a_transaction(transit):
+    """Refusing STARTTLS inside a transaction (503 5.5.1, as Postfix does) and
+    accepting it are both fine; if accepted, the transaction must be gone."""
     c = transit.raw()
     c.ehlo()
     c.expect("MAIL FROM:<bob@example.test>", 250, "2.1.0")
     c.expect("RCPT TO:<alice@example.test>", 250, "2.1.5")
-    c.starttls()
+    r = c.cmd("STARTTLS")
+    if r.code == 503:
+        check_reply(r, 503, "5.5.1", what="STARTTLS inside a transaction")
+        c.expect("DATA", 354)             # refused STARTTLS left the transaction alone
+        c.send_data(make_message("kept-transaction"))
+        transit.wait_for_mail("alice", 1)
+        return
+    check_reply(r, 220, "2.0.0", what="STARTTLS")
+    c.tls_handshake()
     c.ehlo()
     c.expect("DATA", 503, "5.5.1")        # the plaintext transaction is gone
 
@@ -128,6 +138,21 @@ def test_smuggling_is_refused(transit, variant):
         assert d.subject != "smuggled"
         assert b"Subject: smuggled" not in d.header_block
     harness.wait_until(lambda: transit.queue_json() == [], 5, what="an empty queue")
+
+
+@pytest.mark.parametrize("bare", [b"\n", b"\r"], ids=["bare-lf", "bare-cr"])
+def test_bare_newline_in_data_refused(transit, bare):
+    c = transit.raw()
+    c.ehlo()
+    c.expect("MAIL FROM:<bob@example.test>", 250, "2.1.0")
+    c.expect("RCPT TO:<alice@example.test>", 250, "2.1.5")
+    c.expect("DATA", 354)
+    c.send(b"Subject: bare\r\n\r\nhalf a line" + bare + b"other half\r\n.\r\n")
+    check_reply(c.read_reply(), 554, "5.6.0", what="message with a bare %r" % bare)
+    c.expect("NOOP", 250, "2.0.0")
+    c.mail_transaction("bob@example.test", ["alice@example.test"], make_message("clean"))
+    transit.wait_for_mail("alice", 1, settle=1.0)
+    assert [d.subject for d in transit.all_delivered()] == ["clean"]
 
 
 # -- relaying --------------------------------------------------------------------------

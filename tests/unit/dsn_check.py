@@ -71,7 +71,7 @@ def main():
     check(msg["Date"].datetime is not None, "Date does not parse")
     check(str(msg["Message-ID"]).startswith("<"), "Message-ID")
     check(msg["Subject"], "Subject")
-    check(str(msg["To"]).strip(), "To")
+    check(str(msg["To"]).strip(), "To")  # the envelope sender, as an angle-addr
 
     parts = msg.get_payload()
     check(len(parts) == (2 if part3 == "none" else 3), "%d parts" % len(parts))

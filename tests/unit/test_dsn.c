@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,6 +38,21 @@ static const char ORIGINAL[] =
 	"\r\n"
 	"Shall we have lunch on Friday?\r\n"
 	"--=_transit_Q1_ looks like a boundary but is not one\r\n";
+
+/* getrandom() as dsn.c sees it: the real one, unless a test scripts the
+ * bytes (to force a boundary that collides with the content). Each call
+ * fills the buffer with the next byte of fake_bytes. */
+static const char *fake_bytes;
+
+ssize_t getrandom(void *buf, size_t len, unsigned int flags)
+{
+	if (!fake_bytes || !*fake_bytes)
+		return syscall(SYS_getrandom, buf, len, flags);
+	memset(buf, *fake_bytes, len);
+	if (fake_bytes[1])
+		fake_bytes++;
+	return (ssize_t)len;
+}
 
 /* A test's temporary files and the report built. */
 struct fixture {
@@ -434,13 +451,15 @@ static void test_success_and_defaults(void **state)
 		{"bob@partner.test", NULL, "delivered", "2.0.0", "mx1.partner.test",
 		 "250 2.0.0 Ok: queued as 4AbC", ATTEMPT},
 		{"dan@partner.test", NULL, "exploded", "2.x.0", NULL, NULL, 0},
+		/* an ORCPT without a type, a quoted local part with ';' */
+		{"\"e;f\"@partner.test", "erin@partner.test", NULL, NULL, NULL, NULL, 0},
 	};
 	struct report r;
 
 	info.rcpt = rc;
-	info.nrcpt = 2;
+	info.nrcpt = 3;
 	info.arrival = 0;
-	info.message_id = NULL;
+	info.message_id = "not-an-id\r\nBcc: x@y.test"; /* replaced by one of our own */
 	build_ok(fx, &info);
 	parse_report(&fx->out, &r);
 	assert_head_has(&r, "Subject", "Successful Mail Delivery Report");
@@ -448,7 +467,9 @@ static void test_success_and_defaults(void **state)
 	assert_null(strstr(r.body[1], "Will-Retry-Until"));
 	assert_non_null(strstr(r.body[1], "Final-Recipient: rfc822; dan@partner.test\r\n"
 					  "Action: delivered\r\nStatus: 2.0.0\r\n"));
-	assert_int_equal(count(r.body[1], "Action: delivered\r\n"), 2);
+	assert_int_equal(count(r.body[1], "Action: delivered\r\n"), 3);
+	assert_non_null(strstr(r.body[1], "Original-Recipient: rfc822; erin@partner.test\r\n"
+					  "Final-Recipient: rfc822; \"e;f\"@partner.test\r\n"));
 	assert_non_null(strstr(r.body[0], "was delivered"));
 	assert_non_null(strstr(r.body[0], "received on an unknown time"));
 	/* a Message-ID of our own when none is given */
@@ -456,9 +477,10 @@ static void test_success_and_defaults(void **state)
 		char *mid = field_value(r.head, "Message-ID");
 		assert_non_null(mid);
 		assert_true(mid[0] == '<' && strstr(mid, "@mx.example.test>") != NULL);
+		assert_null(strstr(mid, "not-an-id"));
 		free(mid);
 	}
-	assert_python_ok(&fx->out, 2, "text/rfc822-headers", false);
+	assert_python_ok(&fx->out, 3, "text/rfc822-headers", false);
 	free_report(&r);
 }
 
@@ -739,6 +761,36 @@ static void test_no_content_path(void **state)
 	free_report(&r);
 }
 
+static void test_boundary_collision(void **state)
+{
+	struct fixture *fx = *state;
+	struct dsn_info info = base_info(fx, DSN_FAILURE);
+	static const char orig[] = "Subject: x\r\n\r\n--=_transit_Q1_1111111111111111\r\n"
+				   "=_transit_Q1_2222222222222222--\r\n";
+	struct report r;
+
+	write_file(fx->content, orig, sizeof(orig) - 1);
+	info.content_off = 0;
+	info.content_len = sizeof(orig) - 1;
+	info.ret = 1;
+	fake_bytes = "\x11\x22\x33";
+	build_ok(fx, &info);
+	fake_bytes = NULL;
+	parse_report(&fx->out, &r);
+	assert_string_equal(r.boundary, "=_transit_Q1_3333333333333333");
+	assert_string_equal(r.body[2], orig);
+	assert_python_ok(&fx->out, 2, "message/rfc822", false);
+	free_report(&r);
+
+	/* never a boundary that is not in the content: give up */
+	fake_bytes = "\x11";
+	buf_reset(&fx->out);
+	assert_int_equal(dsn_build(&info, &fx->out, fx->err, sizeof(fx->err)), -1);
+	fake_bytes = NULL;
+	assert_non_null(strstr(fx->err, "boundary"));
+	assert_int_equal(fx->out.len, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -755,6 +807,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unreadable_content, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_content_path, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_boundary_collision, setup, teardown),
 	};
 
 	setenv("TZ", "UTC", 1); /* dates in the expected text are +0000 */

@@ -5,10 +5,11 @@
  * corrupt files, qids, batching, abort and error paths.
  *
  * Also a hand-run benchmark (not part of the unit suite):
- *     test_queue bench [dir]      commit throughput, 1 KiB messages,
- *                                 1/10/100 writers, both sync modes,
- *                                 the disk's raw sync rate, and the time
- *                                 to scan 20k queued files.
+ *     test_queue bench [dir [delay_us [nscan]]]
+ *         commit throughput, 1 KiB messages, 1/10/100 writers, both sync
+ *         modes, the disk's raw sync rate, and the time to scan nscan
+ *         (20k) queued files; delay_us adds that much latency to every group
+ *         sync to show batching on a disk slower than this one.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -183,6 +184,17 @@ static void spit(const char *path, const char *p, size_t len)
 
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, p, len), (ssize_t)len);
+	close(fd);
+}
+
+/* Overwrite one byte in place (no truncate: ext4 flushes a file that
+ * was truncated and rewritten when it is closed, which is slow). */
+static void poke(const char *path, size_t off, char c)
+{
+	int fd = open(path, O_WRONLY);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, &c, 1, (off_t)off), 1);
 	close(fd);
 }
 
@@ -474,13 +486,14 @@ static void test_flipped_bits(void **state)
 		size_t b;
 
 		for (b = 0; b < sizeof(bits); b++) {
-			file[i] = (char)(file[i] ^ bits[b]);
-			spit(path, file, flen);
+			poke(path, i, (char)(file[i] ^ bits[b]));
 			if (queue_load(path, &loaded, err, sizeof(err)) == 0)
 				fail_msg("bit 0x%02x flipped at %zu of %zu loaded as valid", bits[b], i, flen);
-			file[i] = (char)(file[i] ^ bits[b]);
 		}
+		poke(path, i, file[i]);
 	}
+	assert_int_equal(queue_load(path, &loaded, err, sizeof(err)), 0);
+	envelope_free(&loaded);
 	/* A flipped content byte: recovery moves the file aside. */
 	file[c->content_off + 3] ^= 0x04;
 	spit(path, file, flen);
@@ -785,6 +798,71 @@ static void test_close_flushes(void **state)
 	free_env(s.last);
 }
 
+/* Enough files for the parallel recovery path, with bad ones mixed in. */
+static void test_scan_many(void **state)
+{
+	struct fx *f = *state;
+	enum { ROUNDS = 15, PER = 100, N = ROUNDS * PER };
+	static char qids[N][QID_MAX];
+	struct result r[PER];
+	struct walk_seen w = {0, ""};
+	struct scan_seen s;
+	int round, i, done, q;
+
+	for (round = 0; round < ROUNDS; round++) {
+		for (i = 0; i < PER; i++) {
+			struct queue_writer *wr;
+			struct envelope e;
+
+			basic_env(f->q, &e, 2);
+			memcpy(qids[round * PER + i], e.qid, QID_MAX);
+			wr = queue_writer_new(f->q, &e);
+			assert_non_null(wr);
+			assert_int_equal(queue_writer_write(wr, "Subject: many\r\n\r\nx\r\n", 20), 0);
+			memset(&r[i], 0, sizeof(r[i]));
+			queue_writer_commit(wr, on_commit, &r[i]);
+			envelope_free(&e);
+		}
+		for (done = 0; done < PER;) {
+			event_base_loop(f->base, EVLOOP_ONCE);
+			for (done = 0, i = 0; i < PER; i++)
+				done += r[i].done;
+		}
+		for (i = 0; i < PER; i++) {
+			assert_int_equal(r[i].error, 0);
+			free_env(r[i].env);
+		}
+	}
+	/* every 100th torn, every 300th (offset 7) corrupt */
+	for (i = 0; i < N; i += 100) {
+		char path[256];
+
+		queue_path(f->q, qids[i], path, sizeof(path));
+		assert_int_equal(truncate(path, 50), 0);
+	}
+	for (i = 7; i < N; i += 300) {
+		char path[256];
+		size_t len;
+		char *file;
+
+		queue_path(f->q, qids[i], path, sizeof(path));
+		file = slurp(path, &len);
+		file[len - 45] ^= 0x10; /* last content byte */
+		spit(path, file, len);
+		free(file);
+	}
+	assert_int_equal(queue_walk(f->dir, on_walk, &w), N - 15 - 5);
+	assert_int_equal(count_dir(f->qdir), N);
+	q = quiet_begin();
+	assert_int_equal(scan(f, &s), N - 15 - 5);
+	quiet_end(q);
+	free_env(s.last);
+	assert_int_equal(count_dir(f->qdir), N - 15 - 5);
+	assert_int_equal(count_dir(f->cdir), 5);
+	assert_true(exists(f->cdir, qids[307]));
+	assert_false(exists(f->qdir, qids[300]));
+}
+
 /* ---- the hand-run benchmark ----------------------------------------- */
 
 struct bench {
@@ -903,7 +981,7 @@ static void bench_walk_cb(const char *path, struct envelope *env, void *arg)
 	free_env(env);
 }
 
-static int bench_main(const char *parent)
+static int bench_main(const char *parent, unsigned delay_us, long nscan)
 {
 	static const int writers[] = {1, 10, 100};
 	static const char *const mode_name[] = {"fsync", "syncfs"};
@@ -925,6 +1003,9 @@ static int bench_main(const char *parent)
 	printf("disk raw sync rate (create+write 1KiB+fdatasync+fsync dir, 1 thread): %.0f/s\n",
 	       bench_raw_sync(qdir, 3.0));
 	rm_tree(qdir);
+	qf_bench_sync_delay_us = delay_us;
+	if (delay_us)
+		printf("simulating a slower disk: +%u us per group sync\n", delay_us);
 	for (m = 0; m < 2; m++) {
 		for (i = 0; i < 3; i++) {
 			double rate = bench_commit(dir, (enum queue_sync_mode)m, writers[i], 3.0, &st);
@@ -940,7 +1021,8 @@ static int bench_main(const char *parent)
 			rm_tree(qdir);
 		}
 	}
-	/* Recovery speed: 20k 1 KiB messages. */
+	qf_bench_sync_delay_us = 0;
+	/* Recovery speed: nscan (20k) 1 KiB messages. */
 	{
 		struct bench b;
 
@@ -951,7 +1033,7 @@ static int bench_main(const char *parent)
 		b.until = 1e300;
 		for (i = 0; i < 100; i++)
 			bench_start(&b);
-		while (b.done < 20000)
+		while (b.done < nscan)
 			event_base_loop(b.base, EVLOOP_ONCE);
 		b.until = 0;
 		event_base_dispatch(b.base);
@@ -1009,12 +1091,15 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_roundtrip_hostile, setup_syncfs, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit, setup_syncfs, teardown),
 		cmocka_unit_test_setup_teardown(test_close_flushes, setup_syncfs, teardown),
+		cmocka_unit_test_setup_teardown(test_scan_many, setup_syncfs, teardown),
 	};
 	int failed;
 
 	evthread_use_pthreads();
 	if (argc > 1 && strcmp(argv[1], "bench") == 0)
-		return bench_main(argc > 2 ? argv[2] : "/tmp");
+		return bench_main(argc > 2 ? argv[2] : "/tmp",
+				  argc > 3 ? (unsigned)strtoul(argv[3], NULL, 10) : 0,
+				  argc > 4 ? strtol(argv[4], NULL, 10) : 20000);
 	failed = cmocka_run_group_tests_name("queue_fsync", fsync_tests, NULL, NULL);
 	failed += cmocka_run_group_tests_name("queue_syncfs", syncfs_tests, NULL, NULL);
 	return failed;
