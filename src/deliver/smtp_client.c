@@ -25,7 +25,9 @@
  *
  * Connection-level failures reach the caller as local 421 replies:
  * 4.4.1 connect, 4.4.2 timeout or connection loss, 4.5.0 protocol,
- * 4.7.x TLS and AUTH (misconfiguration must not bounce mail).
+ * 4.7.x TLS and AUTH (misconfiguration must not bounce mail). When a
+ * write fails in the middle of the content, what the peer said before it
+ * hung up is still read (a 550 there is worth more than "reset").
  */
 #include "deliver/smtp_client.h"
 
@@ -257,8 +259,11 @@ static void smtpc_open_failed(struct smtpc *c, const struct smtpc_reply *r)
 	smtpc_open_cb cb = c->open_cb;
 
 	c->open_cb = NULL;
-	log_debug("smtpc peer=%s open failed code=%d enh=%s text=\"%s\"", c->info.peer, r->code,
-		  r->enh, r->text);
+	if (log_debug_enabled()) {
+		char q[2 * sizeof(r->text)];
+		log_debug("smtpc peer=%s open-failed code=%d enh=%s text=%s", c->info.peer, r->code,
+			  r->enh[0] != '\0' ? r->enh : "-", log_quote(r->text, q, sizeof(q)));
+	}
 	if (cb != NULL && !c->user_gone)
 		cb(c, c->open_arg, r);
 	c->user_gone = true;
@@ -577,6 +582,10 @@ static void smtpc_start_tls(struct smtpc *c)
 		smtpc_fail(c, "4.7.5", "cannot check the TLS name of %s", c->info.peer);
 		return;
 	}
+	/* The filter moves data into the plain bufferevent only up to that
+	 * one's write high-water mark: without it, the whole content would
+	 * sit there encrypted whenever the peer reads slowly. */
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, SMTPC_OUT_HIWAT);
 	tb = bufferevent_openssl_filter_new(c->base, c->bev, ssl, BUFFEREVENT_SSL_CONNECTING,
 					    BEV_OPT_CLOSE_ON_FREE);
 	if (tb == NULL) { /* the SSL was freed by libevent */
@@ -818,8 +827,11 @@ static void smtpc_reply_line(struct smtpc *c, char *line, size_t n)
 	rd->lines = 0;
 	rd->enh[0] = '\0';
 	buf_reset(&rd->text);
-	log_debug("smtpc peer=%s reply=%d enh=%s text=\"%s\"", c->info.peer, r.code,
-		  r.enh[0] != '\0' ? r.enh : "-", r.text);
+	if (log_debug_enabled()) {
+		char q[2 * sizeof(r.text)];
+		log_debug("smtpc peer=%s reply=%d enh=%s text=%s", c->info.peer, r.code,
+			  r.enh[0] != '\0' ? r.enh : "-", log_quote(r.text, q, sizeof(q)));
+	}
 	smtpc_dispatch(c, &r);
 }
 
@@ -880,6 +892,25 @@ static void smtpc_write_cb(struct bufferevent *bev, void *arg)
 	smtpc_leave(c);
 }
 
+/* Writing the content failed (the peer reset the connection): the peer
+ * may have said why before it hung up (e.g. 550 and close in the middle
+ * of DATA), and that reply is worth more than "connection reset". Reads
+ * what the socket still holds and hands it to the reply reader. Plain
+ * connections only. Returns true when a reply ended the transaction. */
+static bool smtpc_salvage_reply(struct smtpc *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+
+	if (c->ssl != NULL || fd < 0 || c->state != SC_DATA_BODY)
+		return false;
+	log_debug("smtpc peer=%s write failed, reading what the peer said", c->info.peer);
+	while (evbuffer_get_length(in) < 4 * SMTPC_LINE_MAX && evbuffer_read(in, fd, 4096) > 0)
+		;
+	smtpc_read_replies(c);
+	return c->dead;
+}
+
 static void smtpc_io_error(struct smtpc *c, short what)
 {
 	char why[256];
@@ -893,6 +924,8 @@ static void smtpc_io_error(struct smtpc *c, short what)
 		smtpc_tls_failed(c);
 		return;
 	}
+	if ((what & BEV_EVENT_WRITING) && smtpc_salvage_reply(c))
+		return;
 	if (what & BEV_EVENT_EOF)
 		str_copy(why, "connection closed", sizeof(why));
 	else if (c->ssl != NULL)

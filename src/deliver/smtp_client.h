@@ -90,7 +90,7 @@ struct smtpc_result {
 };
 
 struct smtpc_info {
-	char peer[300];	     /* "mx1.partner.test[127.0.0.2]:25" */
+	char peer[340];	     /* "mx1.partner.test[127.0.0.2]:25" */
 	bool tls;
 	char tls_info[160];  /* "version=TLSv1.3 cipher=... verified=yes" */
 	bool verified;

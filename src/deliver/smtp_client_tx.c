@@ -13,7 +13,10 @@
  *
  * The content is read with pread in SMTPC_BLOCK blocks and the output
  * buffer is filled only up to SMTPC_OUT_HIWAT, refilled from the write
- * callback: memory stays bounded whatever the message size.
+ * callback (under TLS the plain bufferevent below the filter is bounded
+ * by the same mark, see smtpc_start_tls): memory stays bounded whatever
+ * the message size, and a peer that stops reading makes the client stop
+ * reading the file and time out (command_timeout without progress).
  *
  * Outcome (struct smtpc_result):
  *  - refused before anything is sent (SMTPUTF8 not offered: 553 5.6.7;
@@ -612,10 +615,14 @@ void smtpc_tx_finish(struct smtpc *c)
 	res.nrcpt = tx->nrcpt;
 	res.peer_dsn = c->ext.dsn;
 	res.reusable = !c->dead && c->state == SC_IDLE && c->open_cb == NULL;
-	log_debug("smtpc peer=%s result=%s accepted=%zu/%zu reply=%d enh=%s text=\"%s\" reusable=%d",
-		  c->info.peer, smtpc_status_name(res.status), tx->naccepted, tx->nrcpt,
-		  res.msg_reply.code, res.msg_reply.enh[0] != '\0' ? res.msg_reply.enh : "-",
-		  res.msg_reply.text, res.reusable);
+	if (log_debug_enabled()) {
+		char q[2 * sizeof(res.msg_reply.text)];
+		log_debug("smtpc peer=%s result=%s accepted=%zu/%zu reply=%d enh=%s text=%s "
+			  "reusable=%d",
+			  c->info.peer, smtpc_status_name(res.status), tx->naccepted, tx->nrcpt,
+			  res.msg_reply.code, res.msg_reply.enh[0] != '\0' ? res.msg_reply.enh : "-",
+			  log_quote(res.msg_reply.text, q, sizeof(q)), res.reusable);
+	}
 	if (!c->user_gone && tx->cb != NULL)
 		tx->cb(c, tx->arg, &res);
 	smtpc_tx_free(tx);

@@ -27,11 +27,14 @@
  * not match, which the next start replaces.
  *
  * Client context (outbound SMTP, used by deliver/smtp_client.c): TLS 1.2
- * minimum, the same TLS 1.2 AEAD suites, no compression or renegotiation,
- * trust anchors from the system store plus an optional CA file. It does
- * not switch verification on: the connection does (SSL_VERIFY_PEER and
- * SSL_set1_host for the "require" policy), so one context serves both
- * opportunistic (RFC 7435) and verified sessions.
+ * minimum, no compression or renegotiation, trust anchors from the system
+ * store plus an optional CA file. The cipher suites are the library's
+ * defaults, not the server's ECDHE+AEAD list: an opportunistic session
+ * that fails its handshake is a message that waits (RFC 7435: anything
+ * beats clear text), and the peers on the internet are what they are.
+ * It does not switch verification on: the connection does (SSL_VERIFY_PEER
+ * and SSL_set1_host for the "require" policy), so one context serves both
+ * opportunistic and verified sessions.
  */
 #include "net/tls.h"
 
@@ -537,8 +540,7 @@ SSL_CTX *tls_client_ctx(const char *ca_file, char *err, size_t errsz)
 		return NULL;
 	}
 	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
-	    !SSL_CTX_set_max_proto_version(ctx, 0) ||
-	    !SSL_CTX_set_cipher_list(ctx, tls12_ciphers)) {
+	    !SSL_CTX_set_max_proto_version(ctx, 0)) {
 		tls_err_ssl(err, errsz, "configure TLS client context");
 		SSL_CTX_free(ctx);
 		return NULL;

@@ -92,7 +92,8 @@ static int collect_names(struct scan_set *set)
 		set->n++;
 	}
 	closedir(d);
-	qsort(set->items, set->n, sizeof(*set->items), by_inode);
+	if (set->n > 1)
+		qsort(set->items, set->n, sizeof(*set->items), by_inode);
 	return 0;
 }
 

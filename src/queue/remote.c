@@ -203,9 +203,19 @@ static void send_done(struct smtpc *c, void *arg, const struct smtpc_result *r)
 	close(rc->content_fd);
 	rc->content_fd = -1;
 	if (r->status != SMTPC_DONE) {
-		reply_text(&r->msg_reply, diag, sizeof(diag));
-		reply_status(&r->msg_reply, status, sizeof(status));
-		fail_or_defer_job(rc, j, r->status == SMTPC_PERM, status, diag);
+		/* the whole message failed; a recipient the peer had already
+		 * refused for good at RCPT keeps its own 5xx */
+		for (i = 0; i < j->n; i++) {
+			const struct smtpc_reply *rr =
+				i < r->nrcpt && r->rcpt[i].code >= 500 ? &r->rcpt[i] : &r->msg_reply;
+			bool perm = rr != &r->msg_reply || r->status == SMTPC_PERM;
+			reply_text(rr, diag, sizeof(diag));
+			reply_status(rr, status, sizeof(status));
+			sched_rcpt_result(j->e, j->idx[i], perm ? OUT_FAILED : OUT_DEFERRED, status, diag,
+					  rc->peer[0] ? rc->peer : NULL, rc->nh->sc->name);
+		}
+		sched_part_done(j->e);
+		free(j);
 	} else {
 		for (i = 0; i < j->n && i < r->nrcpt; i++) {
 			const struct smtpc_reply *rr = &r->rcpt[i];

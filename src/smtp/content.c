@@ -248,6 +248,9 @@ static void check_routes(struct smtp_session *s)
 	const struct config *c = s->srv->p.conf;
 	struct route_verdict v;
 	size_t i, refused = 0;
+	/* the size the scheduler will see: what the client sent plus our own
+	 * Received and Message-ID fields, so accept-then-bounce cannot happen */
+	uint64_t size = tx->writer ? queue_writer_size(tx->writer) : tx->size;
 
 	for (i = 0; i < tx->env.nrcpt; i++) {
 		const char *at = strrchr(tx->env.rcpt[i].addr, '@');
@@ -257,7 +260,7 @@ static void check_routes(struct smtp_session *s)
 			continue;
 		route_domain(c, at + 1, &r);
 		if (r.kind == ROUTE_CONNECTOR &&
-		    !route_check(r.sc, tx->env.sender, tx->size, &one)) {
+		    !route_check(r.sc, tx->env.sender, size, &one)) {
 			if (refused++ == 0)
 				v = one;
 		}

@@ -4,12 +4,12 @@ authoritative DNS server, SMTP receivers, a second transitd, and the
 helpers that read what they got.
 
 Owns:
-  - DnsServer: a private nsd(8) on 127.0.0.1:PORT serving the test zones
-    (TEST_ZONES below). nsd is authoritative only; transitd forwards every
-    query to it (`dns { servers = { "127.0.0.1:PORT" } }`), so every name a
-    test routes to must live in one of these zones (a name outside them is
-    REFUSED by nsd, which a resolver reads as a temporary failure).
-    start_dns() switches to tests/dns/nsd_fixture.py once that exists.
+  - the test zones (TEST_ZONES) and start_dns(), which serves them with
+    tests/dns/nsd_fixture.py (a private nsd on 127.0.0.1:PORT). nsd is
+    authoritative only; transitd forwards every query to it (`dns { servers
+    = { "127.0.0.1:PORT" } }`), so every name a test routes to must live in
+    one of these zones (a name outside them is REFUSED by nsd, which the
+    resolver reads as a temporary failure).
   - Sink: Postfix smtp-sink(1) on 127.0.0.x:PORT with -d (one dump file per
     transaction: X-Client-Addr, X-Helo-Args, X-Mail-Args, X-Rcpt-Args, then
     the message) and -c (session/message counters on stdout); optionally
@@ -39,7 +39,6 @@ import re
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import time
@@ -47,11 +46,14 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "dns"))
 import conftest  # noqa: E402
 import harness  # noqa: E402
+import nsd_fixture  # noqa: E402  (tests/dns: the shared private-nsd helper)
+
+HAVE_NSD = nsd_fixture.nsd_available()
 
 HOST = conftest.HOST
-NSD = shutil.which("nsd") or ("/usr/sbin/nsd" if os.access("/usr/sbin/nsd", os.X_OK) else None)
 SMTP_SINK = "/usr/sbin/smtp-sink" if os.access("/usr/sbin/smtp-sink", os.X_OK) \
     else shutil.which("smtp-sink")
 STRACE = shutil.which("strace")
@@ -165,28 +167,6 @@ def tcp_listening(ip, port):
     return False
 
 
-def free_port(ips=("127.0.0.1",)):
-    """A port free for TCP on every address in ips and for UDP on the first."""
-    for _ in range(200):
-        p = conftest.free_ports(1)[0]
-        socks = []
-        try:
-            for ip in ips:
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                socks.append(s)
-                s.bind((ip, p))
-            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            socks.append(u)
-            u.bind((ips[0], p))
-            return p
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise AssertionError("no free port")
-
-
 # -- DNS ------------------------------------------------------------------------
 
 def zone_text(zone, records):
@@ -194,111 +174,12 @@ def zone_text(zone, records):
     return "\n".join(lines + list(records)) + "\n"
 
 
-def dns_query(port, name, qtype=6, timeout=1.0):
-    """One UDP query to 127.0.0.1:port; the reply's RCODE, or None on timeout."""
-    qname = b"".join(bytes([len(p)]) + p for p in name.encode().split(b".") if p) + b"\0"
-    q = struct.pack(">HHHHHH", 0x4242, 0x0100, 1, 0, 0, 0) + qname + struct.pack(">HH", qtype, 1)
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.settimeout(timeout)
-    try:
-        s.sendto(q, (HOST, port))
-        d = s.recv(4096)
-    except OSError:
-        return None
-    finally:
-        s.close()
-    return d[3] & 0x0F if len(d) >= 12 and d[:2] == b"\x42\x42" else None
-
-
-class DnsServer:
-    """A private nsd on 127.0.0.1:port serving zones {name: [records]}."""
-
-    def __init__(self, base, zones):
-        self.dir = base
-        self.zones = zones
-        self.port = free_port()
-        self.proc = None
-        self.log_path = os.path.join(base, "nsd.log")
-
-    def write(self):
-        os.makedirs(self.dir, exist_ok=True)
-        conf = [
-            "server:",
-            "  ip-address: 127.0.0.1@%d" % self.port,
-            "  port: %d" % self.port,
-            '  username: ""',
-            '  chroot: ""',
-            '  zonesdir: "%s"' % self.dir,
-            '  database: ""',
-            '  pidfile: "%s/nsd.pid"' % self.dir,
-            '  xfrdfile: "%s/xfrd.state"' % self.dir,
-            '  zonelistfile: "%s/zone.list"' % self.dir,
-            '  logfile: "%s"' % self.log_path,
-            "  server-count: 1",
-            "  do-ip6: no",
-            "  verbosity: 1",
-            "remote-control:",
-            "  control-enable: no",
-        ]
-        for z, recs in self.zones.items():
-            with open(os.path.join(self.dir, z + ".zone"), "w") as f:
-                f.write(zone_text(z, recs))
-            conf += ["zone:", '  name: "%s"' % z, '  zonefile: "%s.zone"' % z]
-        self.conf = os.path.join(self.dir, "nsd.conf")
-        with open(self.conf, "w") as f:
-            f.write("\n".join(conf) + "\n")
-
-    def start(self, timeout=10.0):
-        self.write()
-        with open(os.path.join(self.dir, "nsd.out"), "ab") as out:
-            self.proc = subprocess.Popen([NSD, "-d", "-c", self.conf], stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=out)
-        deadline = time.monotonic() + timeout
-        pending = list(self.zones)
-        while pending:
-            if self.proc.poll() is not None:
-                raise AssertionError("nsd exited (%s): %s" % (self.proc.returncode, self.log()))
-            if dns_query(self.port, pending[0], 6, 0.3) == 0:
-                pending.pop(0)
-                continue
-            if time.monotonic() > deadline:
-                raise AssertionError("nsd does not answer for %s: %s" % (pending[0], self.log()))
-            time.sleep(0.05)
-        return self
-
-    def log(self):
-        text = ""
-        for n in ("nsd.log", "nsd.out"):
-            with contextlib.suppress(OSError):
-                with open(os.path.join(self.dir, n), errors="replace") as f:
-                    text += f.read()
-        return text[-3000:]
-
-    def stop(self):
-        stop_pid(self.proc)
-        self.proc = None
-
-
 def start_dns(base, zones=None):
-    """The test DNS server. Prefers tests/dns/nsd_fixture.py (the shared
-    helper) when it exists and offers start_nsd(base, zones) -> object with
-    .port and .stop(); otherwise the DnsServer above."""
+    """The test nameserver: tests/dns/nsd_fixture.py's NsdServer (a private
+    nsd on 127.0.0.1:PORT) serving `zones` ({name: [records]}, TEST_ZONES by
+    default). Returns the started server (.port, .address, .stop())."""
     zones = zones or TEST_ZONES
-    shared = os.path.join(conftest.REPO, "tests", "dns")
-    if os.path.exists(os.path.join(shared, "nsd_fixture.py")):
-        sys.path.insert(0, shared)
-        try:
-            import nsd_fixture  # noqa: F401
-            start = getattr(nsd_fixture, "start_nsd", None)
-            if start is not None:
-                texts = {z: zone_text(z, r) for z, r in zones.items()}
-                return start(base, texts)
-        except Exception:
-            pass    # an unfinished shared helper must not stop these tests
-        finally:
-            with contextlib.suppress(ValueError):
-                sys.path.remove(shared)
-    return DnsServer(base, zones).start()
+    return nsd_fixture.NsdServer(base, {z: zone_text(z, r) for z, r in zones.items()}).start()
 
 
 # -- smtp-sink ------------------------------------------------------------------------

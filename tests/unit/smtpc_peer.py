@@ -141,7 +141,32 @@ class Conn:
             self.note("AUTHFAIL")
             self.send("501 5.5.2 cannot decode")
 
+    def abort_data(self):
+        """Read a little of the content, refuse it, close our side (FIN after the 550) and
+        throw away whatever else the client sends."""
+        got = len(self.buf)
+        self.buf = b""
+        while got < self.args.abort_data:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                break
+            got += len(chunk)
+        self.note("ABORT %d" % got)
+        self.sock.sendall(b"550 5.7.1 content refused in the middle\r\n")
+        self.sock.shutdown(socket.SHUT_WR)
+        try:
+            while self.sock.recv(65536):
+                pass
+        except OSError:
+            pass
+        return False
+
     def data(self):
+        if self.args.abort_data:
+            return self.abort_data()
+        if self.args.stall_data:
+            time.sleep(self.args.stall_data)  # read nothing: the client must wait
+            return False
         raw = b""
         bare_lf = bare_cr = False
         while True:
@@ -268,6 +293,10 @@ def main():
     ap.add_argument("--data-reply")
     ap.add_argument("--dot-reply")
     ap.add_argument("--dot-delay", type=float, default=0)
+    ap.add_argument("--stall-data", type=float, default=0,
+                    help="after 354, read nothing for this many seconds, then hang up")
+    ap.add_argument("--abort-data", type=int, default=0,
+                    help="after this many octets of content: 550 and close")
     ap.add_argument("--starttls-junk", action="store_true")
     ap.add_argument("--starttls-reply", help="refuse STARTTLS with this reply")
     ap.add_argument("--always-354", action="store_true",

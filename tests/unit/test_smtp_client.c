@@ -798,11 +798,12 @@ static char *big_content(size_t len)
 	return content;
 }
 
-/* The peer gives up in the middle of the content (550, reads no more):
- * PERM with that reply, and the connection is not reused. */
-static void test_sink_abort_in_content(void **state)
+/* The peer gives up in the middle of the content: 550 and it closes its
+ * side. The 550 is what counts (PERM); the client stops sending and the
+ * connection is not reused. */
+static void test_abort_in_content(void **state)
 {
-	static const char *const args[] = {"-A", "0", NULL};
+	static const char *const args[] = {"--abort-data", "100000", NULL};
 	struct peer p;
 	struct smtpc_opts o;
 	struct run r;
@@ -811,21 +812,20 @@ static void test_sink_abort_in_content(void **state)
 	char *content;
 
 	(void)state;
-	if (!have_sink())
-		skip();
 	content = big_content(len);
-	peer_sink(&p, args);
+	peer_py(&p, args);
 	opts_default(&o);
 	client_ready(&r, p.port, &o);
 	msg_make(&mf, content, len, 0, one);
 	client_send(&r, &mf.m, 1);
 	assert_int_equal(r.res[0].status, SMTPC_PERM);
-	assert_int_equal(r.res[0].msg_reply.code, 550);
-	assert_false(r.res[0].msg_reply.local);
+	assert_reply(&r.res[0].msg_reply, 550, "5.7.1", "refused in the middle");
+	assert_reply(&r.rcpt[0][0], 550, "5.7.1", NULL);
 	assert_false(r.res[0].reusable);
 	client_close(&r);
 	msg_free(&mf);
 	free(content);
+	assert_true(file_contains(p.transcript, "ABORT "));
 	peer_stop(&p);
 }
 
@@ -858,6 +858,41 @@ static void test_sink_stalls_in_content(void **state)
 	client_close(&r);
 	msg_free(&mf);
 	free(content);
+	peer_stop(&p);
+}
+
+/* The same over TLS: the encrypted output is bounded too. */
+static void test_stall_in_content_tls(void **state)
+{
+	const char *args[] = {"--tls", cert, key, "--stall-data", "20", NULL};
+	struct peer p;
+	struct smtpc_opts o;
+	struct run r;
+	struct msgf mf;
+	size_t len = 40 * 1024 * 1024;
+	char *content, err[256];
+	SSL_CTX *ctx = tls_client_ctx(NULL, err, sizeof(err));
+
+	(void)state;
+	assert_non_null(ctx);
+	content = big_content(len);
+	peer_py(&p, args);
+	opts_default(&o);
+	o.tls = SMTPC_TLS_OPPORTUNISTIC;
+	o.tls_ctx = ctx;
+	o.command_timeout = 1;
+	o.data_timeout = 30;
+	client_ready(&r, p.port, &o);
+	assert_true(smtpc_info(r.c)->tls);
+	msg_make(&mf, content, len, 0, one);
+	client_send(&r, &mf.m, 1);
+	assert_int_equal(r.res[0].status, SMTPC_TEMP);
+	assert_reply(&r.res[0].msg_reply, 421, "4.4.2", "timeout while sending the message content");
+	assert_false(r.res[0].reusable);
+	client_close(&r);
+	msg_free(&mf);
+	free(content);
+	SSL_CTX_free(ctx);
 	peer_stop(&p);
 }
 
@@ -1612,6 +1647,33 @@ static void test_tls_opportunistic(void **state)
 	peer_stop(&p);
 }
 
+/* OPPORTUNISTIC does not insist, but still says when the certificate
+ * checks out (trusted anchor, right name). */
+static void test_tls_opportunistic_verified(void **state)
+{
+	const char *args[] = {"--tls", cert, key, NULL};
+	struct peer p;
+	struct smtpc_opts o;
+	struct run r;
+	char err[256];
+	SSL_CTX *ctx = tls_client_ctx(cert, err, sizeof(err));
+
+	(void)state;
+	assert_non_null(ctx);
+	peer_py(&p, args);
+	opts_default(&o);
+	o.tls = SMTPC_TLS_OPPORTUNISTIC;
+	o.tls_ctx = ctx;
+	o.tls_name = TLS_NAME ".";
+	client_ready(&r, p.port, &o);
+	assert_true(smtpc_info(r.c)->tls);
+	assert_true(smtpc_info(r.c)->verified);
+	assert_non_null(strstr(smtpc_info(r.c)->tls_info, "verified=yes"));
+	client_close(&r);
+	SSL_CTX_free(ctx);
+	peer_stop(&p);
+}
+
 /* STARTTLS offered but refused: OPPORTUNISTIC goes on in clear, REQUIRE
  * gives up (4.7.4) and QUITs without MAIL. */
 static void test_starttls_refused(void **state)
@@ -1767,8 +1829,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sink_data_final_5xx, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sink_421, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sink_lost_after_dot, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_sink_abort_in_content, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_abort_in_content, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sink_stalls_in_content, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stall_in_content_tls, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pipelining_on_off, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rcpt_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_all_refused_then_rset, setup, teardown),
@@ -1792,11 +1855,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tls_require_unverified, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_require_verified, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_opportunistic, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tls_opportunistic_verified, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_starttls_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_opportunistic_clear, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_auth_without_tls, setup, teardown),
 	};
 
+	if (getenv("SMTPC_TEST_FILTER") != NULL) /* e.g. "test_auth*" */
+		cmocka_set_test_filter(getenv("SMTPC_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
