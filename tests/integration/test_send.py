@@ -1230,7 +1230,8 @@ def test_dot_lines_at_every_chunk_offset_arrive_unchanged(transit_conf, dns, pee
 
 
 @pytest.mark.parametrize("reply", ["550", "550 5.1.1", "553 2.1.5 class of code and enhanced code differ",
-                                   "550 5.7.1 " + "very long reason " * 60])
+                                   "550 5.7.1 " + "very long reason " * 60],
+                         ids=["code-only", "no-text", "class-mismatch", "1000-chars"])
 def test_odd_remote_replies_are_reported_safely(transit_conf, dns, peers, reply):
     """Whatever 5xx a next hop sends for RCPT (no text, no enhanced code,
     a contradicting enhanced code, ~1000 characters), the recipient fails,
