@@ -58,6 +58,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/fileio.h"
 #include "util/log.h"
 #include "util/str.h"
 #include "util/xmalloc.h"
@@ -117,35 +118,6 @@ static void maildir_fail_errno(struct maildir_job *j, const char *op, const char
 
 /* ---- small file helpers ------------------------------------------------- */
 
-static int maildir_write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-static int maildir_fsync_path(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rc, saved;
-
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	saved = errno;
-	close(fd);
-	errno = saved;
-	return rc;
-}
-
 /* mkdir one directory (0700); a new one is made durable in its parent. */
 static int maildir_mkdir_one(char *path)
 {
@@ -156,9 +128,9 @@ static int maildir_mkdir_one(char *path)
 		return errno == EEXIST ? 0 : -1;
 	slash = strrchr(path, '/');
 	if (slash == NULL || slash == path)
-		return maildir_fsync_path("/");
+		return fsync_dir("/");
 	*slash = '\0';
-	rc = maildir_fsync_path(path);
+	rc = fsync_dir(path);
 	*slash = '/';
 	return rc;
 }
@@ -232,7 +204,7 @@ static int maildir_out_flush(struct maildir_ctx *c)
 {
 	if (c->outlen == 0)
 		return 0;
-	if (maildir_write_all(c->outfd, c->out, c->outlen) < 0)
+	if (write_full(c->outfd, c->out, c->outlen) < 0)
 		return -1;
 	c->outlen = 0;
 	return 0;

@@ -34,6 +34,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -1040,6 +1041,9 @@ static int smtpc_start_connect(struct smtpc *c, const struct sockaddr *dst, sock
 		smtpc_set_reply(r, 421, "4.4.0", true, "socket: %s", strerror(errno));
 		return -1;
 	}
+	/* Replies and the final "." are small writes behind bulk data: without
+	 * TCP_NODELAY, Nagle and the peer's delayed ACK stall each message. */
+	(void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
 	if (c->srclen > 0) {
 		if (c->src.ss_family != dst->sa_family) {
 			smtpc_set_reply(r, 421, "4.4.0", true,

@@ -45,6 +45,7 @@
 #include <openssl/crypto.h>
 
 #include "util/buf.h"
+#include "util/fileio.h"
 #include "util/log.h"
 #include "util/str.h"
 #include "util/xmalloc.h"
@@ -665,42 +666,10 @@ static int pw_lock(const char *path, char *err, size_t errsz)
 	return fd;
 }
 
-static int pw_write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 static void pw_sync_dir(const char *path)
 {
-	char dir[4096];
-	char *slash;
-	int fd;
-
-	if (!str_copy(dir, path, sizeof(dir)))
-		return;
-	slash = strrchr(dir, '/');
-	if (!slash)
-		str_copy(dir, ".", sizeof(dir));
-	else if (slash == dir)
-		dir[1] = '\0';
-	else
-		*slash = '\0';
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	if (fsync(fd) < 0)
+	if (fsync_parent(path) < 0)
 		log_warn("passwd-file %s: fsync of its directory: %s", path, strerror(errno));
-	close(fd);
 }
 
 /* Replace path by content: temp file, fsync, rename. old: the current
@@ -729,7 +698,7 @@ static int pw_write_atomic(const char *path, const struct buf *content, const st
 		goto fail;
 	if (fchmod(fd, old ? old->st_mode & 07777 : PW_NEW_MODE) < 0)
 		goto fail;
-	if (pw_write_all(fd, content->data ? content->data : "", content->len) < 0 ||
+	if (write_full(fd, content->data ? content->data : "", content->len) < 0 ||
 	    fsync(fd) < 0)
 		goto fail;
 	if (close(fd) < 0) {

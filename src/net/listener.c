@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,7 +127,7 @@ static int bind_one(const struct binding *b, char *err, size_t errsz)
 		close(fd);
 		return -1;
 	}
-	if (listen(fd, 1024) != 0) {
+	if (listen(fd, 4096) != 0) { /* the kernel caps it at net.core.somaxconn */
 		snprintf(err, errsz, "listen %s: %s", b->text, strerror(errno));
 		close(fd);
 		return -1;
@@ -190,6 +191,8 @@ static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct soc
 		close(fd);
 		return;
 	}
+	/* each reply is written whole: send it now, not after the client's ACK */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
 	smtp_server_accept(bd->owner->srv, fd, sa, (socklen_t)salen, (size_t)rc);
 }
 
@@ -208,7 +211,7 @@ void listeners_start(struct listeners *l, struct event_base *base, struct smtp_s
 	l->srv = srv;
 	for (i = 0; i < l->n; i++) {
 		l->v[i].evl = evconnlistener_new(base, accept_cb, &l->v[i],
-						 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1,
+						 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0,
 						 l->v[i].fd);
 		if (l->v[i].evl == NULL)
 			log_fatal("cannot listen on %s", l->v[i].b->text);

@@ -55,6 +55,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "util/fileio.h"
 #include "util/log.h"
 #include "util/str.h"
 
@@ -310,21 +311,6 @@ fail:
 	return NULL;
 }
 
-static int tls_write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Write the PEM in mem to path atomically with exactly the given mode. */
 static int tls_write_file(const char *path, mode_t mode, BIO *mem, char *err, size_t errsz)
 {
@@ -343,7 +329,7 @@ static int tls_write_file(const char *path, mode_t mode, BIO *mem, char *err, si
 		tls_err_sys(err, errsz, "create", tmp, errno);
 		return -1;
 	}
-	if (fchmod(fd, mode) < 0 || len < 0 || tls_write_all(fd, data, (size_t)len) < 0 ||
+	if (fchmod(fd, mode) < 0 || len < 0 || write_full(fd, data, (size_t)len) < 0 ||
 	    fsync(fd) < 0) {
 		saved = errno;
 		close(fd);
@@ -362,13 +348,8 @@ static int tls_write_file(const char *path, mode_t mode, BIO *mem, char *err, si
 
 static void tls_fsync_dir(const char *dir)
 {
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd < 0)
-		return;
-	if (fsync(fd) < 0)
+	if (fsync_dir(dir) < 0)
 		log_warn("tls fsync directory=%s error=\"%s\"", dir, strerror(errno));
-	close(fd);
 }
 
 static int tls_save_pair(const char *dir, const char *crt_path, const char *key_path, X509 *x,

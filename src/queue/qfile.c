@@ -40,6 +40,7 @@
 
 #include "mail/envelope.h"
 #include "util/buf.h"
+#include "util/fileio.h"
 #include "util/log.h"
 #include "util/str.h"
 #include "util/xmalloc.h"
@@ -64,22 +65,6 @@ static uint32_t crc_update(uint32_t crc, const void *p, uint64_t n)
 		n -= chunk;
 	}
 	return crc;
-}
-
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t r = write(fd, p, n);
-
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += r;
-		n -= (size_t)r;
-	}
-	return 0;
 }
 
 /* Read up to n bytes at off; returns the count (short only at EOF) or -1. */
@@ -281,7 +266,7 @@ static int wr_flush(struct queue_writer *w)
 		errno = w->err;
 		return -1;
 	}
-	if (w->len > 0 && write_all(w->fd, w->buf, w->len) < 0) {
+	if (w->len > 0 && write_full(w->fd, w->buf, w->len) < 0) {
 		w->err = errno ? errno : EIO;
 		return -1;
 	}
@@ -298,7 +283,7 @@ static int wr_raw(struct queue_writer *w, const void *p, size_t n)
 	if (w->len + n > QF_WBUF && wr_flush(w) < 0)
 		return -1;
 	if (n >= QF_WBUF) {
-		if (write_all(w->fd, p, n) < 0) {
+		if (write_full(w->fd, p, n) < 0) {
 			w->err = errno ? errno : EIO;
 			return -1;
 		}

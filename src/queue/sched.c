@@ -257,11 +257,31 @@ static bool pending_work(const struct qentry *e)
 	return false;
 }
 
+/* Removing a file makes the kernel free its blocks, which on ext4 waits
+ * for a journal commit already in progress (our own group sync): that
+ * must never stall the event loop, so unlinks run on a worker. A crash
+ * before it leaves a file whose recipients are all final; recovery
+ * removes it. */
+struct removal {
+	struct queue *q;
+	char qid[QID_MAX];
+	char defer[4200];
+};
+
+static void removal_work(void *arg)
+{
+	struct removal *r = arg;
+
+	if (queue_remove(r->q, r->qid) != 0 && errno != ENOENT)
+		log_warn("%s cannot remove queue file: %s", r->qid, strerror(errno));
+	unlink(r->defer);
+	free(r);
+}
+
 /* All parts are back: DSNs, removal, or the next try. */
 void sched_settle(struct qentry *e)
 {
 	struct sched *s = e->s;
-	char path[4200];
 	uint64_t wait;
 
 	if (e->parts || e->dsns)
@@ -269,10 +289,11 @@ void sched_settle(struct qentry *e)
 	if (notify_send_due(e))
 		return; /* comes back here when the DSNs are committed */
 	if (envelope_pending(e->env) == 0) {
-		if (queue_remove(s->q, e->env->qid) != 0)
-			log_warn("%s cannot remove queue file", e->env->qid);
-		defer_path(s, e->env->qid, path, sizeof(path));
-		unlink(path);
+		struct removal *r = xmalloc(sizeof(*r));
+		r->q = s->q;
+		memcpy(r->qid, e->env->qid, sizeof(r->qid));
+		defer_path(s, e->env->qid, r->defer, sizeof(r->defer));
+		workq_submit(s->wq, removal_work, NULL, r);
 		log_info("%s removed", e->env->qid);
 		entry_free(e);
 		return;
