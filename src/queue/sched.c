@@ -497,8 +497,8 @@ static void dispatch_entry(struct sched *s, struct qentry *e, struct batch **bp,
 		if (done[i] || env->rcpt[i].state != RCPT_QUEUED || e->rt[i].outcome || e->rt[i].busy)
 			continue;
 		if (!split_addr(env->rcpt[i].addr, local, sizeof(local), &domain)) {
-			sched_rcpt_result(e, i, OUT_FAILED, "5.1.3", "recipient address has no domain",
-					  NULL, "route");
+			sched_rcpt_result(e, i, OUT_FAILED, "5.1.3",
+					  "550 5.1.3 recipient address has no domain", NULL, "route");
 			continue;
 		}
 		str_copy(ldom, domain, sizeof(ldom));
@@ -523,12 +523,14 @@ static void dispatch_entry(struct sched *s, struct qentry *e, struct batch **bp,
 		}
 		if (r.kind == ROUTE_NONE) {
 			sched_rcpt_result(e, i, OUT_FAILED, "5.4.4",
-					  "unable to route: no send connector for this domain", NULL,
-					  "route");
+					  "550 5.4.4 unable to route: no send connector for this domain",
+					  NULL, "route");
 			continue;
 		}
 		if (!route_check(r.sc, env->sender, env->content_len, &v)) {
-			sched_rcpt_result(e, i, OUT_FAILED, v.enh, v.text, NULL, r.sc->name);
+			char diag[320];
+			snprintf(diag, sizeof(diag), "%d %s %s", v.code, v.enh, v.text);
+			sched_rcpt_result(e, i, OUT_FAILED, v.enh, diag, NULL, r.sc->name);
 			continue;
 		}
 		/* all recipients of this message for the same connector and domain */
