@@ -147,6 +147,9 @@ struct smtpc {
 	struct smtpc_reply later_reply;
 };
 
+/* AUTH steps (c->auth_step), shared by smtp_client.c and smtp_client_sec.c */
+enum { AUTH_PLAIN = 1, AUTH_LOGIN_START, AUTH_LOGIN_USER, AUTH_LOGIN_PASS };
+
 /* smtp_client.c */
 void smtpc_enter(struct smtpc *c);
 void smtpc_leave(struct smtpc *c);
@@ -163,6 +166,26 @@ void smtpc_set_reply(struct smtpc_reply *r, int code, const char *enh, bool loca
 void smtpc_kill(struct smtpc *c);
 /* Run smtpc_tx_finish from the event loop (never inside smtpc_send). */
 void smtpc_later(struct smtpc *c);
+/* Opening outcomes: the connection is ready / failed with a local reply
+ * (enh + text) / failed and the peer is told why (QUIT) / failed as r. */
+void smtpc_ready(struct smtpc *c);
+void smtpc_fail(struct smtpc *c, const char *enh, const char *fmt, ...) PRINTF_LIKE(3, 4);
+void smtpc_refuse(struct smtpc *c, const char *enh, const char *fmt, ...) PRINTF_LIKE(3, 4);
+void smtpc_open_failed(struct smtpc *c, const struct smtpc_reply *r);
+void smtpc_send_hello(struct smtpc *c, const char *verb);
+/* Send a command whose argument is secret (AUTH): logged as "shown". */
+void smtpc_secret(struct smtpc *c, const char *shown, char *line, size_t len);
+
+/* Route bev's events to the client (read, write, event callbacks) and enable it. */
+void smtpc_watch(struct smtpc *c, struct bufferevent *bev);
+
+/* smtp_client_sec.c */
+void smtpc_start_tls(struct smtpc *c);
+void smtpc_tls_done(struct smtpc *c);
+void smtpc_tls_failed(struct smtpc *c);
+void smtpc_ssl_error(struct smtpc *c, char *out, size_t outsz);
+void smtpc_auth_start(struct smtpc *c);
+void smtpc_on_auth(struct smtpc *c, const struct smtpc_reply *r);
 
 /* smtp_client_tx.c */
 void smtpc_tx_reply(struct smtpc *c, const struct smtpc_reply *r);
