@@ -305,20 +305,6 @@ static int by_qid(const void *a, const void *b)
 }
 
 /* "5s", "3m", "2h", "1d". */
-static void format_age(long long secs, char *out, size_t outsz)
-{
-	if (secs < 0)
-		secs = 0;
-	if (secs < 60)
-		snprintf(out, outsz, "%llds", secs);
-	else if (secs < 3600)
-		snprintf(out, outsz, "%lldm", secs / 60);
-	else if (secs < 86400)
-		snprintf(out, outsz, "%lldh", secs / 3600);
-	else
-		snprintf(out, outsz, "%lldd", secs / 86400);
-}
-
 /* Terminal-safe copy: control characters become \xHH, UTF-8 is kept. */
 static char *printable(const char *s)
 {
@@ -348,7 +334,7 @@ static void fill_row(const struct envelope *e, time_t now, struct msg_row *r)
 	struct buf b = BUF_INIT;
 	char *p;
 
-	format_age((long long)(now - e->arrival), r->age, sizeof(r->age));
+	queue_view_age((long long)(now - e->arrival), r->age, sizeof(r->age));
 	snprintf(r->size, sizeof(r->size), "%llu", (unsigned long long)e->content_len);
 	r->sender = (e->sender && *e->sender) ? printable(e->sender) : xstrdup("<>");
 	for (i = 0; i < e->nrcpt && !first; i++)

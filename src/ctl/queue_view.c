@@ -63,16 +63,18 @@ static int by_key(const void *a, const void *b)
 	return strcmp((*(struct hop *const *)a)->key, (*(struct hop *const *)b)->key);
 }
 
-static void age(long long s, char *out, size_t outsz)
+void queue_view_age(long long secs, char *out, size_t outsz)
 {
-	if (s < 120)
-		snprintf(out, outsz, "%llds", s);
-	else if (s < 7200)
-		snprintf(out, outsz, "%lldm", s / 60);
-	else if (s < 172800)
-		snprintf(out, outsz, "%lldh", s / 3600);
+	if (secs < 0)
+		secs = 0;
+	if (secs < 60)
+		snprintf(out, outsz, "%llds", secs);
+	else if (secs < 3600)
+		snprintf(out, outsz, "%lldm", secs / 60);
+	else if (secs < 86400)
+		snprintf(out, outsz, "%lldh", secs / 3600);
 	else
-		snprintf(out, outsz, "%lldd", s / 86400);
+		snprintf(out, outsz, "%lldd", secs / 86400);
 }
 
 void queue_view_by_next_hop(const struct config *c, struct envelope **env, size_t n, time_t now,
@@ -142,7 +144,7 @@ void queue_view_by_next_hop(const struct config *c, struct envelope **env, size_
 			"LAST-ERROR");
 		for (i = 0; i < nv; i++) {
 			char a[32];
-			age((long long)(now - v[i]->oldest), a, sizeof(a));
+			queue_view_age((long long)(now - v[i]->oldest), a, sizeof(a));
 			fprintf(out, "%-40s %8zu %10zu %7s  %s\n", v[i]->key, v[i]->messages,
 				v[i]->recipients, a, v[i]->last_error[0] ? v[i]->last_error : "-");
 		}

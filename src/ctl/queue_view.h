@@ -21,4 +21,7 @@
 void queue_view_by_next_hop(const struct config *c, struct envelope **env, size_t n, time_t now,
 			    bool json, FILE *out);
 
+/* An age for people: "42s", "5m", "3h", "2d". */
+void queue_view_age(long long secs, char *out, size_t outsz);
+
 #endif

@@ -59,38 +59,6 @@ static bool is_atext(unsigned char c)
 
 static bool is_routing_char(unsigned char c) { return c == '@' || c == '%' || c == '!'; }
 
-/* Length of the well-formed UTF-8 sequence (2..4 octets) at p[0..n), or
- * 0 when it is not one (RFC 3629 4: no overlongs, no surrogates). */
-static size_t utf8_seq_len(const unsigned char *p, size_t n)
-{
-	unsigned char c = p[0];
-	size_t len, i;
-	unsigned char lo = 0x80, hi = 0xBF;
-
-	if (c >= 0xC2 && c <= 0xDF)
-		len = 2;
-	else if (c >= 0xE0 && c <= 0xEF)
-		len = 3;
-	else if (c >= 0xF0 && c <= 0xF4)
-		len = 4;
-	else
-		return 0;
-	if (c == 0xE0)
-		lo = 0xA0;
-	else if (c == 0xED)
-		hi = 0x9F;
-	else if (c == 0xF0)
-		lo = 0x90;
-	else if (c == 0xF4)
-		hi = 0x8F;
-	if (n < len || p[1] < lo || p[1] > hi)
-		return 0;
-	for (i = 2; i < len; i++)
-		if (p[i] < 0x80 || p[i] > 0xBF)
-			return 0;
-	return len;
-}
-
 /* --- domains ------------------------------------------------------------ */
 
 /* One label: letters, digits, hyphen (not first or last), or well-formed

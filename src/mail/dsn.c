@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "util/log.h"
+#include "util/str.h"
 #include "util/xmalloc.h"
 
 #define LINE_MAX_OCTETS 998	 /* RFC 5322 2.1.1 */
@@ -99,41 +100,6 @@ PRINTF_LIKE(3, 4) static void set_err(char *err, size_t errsz, const char *fmt, 
 	va_end(ap);
 }
 
-/* Length of the valid UTF-8 sequence at p (1-4), 0 if it is not one. */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-	unsigned char c = p[0];
-	unsigned char lo = 0x80, hi = 0xBF;
-	size_t len, i;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF)
-		len = 2;
-	else if (c >= 0xE0 && c <= 0xEF)
-		len = 3;
-	else if (c >= 0xF0 && c <= 0xF4)
-		len = 4;
-	else
-		return 0;
-	if (n < len)
-		return 0;
-	if (c == 0xE0)
-		lo = 0xA0; /* overlong */
-	else if (c == 0xED)
-		hi = 0x9F; /* surrogates */
-	else if (c == 0xF0)
-		lo = 0x90; /* overlong */
-	else if (c == 0xF4)
-		hi = 0x8F; /* past U+10FFFF */
-	if (p[1] < lo || p[1] > hi)
-		return 0;
-	for (i = 2; i < len; i++)
-		if (p[i] < 0x80 || p[i] > 0xBF)
-			return 0;
-	return len;
-}
-
 static bool has_8bit(const struct buf *b)
 {
 	for (size_t i = 0; i < b->len; i++)
@@ -157,7 +123,7 @@ static void clean_value(struct buf *out, const char *s, bool utf8)
 			i++;
 			continue;
 		}
-		k = p[i] < 0x80 ? 1 : (utf8 ? utf8_len(p + i, n - i) : 0);
+		k = p[i] < 0x80 ? 1 : (utf8 ? utf8_seq_len(p + i, n - i) : 0);
 		if (out->len - start + (pend ? 1 : 0) + (k ? k : 1) > VALUE_MAX)
 			break;
 		if (pend)
@@ -391,7 +357,7 @@ static void text_to_crlf(struct buf *out, const char *s, size_t n)
 			col = 0;
 			continue;
 		}
-		k = p[i] >= 0x80 ? utf8_len(p + i, n - i) : 1;
+		k = p[i] >= 0x80 ? utf8_seq_len(p + i, n - i) : 1;
 		if (col + (k ? k : 1) > LINE_MAX_OCTETS) {
 			buf_append(out, "\r\n", 2);
 			col = 0;

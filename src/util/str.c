@@ -93,3 +93,39 @@ bool parse_duration(const char *s, uint64_t *seconds)
 	static const uint64_t mult[] = {1, 60, 3600, 86400, 604800};
 	return parse_scaled(s, "smhdw", mult, seconds);
 }
+
+size_t utf8_seq_len(const unsigned char *p, size_t n)
+{
+	unsigned char c, lo = 0x80, hi = 0xBF;
+	size_t len, i;
+
+	if (n == 0)
+		return 0;
+	c = p[0];
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF)
+		len = 2;
+	else if (c >= 0xE0 && c <= 0xEF)
+		len = 3;
+	else if (c >= 0xF0 && c <= 0xF4)
+		len = 4;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	if (c == 0xE0)
+		lo = 0xA0; /* overlong */
+	else if (c == 0xED)
+		hi = 0x9F; /* surrogates */
+	else if (c == 0xF0)
+		lo = 0x90; /* overlong */
+	else if (c == 0xF4)
+		hi = 0x8F; /* past U+10FFFF */
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (i = 2; i < len; i++)
+		if (p[i] < 0x80 || p[i] > 0xBF)
+			return 0;
+	return len;
+}

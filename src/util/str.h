@@ -23,6 +23,11 @@ bool str_has_prefix_ci(const char *s, const char *prefix);
 /* true when s ends with suffix, ASCII case-insensitively */
 bool str_has_suffix_ci(const char *s, const char *suffix);
 
+/* Length of the well-formed UTF-8 sequence at p[0..n): 1 for an ASCII
+ * byte, 2..4 for a multi-byte one, 0 when it is not well-formed (RFC 3629
+ * 4: no overlongs, no surrogates, nothing past U+10FFFF, none cut off). */
+size_t utf8_seq_len(const unsigned char *p, size_t n);
+
 /* "25M", "100K", "1G", "123" (bytes; K/M/G are powers of 1024).
  * Returns false on syntax error or overflow. */
 bool parse_size(const char *s, uint64_t *out);

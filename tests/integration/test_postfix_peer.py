@@ -413,7 +413,7 @@ def big_body(size):
             "",
             " \t trailing blanks \t ",
             "x" * 998,
-            ("long-%d-" % i) + "abcdefghijklmnopqrstuvwxyz0123456789" * (100 + i % 400),
+            ("long-%d-" % i) + "abcdefghijklmnopqrstuvwxyz0123456789" * (100 + (i * 97) % 500),
             ". " + "y" * 4095,
             "From the start of a line (no mbox quoting in Maildir)",
         ]

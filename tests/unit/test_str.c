@@ -59,6 +59,29 @@ static void test_case(void **state)
 	assert_false(str_has_suffix_ci("test", "example.test"));
 }
 
+static void test_utf8(void **state)
+{
+	static const struct { const char *in; size_t n; size_t want; } cases[] = {
+		{"a", 1, 1},
+		{"\xc3\xa9", 2, 2},	     /* e acute */
+		{"\xe2\x82\xac", 3, 3},     /* euro sign */
+		{"\xf0\x9f\x98\x80", 4, 4}, /* an emoji */
+		{"\xc3", 1, 0},	     /* cut off */
+		{"\xc0\xaf", 2, 0},	     /* overlong '/' */
+		{"\xe0\x80\xaf", 3, 0},     /* overlong */
+		{"\xed\xa0\x80", 3, 0},     /* surrogate */
+		{"\xf4\x90\x80\x80", 4, 0}, /* past U+10FFFF */
+		{"\x80", 1, 0},	     /* lone continuation */
+		{"\xe2\x28\xa1", 3, 0},     /* bad continuation */
+	};
+	size_t i;
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		assert_int_equal(utf8_seq_len((const unsigned char *)cases[i].in, cases[i].n),
+				 cases[i].want);
+	assert_int_equal(utf8_seq_len((const unsigned char *)"", 0), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -66,6 +89,7 @@ int main(void)
 		cmocka_unit_test(test_parse_size),
 		cmocka_unit_test(test_parse_duration),
 		cmocka_unit_test(test_case),
+		cmocka_unit_test(test_utf8),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
