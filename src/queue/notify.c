@@ -21,6 +21,7 @@
 #include "smtp/cmd.h"
 #include "util/buf.h"
 #include "util/log.h"
+#include "util/str.h"
 #include "util/xmalloc.h"
 
 #define DSN_MAX_FULL (10u << 20) /* RET=FULL above this returns the headers only */
@@ -69,16 +70,21 @@ static int build(struct qentry *e, enum dsn_kind kind, const size_t *idx, size_t
 	struct dsn_rcpt *r = xcalloc(n, sizeof(*r));
 	struct dsn_info info;
 	char path[4200], msgid[QID_MAX + 300], err[256];
+	char (*hosts)[256];
 	size_t i;
 	int rc;
 
+	hosts = xcalloc(n, sizeof(*hosts));
 	for (i = 0; i < n; i++) {
 		const struct rcpt_rt *rt = &e->rt[idx[i]];
+		/* "mx1.partner.test[192.0.2.1]:25" in logs; RFC 3464 2.3.5 wants the name */
+		str_copy(hosts[i], rt->remote_mta, sizeof(hosts[i]));
+		hosts[i][strcspn(hosts[i], "[")] = '\0';
 		r[i].addr = e->env->rcpt[idx[i]].addr;
 		r[i].orcpt = e->env->rcpt[idx[i]].orcpt;
 		r[i].action = kind == DSN_DELAY ? "delayed" : rt->action;
 		r[i].status = rt->status[0] ? rt->status : (kind == DSN_DELAY ? "4.0.0" : "5.0.0");
-		r[i].remote_mta = rt->remote_mta[0] ? rt->remote_mta : NULL;
+		r[i].remote_mta = hosts[i][0] ? hosts[i] : NULL;
 		r[i].diagnostic = rt->diag[0] ? rt->diag : (kind == DSN_DELAY ? e->last_error : NULL);
 		r[i].last_attempt = rt->last_attempt;
 	}
@@ -106,6 +112,7 @@ static int build(struct qentry *e, enum dsn_kind kind, const size_t *idx, size_t
 	if (rc != 0)
 		log_warn("%s cannot build DSN: %s", e->env->qid, err);
 	free(r);
+	free(hosts);
 	return rc;
 }
 

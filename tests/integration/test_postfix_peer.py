@@ -6,7 +6,10 @@ the real receivers).
 Owns: PostfixPeer, a Postfix 3.x instance started for one test with its own
 config directory (main.cf + master.cf), queue directory, data directory,
 log file (postlogd, maillog_file) and virtual Maildir store under a fresh
-/tmp directory; smtpd only on PF_IP:port (a free port), no chroot, virtual(8)
+/tmp directory; smtpd only on PF_IP:port (a free port, bound through
+master.cf: inet_interfaces is loopback-only because Postfix refuses an
+inet_interfaces address that no interface holds, and lo holds 127.0.0.1
+only although all of 127/8 reaches it), no chroot, virtual(8)
 delivery for postfix.test (bob@ only; every other local part is refused at
 RCPT with 550 5.1.1) as the unprivileged user nobody/nogroup, and
 relayhost = [127.0.0.1]:P (the sending transitd), so that the DSNs Postfix
@@ -26,7 +29,9 @@ sendpeers.configure_sender; send connector for postfix.test by smart host
     a mixed transaction delivers the known recipient and fails only the other;
   - NOTIFY=SUCCESS (RFC 3461 5.2.1): Postfix offers DSN, so transit passes
     NOTIFY on and sends no "relayed" DSN; Postfix's own "delivered" DSN
-    comes back through transit into the sender's Maildir;
+    comes back through transit into the sender's Maildir; the same Postfix
+    told not to offer DSN gets no NOTIFY and transit writes the "relayed"
+    DSN itself;
   - a 2 MB message with long lines and lines starting with "." arrives
     byte-exact (RFC 5321 4.5.2 transparency at both ends);
   - SMTPUTF8 (RFC 6531): a UTF-8 sender and header reach Postfix unchanged.
@@ -59,7 +64,6 @@ from sendpeers import check_dsn, relay_send, wait_log
 POSTFIX = "/usr/sbin/postfix"
 if not os.access(POSTFIX, os.X_OK):
     pytest.skip("Postfix is not installed (%s missing)" % POSTFIX, allow_module_level=True)
-POSTCONF = shutil.which("postconf") or "/usr/sbin/postconf"
 
 PF_IP = "127.0.0.25"            # no other test uses this address
 PF_DOMAIN = "postfix.test"
@@ -196,18 +200,22 @@ class PostfixPeer:
             "maillog_file": self.log_path,
             "maillog_file_prefixes": base,
         }
+
+    def write_config(self):
+        """main.cf from self.main (a test may change it before start())."""
         with open(os.path.join(self.etc, "main.cf"), "w") as f:
             f.write("# written by tests/integration/test_postfix_peer.py\n")
             for k, v in self.main.items():
                 f.write("%s = %s\n" % (k, v))
         with open(os.path.join(self.etc, "master.cf"), "w") as f:
-            f.write(MASTER_CF.format(listen="%s:%d" % (ip, port)))
+            f.write(MASTER_CF.format(listen="%s:%d" % (self.ip, self.port)))
 
     def run(self, *args, timeout=30):
         return subprocess.run([POSTFIX, "-c", self.etc] + list(args), stdin=subprocess.DEVNULL,
                               capture_output=True, timeout=timeout)
 
     def start(self):
+        self.write_config()
         p = self.run("check")
         assert p.returncode == 0, "postfix check failed (%d): %s%s" % (
             p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace"))
@@ -455,7 +463,8 @@ def test_delivery_into_postfix_maildir(transit_conf, postfix, dns, routing):
         "content changed:\n%r\n!=\n%r" % (body_of(d.data)[:600], harness.crlf_to_lf(original)[:600])
 
     # Postfix's log: the same queue id, delivered by virtual(8)
-    pf.wait_log(r"%s: to=<%s>, relay=virtual, .*dsn=2\.0\.0, status=sent" % (pf_qid, re.escape(BOB)))
+    pf.wait_log(r"%s: to=<%s>, relay=virtual, .*dsn=2\.0\.0, status=sent"
+                % (pf_qid, re.escape(BOB)))
     assert re.search(r"%s: from=<%s>" % (pf_qid, re.escape(ALICE)), pf.log_text()), pf.log_tail()
     wait_log(t, r"%s removed" % qid)
     # NOTIFY not given: Postfix's default is FAILURE only, transit sends none
@@ -505,10 +514,10 @@ def test_mixed_recipients_known_delivered_unknown_failed(transit_conf, postfix, 
 
 @pytest.mark.timeout(40)
 def test_notify_success_passed_on_and_postfix_reports_delivery(transit_conf, postfix, dns):
-    """Postfix offers DSN: transit passes NOTIFY=SUCCESS on (RFC 3461 5.2.1)
-    and sends no "relayed" DSN; Postfix's own success DSN, sent to
-    alice@example.test through its relayhost (transit), lands in alice's
-    Maildir, and it is the only one."""
+    """Postfix offers DSN: transit passes NOTIFY=SUCCESS and ENVID on (RFC
+    3461 5.2.1, 6.2) and sends no "relayed" DSN; Postfix's own "delivered"
+    DSN, sent to alice@example.test through its relayhost (transit), lands
+    in alice's Maildir, and it is the only one."""
     p = start_pair(transit_conf, postfix, dns)
     t, pf = p.t, p.pf
     qid = relay_send(t, ALICE, [BOB], sp.message("notify success", sender=ALICE, to=BOB),
@@ -537,6 +546,31 @@ def test_notify_success_passed_on_and_postfix_reports_delivery(transit_conf, pos
     got = t.mail_files(ALICE)
     assert len(got) == 1, "alice should have Postfix's DSN only, has %d: %r" % (
         len(got), [harness.read_delivered(f).subject for f in got])
+
+
+@pytest.mark.timeout(40)
+def test_notify_success_to_postfix_without_dsn_gives_relayed_dsn(transit_conf, postfix, dns):
+    """The same Postfix told not to offer DSN (smtpd_discard_ehlo_keywords):
+    transit must not send NOTIFY (RFC 3461 5.2.1 says a "relayed" DSN is
+    due instead), so Postfix sends none and transit's is the only one."""
+    postfix.main["smtpd_discard_ehlo_keywords"] = "dsn"
+    p = start_pair(transit_conf, postfix, dns)
+    t, pf = p.t, p.pf
+    qid = relay_send(t, ALICE, [BOB], sp.message("notify relayed", sender=ALICE, to=BOB),
+                     rcpt_params=" NOTIFY=SUCCESS")
+    pf.wait_for_mail("bob", 1)
+    pf_qid = postfix_qid_from(send_line(t, qid, BOB))
+    (d,) = sp.wait_dsns(t, ALICE, 1)
+    x = check_dsn(d, ALICE, [BOB], r"^2\.\d+\.\d+$", action="relayed", remote_mta=PF_IP,
+                  original_subject="notify relayed")
+    assert "mx.example.test" in x.per_message.get("reporting-mta", ""), x.per_message
+    assert re.search(r"%s dsn kind=(success|relay)" % qid, t.log_text()), \
+        "\n".join(sp.log_lines(t, qid))
+    pf.wait_log(r"%s: to=<%s>, relay=virtual, .*status=sent" % (pf_qid, re.escape(BOB)))
+    time.sleep(1.5)
+    assert "sender delivery status notification" not in pf.log_text(), \
+        "Postfix got NOTIFY although it did not offer DSN:\n%s" % pf.log_tail()
+    assert len(t.mail_files(ALICE)) == 1, "one DSN only"
 
 
 @pytest.mark.timeout(50)
