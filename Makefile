@@ -57,7 +57,7 @@ unit: build-san
 integration: build-san
 	TRANSITD=$(CURDIR)/build-san/transitd TRANSITCTL=$(CURDIR)/build-san/transitctl \
 	$(SAN_ENV) ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 \
-	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration tests/dns
 
 fuzz-short: build-fuzz
 	./tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
