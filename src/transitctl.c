@@ -327,8 +327,11 @@ struct msg_row {
 	const char *state;
 };
 
+static const char *ctl_spool = ""; /* set by cmd_queue for the deferral notes */
+
 static void fill_row(const struct envelope *e, time_t now, struct msg_row *r)
 {
+	struct defer_note dn;
 	size_t pending = envelope_pending(e), i;
 	const char *first = NULL;
 	struct buf b = BUF_INIT;
@@ -347,7 +350,8 @@ static void fill_row(const struct envelope *e, time_t now, struct msg_row *r)
 		free(p);
 	}
 	r->rcpts = buf_steal(&b);
-	r->state = pending == 0 ? "done" : "queued";
+	queue_view_defer_note(ctl_spool, e->qid, &dn);
+	r->state = pending == 0 ? "done" : dn.present ? "deferred" : "queued";
 }
 
 /* Columns on the terminal: UTF-8 continuation bytes take no room. */
@@ -478,6 +482,7 @@ static const char *rcpt_state_name(char state)
 
 static json_t *json_message(const struct envelope *e, time_t now)
 {
+	struct defer_note dn;
 	json_t *o = json_object(), *rcpts = json_array();
 	char when[40];
 	size_t i;
@@ -501,7 +506,16 @@ static json_t *json_message(const struct envelope *e, time_t now)
 			    : e->ret == DSN_RET_HDRS ? json_string("HDRS")
 						     : json_null());
 	json_object_set_new(o, "envid", json_str(e->envid));
-	json_object_set_new(o, "state", json_string(envelope_pending(e) ? "queued" : "done"));
+	queue_view_defer_note(ctl_spool, e->qid, &dn);
+	json_object_set_new(o, "state", json_string(!envelope_pending(e) ? "done"
+						    : dn.present	    ? "deferred"
+									    : "queued"));
+	if (dn.present) {
+		rfc3339((time_t)dn.next_try, when, sizeof(when));
+		json_object_set_new(o, "attempts", json_integer((json_int_t)dn.attempts));
+		json_object_set_new(o, "next_attempt", json_string(when));
+		json_object_set_new(o, "last_error", json_str(dn.error));
+	}
 	for (i = 0; i < e->nrcpt; i++) {
 		const struct env_rcpt *r = &e->rcpt[i];
 		json_t *jr = json_object();
@@ -551,6 +565,7 @@ static int cmd_queue(int argc, char **argv)
 			die(EXIT_USAGE, "queue list: unknown option '%s'", argv[i]);
 	}
 	c = load_config();
+	ctl_spool = c->server.spool;
 	errno = 0;
 	r = queue_walk(c->server.spool, collect_msg_cb, &ml);
 	if (r < 0)

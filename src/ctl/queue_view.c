@@ -41,6 +41,29 @@ static void last_error(const struct config *c, const char *qid, size_t idx, char
 	fclose(f);
 }
 
+void queue_view_defer_note(const char *spool, const char *qid, struct defer_note *out)
+{
+	char path[4200], line[800];
+	FILE *f;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(path, sizeof(path), "%s/defer/%s", spool, qid);
+	if ((f = fopen(path, "r")) == NULL)
+		return;
+	out->present = true;
+	while (fgets(line, sizeof(line), f)) {
+		long long v;
+		line[strcspn(line, "\n")] = '\0';
+		if (sscanf(line, "attempts %lld", &v) == 1 && v >= 0)
+			out->attempts = (unsigned)v;
+		else if (sscanf(line, "next %lld", &v) == 1)
+			out->next_try = v;
+		else if (strncmp(line, "error ", 6) == 0)
+			str_copy(out->error, line + 6, sizeof(out->error));
+	}
+	fclose(f);
+}
+
 static void hop_key(const struct config *c, const char *addr, char *key, size_t keysz)
 {
 	const char *at = strrchr(addr, '@');

@@ -84,7 +84,13 @@ def test_restart_keeps_undeliverable_mail(transit, how):
     qid = transit.send(msg)
     time.sleep(3)                                  # the first attempt and a retry fail
     assert transit.all_delivered() == []
-    assert len(find_entry(transit.queue_json(), qid)) == 1, "the message must stay queued"
+    (entry,) = find_entry(transit.queue_json(), qid)
+    assert entry["state"] == "deferred", entry
+    assert entry["attempts"] >= 1, entry
+    assert entry["last_error"].startswith("4."), entry     # the Maildir's temporary error
+    table = transit.ctl("queue", "list", check=True).stdout
+    table = table.decode() if isinstance(table, bytes) else table
+    assert any(qid in line and "deferred" in line for line in table.splitlines()), table
     if how == "sigterm":
         transit.stop()
     else:
