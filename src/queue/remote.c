@@ -69,6 +69,7 @@ struct rconn {
 	char last_error[600];	 /* "421 4.4.1 connect to ...: refused" */
 	char last_status[16];
 	bool last_perm;		 /* the last failure was permanent (5xx, DNS) */
+	bool plain_retry;	 /* opportunistic TLS failed: this address again in clear */
 	char peer[340];	 /* "host[ip]:port" */
 };
 
@@ -304,6 +305,18 @@ static void open_done(struct smtpc *c, void *arg, const struct smtpc_reply *err)
 		rc->last_perm = false; /* another host, or later, may do better */
 		log_info("smtp connect-failed connector=%s nexthop=%s peer=%s reason=\"%s\"",
 			 rc->nh->sc->name, rc->nh->domain, rc->peer, rc->last_error);
+		/* Opportunistic TLS (RFC 7435) must not make mail undeliverable:
+		 * after a failed handshake the same address is tried once in
+		 * clear, as Postfix does at security level "may". */
+		if (err->local && strcmp(err->enh, "4.7.5") == 0 && !rc->plain_retry &&
+		    rc->nh->sc->tls == SC_TLS_OPPORTUNISTIC && rc->addr_i > 0) {
+			rc->plain_retry = true;
+			rc->addr_i--;
+			log_info("smtp tls-fallback connector=%s peer=%s retrying without TLS",
+				 rc->nh->sc->name, rc->peer);
+		} else {
+			rc->plain_retry = false;
+		}
 		rconn_try_next(rc);
 		return;
 	}
@@ -346,9 +359,9 @@ static void rconn_try_next(struct rconn *rc)
 
 	memset(&o, 0, sizeof(o));
 	o.helo_name = sc->fqdn;
-	o.tls = sc->tls == SC_TLS_REQUIRE	  ? SMTPC_TLS_REQUIRE
-		: sc->tls == SC_TLS_OPPORTUNISTIC ? SMTPC_TLS_OPPORTUNISTIC
-						  : SMTPC_TLS_NONE;
+	o.tls = sc->tls == SC_TLS_REQUIRE			  ? SMTPC_TLS_REQUIRE
+		: sc->tls == SC_TLS_OPPORTUNISTIC && !rc->plain_retry ? SMTPC_TLS_OPPORTUNISTIC
+									  : SMTPC_TLS_NONE;
 	o.tls_ctx = rt->tls;
 	o.tls_name = h->name;
 	o.auth_user = rt->auth_user;
