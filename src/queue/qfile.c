@@ -260,17 +260,27 @@ static uint32_t build_header(struct buf *b, struct envelope *e)
 	return crc;
 }
 
+/* Count the buffered content bytes not yet in the CRC. */
+static void wr_crc_pending(struct queue_writer *w)
+{
+	if (w->crc_active && w->len > w->crc_from)
+		w->crc = crc_update(w->crc, w->buf + w->crc_from, w->len - w->crc_from);
+	w->crc_from = w->len;
+}
+
 static int wr_flush(struct queue_writer *w)
 {
 	if (w->err) {
 		errno = w->err;
 		return -1;
 	}
+	wr_crc_pending(w);
 	if (w->len > 0 && write_full(w->fd, w->buf, w->len) < 0) {
 		w->err = errno ? errno : EIO;
 		return -1;
 	}
 	w->len = 0;
+	w->crc_from = 0;
 	return 0;
 }
 
@@ -283,6 +293,9 @@ static int wr_raw(struct queue_writer *w, const void *p, size_t n)
 	if (w->len + n > QF_WBUF && wr_flush(w) < 0)
 		return -1;
 	if (n >= QF_WBUF) {
+		/* the buffer is empty here (flushed above): write straight through */
+		if (w->crc_active)
+			w->crc = crc_update(w->crc, p, n);
 		if (write_full(w->fd, p, n) < 0) {
 			w->err = errno ? errno : EIO;
 			return -1;
@@ -327,6 +340,8 @@ struct queue_writer *queue_writer_new(struct queue *q, const struct envelope *en
 	} else {
 		(void)wr_raw(w, hdr.data, hdr.len);
 	}
+	w->crc_from = w->len; /* the header is in w->crc already */
+	w->crc_active = true;
 	buf_free(&hdr);
 	if (w->err) {
 		int e = w->err;
@@ -342,7 +357,6 @@ int queue_writer_write(struct queue_writer *w, const void *p, size_t n)
 {
 	if (wr_raw(w, p, n) < 0)
 		return -1;
-	w->crc = crc_update(w->crc, p, n);
 	w->env.content_len += n;
 	return 0;
 }
@@ -353,6 +367,8 @@ int qf_writer_finish(struct queue_writer *w)
 {
 	char t[QF_TRAILER_LEN + 1];
 
+	wr_crc_pending(w);
+	w->crc_active = false; /* the trailer is not part of what it checks */
 	snprintf(t, sizeof(t), "trailer %020" PRIu64 " %08" PRIx32 "\nend\n", w->env.content_len,
 		 w->crc);
 	if (wr_raw(w, t, QF_TRAILER_LEN) < 0 || wr_flush(w) < 0)

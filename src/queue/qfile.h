@@ -66,6 +66,11 @@ struct queue_writer {
 	uint64_t off;	     /* logical file offset (written + buffered) */
 	char *buf;
 	size_t len;
+	/* The content's CRC is taken over the write buffer when it is flushed
+	 * (a few large crc32 calls, not one per line): buf[crc_from..len) is
+	 * content not yet counted; crc_active between header and trailer. */
+	size_t crc_from;
+	bool crc_active;
 	/* commit */
 	queue_commit_cb cb;
 	void *arg;
