@@ -270,16 +270,22 @@ void smtpc_open_failed(struct smtpc *c, const struct smtpc_reply *r)
 }
 
 /* A local failure at a command boundary: report it, then QUIT. */
+/* A local 421 reply with enhanced code enh and a formatted text. */
+static void local_421(struct smtpc_reply *r, const char *enh, const char *fmt, va_list ap)
+{
+	r->code = 421;
+	str_copy(r->enh, enh, sizeof(r->enh));
+	r->local = true;
+	vsnprintf(r->text, sizeof(r->text), fmt, ap);
+}
+
 void smtpc_refuse(struct smtpc *c, const char *enh, const char *fmt, ...)
 {
 	struct smtpc_reply r;
 	va_list ap;
 
-	r.code = 421;
-	str_copy(r.enh, enh, sizeof(r.enh));
-	r.local = true;
 	va_start(ap, fmt);
-	vsnprintf(r.text, sizeof(r.text), fmt, ap);
+	local_421(&r, enh, fmt, ap);
 	va_end(ap);
 	c->state = SC_IDLE;
 	smtpc_disarm(c);
@@ -318,11 +324,8 @@ void smtpc_fail(struct smtpc *c, const char *enh, const char *fmt, ...)
 	struct smtpc_reply r;
 	va_list ap;
 
-	r.code = 421;
-	str_copy(r.enh, enh, sizeof(r.enh));
-	r.local = true;
 	va_start(ap, fmt);
-	vsnprintf(r.text, sizeof(r.text), fmt, ap);
+	local_421(&r, enh, fmt, ap);
 	va_end(ap);
 	smtpc_lost(c, &r);
 }

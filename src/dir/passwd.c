@@ -62,19 +62,6 @@
 static const char pw_dummy_hash[] =
 	"$y$j9T$2t7oLwfRS/lIbon.wbNGI1$A6QFZr4oAhBZaGa2S9divxbn.zf4H/KRRvxBka9U9UD";
 
-static void pw_err(char *err, size_t errsz, const char *fmt, ...) PRINTF_LIKE(3, 4);
-
-static void pw_err(char *err, size_t errsz, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errsz == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errsz, fmt, ap);
-	va_end(ap);
-}
-
 /* ---- one line of the file --------------------------------------------- */
 
 enum pw_kind { PW_LINE_IGNORED, PW_LINE_ENTRY, PW_LINE_MALFORMED };
@@ -586,7 +573,7 @@ static bool pw_user_valid(const char *user, char *err, size_t errsz)
 		why = "the domain must be a host name";
 	if (!why)
 		return true;
-	pw_err(err, errsz, "invalid user name %s: %s", log_quote(user, q, sizeof(q)), why);
+	str_errf(err, errsz, "invalid user name %s: %s", log_quote(user, q, sizeof(q)), why);
 	return false;
 }
 
@@ -595,11 +582,11 @@ static bool pw_password_valid(const char *password, char *err, size_t errsz)
 	size_t len = strnlen(password, PW_PASSWORD_MAX + 1);
 
 	if (len == 0)
-		pw_err(err, errsz, "empty password refused");
+		str_errf(err, errsz, "empty password refused");
 	else if (len > PW_PASSWORD_MAX)
-		pw_err(err, errsz, "password longer than %d bytes refused", PW_PASSWORD_MAX);
+		str_errf(err, errsz, "password longer than %d bytes refused", PW_PASSWORD_MAX);
 	else if (strpbrk(password, "\r\n"))
-		pw_err(err, errsz, "password with a line break refused");
+		str_errf(err, errsz, "password with a line break refused");
 	else
 		return true;
 	return false;
@@ -618,11 +605,11 @@ static int pw_read_file(const char *path, struct buf *b, struct stat *st, bool *
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return 0;
-		pw_err(err, errsz, "cannot open %s: %s", path, strerror(errno));
+		str_errf(err, errsz, "cannot open %s: %s", path, strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, st) < 0) {
-		pw_err(err, errsz, "cannot stat %s: %s", path, strerror(errno));
+		str_errf(err, errsz, "cannot stat %s: %s", path, strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -630,7 +617,7 @@ static int pw_read_file(const char *path, struct buf *b, struct stat *st, bool *
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			pw_err(err, errsz, "cannot read %s: %s", path, strerror(errno));
+			str_errf(err, errsz, "cannot read %s: %s", path, strerror(errno));
 			close(fd);
 			return -1;
 		}
@@ -648,17 +635,17 @@ static int pw_lock(const char *path, char *err, size_t errsz)
 	int fd;
 
 	if (snprintf(lockpath, sizeof(lockpath), "%s.lock", path) >= (int)sizeof(lockpath)) {
-		pw_err(err, errsz, "path too long: %s", path);
+		str_errf(err, errsz, "path too long: %s", path);
 		return -1;
 	}
 	fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		pw_err(err, errsz, "cannot open %s: %s", lockpath, strerror(errno));
+		str_errf(err, errsz, "cannot open %s: %s", lockpath, strerror(errno));
 		return -1;
 	}
 	while (flock(fd, LOCK_EX) < 0) {
 		if (errno != EINTR) {
-			pw_err(err, errsz, "cannot lock %s: %s", lockpath, strerror(errno));
+			str_errf(err, errsz, "cannot lock %s: %s", lockpath, strerror(errno));
 			close(fd);
 			return -1;
 		}
@@ -682,13 +669,13 @@ static int pw_write_atomic(const char *path, const struct buf *content, const st
 	int fd;
 
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp)) {
-		pw_err(err, errsz, "path too long: %s", path);
+		str_errf(err, errsz, "path too long: %s", path);
 		return -1;
 	}
 	(void)unlink(tmp); /* a leftover of a crashed run with our pid; we hold the lock */
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		pw_err(err, errsz, "cannot create %s: %s", tmp, strerror(errno));
+		str_errf(err, errsz, "cannot create %s: %s", tmp, strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, &st) < 0)
@@ -711,7 +698,7 @@ static int pw_write_atomic(const char *path, const struct buf *content, const st
 	pw_sync_dir(path);
 	return 0;
 fail:
-	pw_err(err, errsz, "cannot write %s: %s", tmp, strerror(errno));
+	str_errf(err, errsz, "cannot write %s: %s", tmp, strerror(errno));
 	if (fd >= 0)
 		close(fd);
 	(void)unlink(tmp);
@@ -780,14 +767,14 @@ static int pw_edit(const char *path, enum pw_op op, const char *user, const char
 	if (op == PW_OP_ADD && !pw_user_valid(user, err, errsz))
 		return -1;
 	if (!pw_key(user, key)) { /* only for names no file line can hold */
-		pw_err(err, errsz, "user %s does not exist", log_quote(user, q, sizeof(q)));
+		str_errf(err, errsz, "user %s does not exist", log_quote(user, q, sizeof(q)));
 		return -1;
 	}
 	if (op != PW_OP_DEL) {
 		if (!pw_password_valid(password, err, errsz))
 			return -1;
 		if (passwd_hash(password, crypted, sizeof(crypted)) < 0) {
-			pw_err(err, errsz, "cannot hash the password with yescrypt");
+			str_errf(err, errsz, "cannot hash the password with yescrypt");
 			return -1;
 		}
 	}
@@ -798,11 +785,11 @@ static int pw_edit(const char *path, enum pw_op op, const char *user, const char
 	found = pw_rewrite(path, &in, op, key, crypted, &out);
 	log_quote(user, q, sizeof(q));
 	if (op == PW_OP_ADD && found) {
-		pw_err(err, errsz, "user %s already exists", q);
+		str_errf(err, errsz, "user %s already exists", q);
 		goto out;
 	}
 	if (op != PW_OP_ADD && !found) {
-		pw_err(err, errsz, "user %s does not exist", q);
+		str_errf(err, errsz, "user %s does not exist", q);
 		goto out;
 	}
 	if (op == PW_OP_ADD)

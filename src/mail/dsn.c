@@ -89,17 +89,6 @@ struct original {
 	struct buf body;
 };
 
-PRINTF_LIKE(3, 4) static void set_err(char *err, size_t errsz, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errsz == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errsz, fmt, ap);
-	va_end(ap);
-}
-
 static bool has_8bit(const struct buf *b)
 {
 	for (size_t i = 0; i < b->len; i++)
@@ -545,12 +534,12 @@ static int read_original(const struct dsn_info *info, struct original *o, char *
 	int fd, rc = 0;
 
 	if (info->content_off > (uint64_t)INT64_MAX - len) {
-		set_err(err, errsz, "content range out of bounds");
+		str_errf(err, errsz, "content range out of bounds");
 		return -1;
 	}
 	fd = open(info->content_path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		set_err(err, errsz, "cannot open %s: %s", info->content_path, strerror(errno));
+		str_errf(err, errsz, "cannot open %s: %s", info->content_path, strerror(errno));
 		return -1;
 	}
 	blk = xmalloc(READ_BLOCK);
@@ -561,7 +550,7 @@ static int read_original(const struct dsn_info *info, struct original *o, char *
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {
-			set_err(err, errsz, "cannot read %s: %s", info->content_path,
+			str_errf(err, errsz, "cannot read %s: %s", info->content_path,
 				r < 0 ? strerror(errno) : "file shorter than its content");
 			rc = -1;
 			break;
@@ -658,7 +647,7 @@ int dsn_build(const struct dsn_info *info, struct buf *out, char *err, size_t er
 	if (!info || !out || (unsigned)info->kind > DSN_SUCCESS || !info->reporting_mta ||
 	    !*info->reporting_mta || !info->sender || !*info->sender || !info->rcpt ||
 	    info->nrcpt == 0) {
-		set_err(err, errsz, "dsn: missing kind, reporting MTA, sender or recipients");
+		str_errf(err, errsz, "dsn: missing kind, reporting MTA, sender or recipients");
 		return -1;
 	}
 	o.present = info->content_path != NULL;
@@ -677,7 +666,7 @@ int dsn_build(const struct dsn_info *info, struct buf *out, char *err, size_t er
 			break;
 	}
 	if (tries == BOUNDARY_TRIES) {
-		set_err(err, errsz, "dsn: no MIME boundary found outside the content");
+		str_errf(err, errsz, "dsn: no MIME boundary found outside the content");
 		goto done;
 	}
 	put_headers(info, out, boundary, has_8bit(&text) || has_8bit(&status) || has_8bit(&o.body));

@@ -2,6 +2,8 @@
 #include "util/str.h"
 
 #include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 bool str_copy(char *dst, const char *src, size_t dstsz)
@@ -128,4 +130,15 @@ size_t utf8_seq_len(const unsigned char *p, size_t n)
 		if (p[i] < 0x80 || p[i] > 0xBF)
 			return 0;
 	return len;
+}
+
+void str_errf(char *err, size_t errsz, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errsz == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errsz, fmt, ap);
+	va_end(ap);
 }

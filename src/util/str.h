@@ -23,6 +23,10 @@ bool str_has_prefix_ci(const char *s, const char *prefix);
 /* true when s ends with suffix, ASCII case-insensitively */
 bool str_has_suffix_ci(const char *s, const char *suffix);
 
+/* printf into an error buffer err[errsz] (nothing when err is NULL or
+ * errsz is 0): the "char *err, size_t errsz" convention of transit's APIs. */
+void str_errf(char *err, size_t errsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Length of the well-formed UTF-8 sequence at p[0..n): 1 for an ASCII
  * byte, 2..4 for a multi-byte one, 0 when it is not well-formed (RFC 3629
  * 4: no overlongs, no surrogates, nothing past U+10FFFF, none cut off). */

@@ -1,16 +1,16 @@
 /*
  * workq.c - a fixed pool of pthreads for blocking work (see workq.h).
  *
- * Two singly linked FIFO lists under one mutex: "todo" (submitted, not
+ * Two singly linked FIFO lists under one mutex: "queued" (submitted, not
  * started) and "done" (work() finished, done() not yet run). A worker
- * takes the head of todo, runs work() without the lock, appends the job
+ * takes the head of queued, runs work() without the lock, appends the job
  * to done and calls event_active() on an internal event of the loop's
  * event_base (thread safe because the daemon called
  * evthread_use_pthreads() before creating the base). The event callback
  * runs on the loop thread, detaches the whole done list under the lock
  * and calls each done() without the lock, so done() may submit again.
  *
- * workq_free(): sets "stopping", wakes the workers, which drain todo
+ * workq_free(): sets "stopping", wakes the workers, which drain queued
  * (work() still runs for every queued job, as the header promises) and
  * exit; after the join the done list is freed without calling done().
  * done() must not call workq_free() on its own queue.
@@ -45,8 +45,8 @@ struct workq_list {
 struct workq {
 	struct event *done_ev; /* activated by workers, runs on the loop */
 	pthread_mutex_t mu;
-	pthread_cond_t wake; /* todo became non-empty, or stopping */
-	struct workq_list todo;
+	pthread_cond_t wake; /* queued became non-empty, or stopping */
+	struct workq_list queued;
 	struct workq_list done;
 	bool stopping;
 	atomic_uint pending; /* submitted and done() not yet called */
@@ -84,7 +84,7 @@ static void workq_list_free(struct workq_list *l)
 		free(j);
 }
 
-/* Worker thread: FIFO over todo until stopping and todo is empty. */
+/* Worker thread: FIFO over queued until stopping and queued is empty. */
 static void *workq_thread(void *p)
 {
 	struct workq *wq = p;
@@ -92,9 +92,9 @@ static void *workq_thread(void *p)
 
 	for (;;) {
 		pthread_mutex_lock(&wq->mu);
-		while (wq->todo.head == NULL && !wq->stopping)
+		while (wq->queued.head == NULL && !wq->stopping)
 			pthread_cond_wait(&wq->wake, &wq->mu);
-		j = workq_list_pop(&wq->todo);
+		j = workq_list_pop(&wq->queued);
 		pthread_mutex_unlock(&wq->mu);
 		if (j == NULL)
 			return NULL; /* stopping and nothing left */
@@ -172,7 +172,7 @@ void workq_submit(struct workq *wq, void (*work)(void *arg), void (*done)(void *
 		free(j);
 		log_panic("workq_submit after workq_free");
 	}
-	workq_list_push(&wq->todo, j);
+	workq_list_push(&wq->queued, j);
 	atomic_fetch_add(&wq->pending, 1);
 	pthread_cond_signal(&wq->wake);
 	pthread_mutex_unlock(&wq->mu);
@@ -198,7 +198,7 @@ void workq_free(struct workq *wq)
 	/* No worker is left to touch the event or the lists. event_free()
 	 * also removes a pending activation from the base. */
 	event_free(wq->done_ev);
-	workq_list_free(&wq->todo);
+	workq_list_free(&wq->queued);
 	workq_list_free(&wq->done);
 	pthread_cond_destroy(&wq->wake);
 	pthread_mutex_destroy(&wq->mu);

@@ -138,8 +138,9 @@ def default_config(base, port_smtp, port_smtps):
     }
 
 
-SECTION_ORDER = ("server", "accepted-domain", "mailboxes", "users", "receive-connector", "queue")
-TITLED = ("accepted-domain", "receive-connector")
+SECTION_ORDER = ("server", "accepted-domain", "mailboxes", "users", "receive-connector",
+                 "send-connector", "queue", "dns", "dsn")
+TITLED = ("accepted-domain", "receive-connector", "send-connector")
 
 
 def conf_quote(s):

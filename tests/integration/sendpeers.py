@@ -19,8 +19,7 @@ Owns:
     authoritative domain, Maildir and users; it logs
     "smtp connect address=<client ip>" per connection.
   - the sending transitd's configuration with send connectors, queue, dns
-    and dsn sections (conftest.render_config knows only the receive-path
-    sections, so this file renders the whole config itself), a relay
+    and dsn sections (rendered by conftest.render_config), a relay
     client bound to RELAY_SOURCE_IP (the only address the "relay" receive
     connector serves), log waiting, and DSN parsing with Python's email
     package (RFC 3464 / RFC 6522).
@@ -361,43 +360,11 @@ def c_unescape(s):
 
 # -- configuration of a transitd with the send path ---------------------------------
 
-TITLED = ("accepted-domain", "receive-connector", "send-connector")
-SECTION_ORDER = ("server", "accepted-domain", "mailboxes", "users", "receive-connector",
-                 "send-connector", "queue", "dns", "dsn")
-
-
-def render_config(cfg):
-    """libConfuse text for a config dict (send connectors included)."""
-    out = ["# written by tests/integration/sendpeers.py"]
-    names = [n for n in SECTION_ORDER if n in cfg] + [n for n in cfg if n not in SECTION_ORDER]
-    for name in names:
-        sec = cfg[name]
-        if sec is None:
-            continue
-        if name in TITLED:
-            for title, body in sec.items():
-                if body is not None:
-                    out += conftest.render_section(name, title, body)
-        else:
-            out += conftest.render_section(name, None, sec)
-    return "\n".join(out) + "\n"
-
-
-def install_renderer(inst):
-    """Make inst.write_config() write the full config (send connectors too)."""
-    def write_config():
-        with open(inst.conf_path, "w") as f:
-            f.write(render_config(inst.cfg))
-    inst.write_config = write_config
-    return inst
-
-
 def configure_sender(inst, dns_port, connectors, queue=None, accepted=None, dsn=None):
     """The transitd under test as a sender: its own listener on
     127.0.0.1:port_smtp (anonymous: may not relay), a "relay" receive
     connector on the same binding for RELAY_SOURCE_IP only, the given send
     connectors ({name: body}), DNS forwarded to the test nameserver."""
-    install_renderer(inst)
     rc = inst.cfg["receive-connector"]
     rc["relay"] = {
         "bindings": list(rc["internet"]["bindings"]),
@@ -442,7 +409,6 @@ class ReceiverTransit(conftest.Transit):
 
     def __init__(self, base, ip, port, domain, fqdn=None, tls_cert=None, tls_key=None):
         super().__init__(base)
-        install_renderer(self)
         self.ip = ip
         self.port_smtp = port
         self.domain = domain
