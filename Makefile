@@ -3,21 +3,33 @@
 
 SHELL := /bin/bash
 PYTHON := /usr/bin/python3
-DEB_PACKAGES := gcc clang meson ninja-build pkg-config libevent-dev libssl-dev libconfuse-dev \
-	libjansson-dev libunbound-dev libcmocka-dev libcrypt-dev zlib1g-dev libclang-rt-14-dev \
-	openssl python3 python3-pytest swaks msmtp postfix nsd
+# What building and running need: `make run` installs only these, so it never
+# replaces the administrator's MTA or starts a DNS server (postfix would remove
+# exim4; nsd may bind port 53).
+DEB_RUN_PACKAGES := gcc meson ninja-build pkg-config libevent-dev libssl-dev libconfuse-dev \
+	libjansson-dev libunbound-dev libcrypt-dev zlib1g-dev openssl
+# Test peers and test tools: `make test` only.
+DEB_TEST_PACKAGES := clang libcmocka-dev libclang-rt-14-dev python3 python3-pytest swaks msmtp \
+	postfix nsd faketime
 SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 FUZZ_SECONDS ?= 15
 FUZZ_LONG_SECONDS ?= 600
 
-.PHONY: all deps build build-san build-fuzz run test unit integration fuzz fuzz-short clean
+.PHONY: all deps test-deps install-packages build build-san build-fuzz run test unit integration fuzz fuzz-short clean
 
 all: build
 
 # Install the Debian packages that are missing (needs root or sudo).
+# `make deps` for running, `make test-deps` for the test peers as well.
 deps:
-	@missing=$$(for p in $(DEB_PACKAGES); do \
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(DEB_RUN_PACKAGES)"
+
+test-deps:
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(DEB_RUN_PACKAGES) $(DEB_TEST_PACKAGES)"
+
+install-packages:
+	@missing=$$(for p in $(PACKAGES); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
 	done); \
 	if [ -n "$$missing" ]; then \
@@ -37,13 +49,13 @@ build: deps build/build.ninja
 build-san/build.ninja:
 	meson setup build-san -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 
-build-san: deps build-san/build.ninja
+build-san: test-deps build-san/build.ninja
 	ninja -C build-san
 
 build-fuzz/build.ninja:
 	CC=clang meson setup build-fuzz -Dfuzz=true -Dbuildtype=debug -Db_lundef=false
 
-build-fuzz: deps build-fuzz/build.ninja
+build-fuzz: test-deps build-fuzz/build.ninja
 	ninja -C build-fuzz
 
 # Run transit in the foreground on loopback ports with everything under ./var.
@@ -65,7 +77,7 @@ fuzz-short: build-fuzz
 fuzz: build-fuzz
 	./tests/fuzz/run.sh build-fuzz $(FUZZ_LONG_SECONDS)
 
-test: build unit fuzz-short integration
+test: test-deps build unit fuzz-short integration
 
 clean:
 	rm -rf build build-san build-fuzz
