@@ -45,8 +45,8 @@ static void session_write_cb(struct bufferevent *bev, void *arg);
 static void session_free(struct smtp_session *s);
 
 static const char *const state_names[] = {
-	"greeting", "connected", "ready", "mail", "rcpt", "data", "bdat", "commit", "starttls",
-	"closing",
+	"greeting", "connected", "ready",    "mail",     "rcpt",
+	"data",	    "bdat",	 "chunking", "commit", "starttls", "closing",
 };
 
 struct smtp_server *smtp_server_new(const struct smtp_server_params *p)
@@ -481,9 +481,7 @@ static void bdat_chunk_done(struct smtp_session *s)
 {
 	if (s->bdat_discard) {
 		s->bdat_discard = false;
-		session_set_state(s, s->tx ? (s->tx->env.nrcpt ? SS_RCPT : SS_MAIL) : SS_READY);
-		if (s->helo[0] == '\0')
-			session_set_state(s, SS_CONNECTED);
+		session_set_state(s, session_command_state(s));
 		return; /* the refusal was replied when the command came */
 	}
 	if (s->bdat_last) {
@@ -492,7 +490,7 @@ static void bdat_chunk_done(struct smtp_session *s)
 	}
 	session_data_timeouts(s, false);
 	session_reply(s, 250, "2.0.0", "%" PRIu64 " octets received", s->tx->size);
-	session_set_state(s, SS_RCPT);
+	session_set_state(s, SS_CHUNKING);
 }
 
 static void session_process(struct smtp_session *s)

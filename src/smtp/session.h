@@ -33,6 +33,8 @@ enum session_state {
 	SS_RCPT,	 /* at least one recipient */
 	SS_DATA,	 /* reading DATA content */
 	SS_BDAT,	 /* reading a BDAT chunk */
+	SS_CHUNKING,	 /* between BDAT chunks: the envelope is committed to the
+			    queue file, so MAIL/RCPT/DATA are refused (503 5.5.1) */
 	SS_COMMIT,	 /* waiting for the queue's group commit */
 	SS_STARTTLS,	 /* 220 sent, waiting for it to flush before the handshake */
 	SS_CLOSING,	 /* final reply queued, closing when flushed */
@@ -111,6 +113,9 @@ void session_resume(struct smtp_session *s); /* after an async step */
 void commands_dispatch(struct smtp_session *s, const char *line, size_t len);
 void tx_free(struct smtp_tx *tx);
 void session_reset_tx(struct smtp_session *s);
+/* The state between commands that the session and its transaction imply:
+ * connected (no EHLO), ready, mail, rcpt or chunking (a BDAT chunk taken). */
+enum session_state session_command_state(const struct smtp_session *s);
 
 /* content.c */
 bool content_begin(struct smtp_session *s); /* open the queue file, write Received */
