@@ -10,8 +10,14 @@
  *    (RFC 5321 2.3.8; SMTP smuggling);
  *  - after STARTTLS, every byte the client pipelined behind the command
  *    is discarded and the session starts over (CVE-2011-0411);
- *  - input is read only up to a high-water mark, so a client cannot make
- *    us buffer more than about one line while a commit is pending.
+ *  - what a peer makes a session hold is bounded: input is read only up
+ *    to a high-water mark (SESSION_IN_HIWAT, or one text line when that
+ *    is longer), and no further command is taken while the replies not
+ *    yet sent (s->out plus the bufferevent's output) exceed
+ *    SESSION_OUT_LOWAT: reading stops until the peer has taken them all
+ *    (OpenSMTPD reads again only below IO_LOWAT). A client that
+ *    pipelines commands and never reads costs at most about
+ *    SESSION_IN_HIWAT + SESSION_OUT_LOWAT + one reply.
  * Command semantics live in commands.c, message content in content.c.
  */
 #include "smtp/session.h"
@@ -38,6 +44,10 @@
 #include "util/log.h"
 #include "util/str.h"
 #include "util/xmalloc.h"
+
+/* Bounds on what one session may hold (see the header comment). */
+#define SESSION_IN_HIWAT (256 * 1024)
+#define SESSION_OUT_LOWAT (16 * 1024)
 
 static void session_event_cb(struct bufferevent *bev, short what, void *arg);
 static void session_read_cb(struct bufferevent *bev, void *arg);
@@ -125,7 +135,7 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 
 static void session_setup_bev(struct smtp_session *s)
 {
-	size_t hiwat = 256 * 1024;
+	size_t hiwat = SESSION_IN_HIWAT;
 
 	if (s->rc->max_text_line_length + 4096 > hiwat)
 		hiwat = s->rc->max_text_line_length + 4096;
@@ -493,6 +503,23 @@ static void bdat_chunk_done(struct smtp_session *s)
 	session_set_state(s, SS_CHUNKING);
 }
 
+/* Replies not yet taken by the peer: being built, or queued to send. */
+static size_t session_output_backlog(struct smtp_session *s)
+{
+	return s->out.len + evbuffer_get_length(bufferevent_get_output(s->bev));
+}
+
+/* Stop reading until the peer has read every reply (session_write_cb
+ * resumes). Input already buffered stays there, below the high-water
+ * mark. */
+static void session_hold_input(struct smtp_session *s)
+{
+	if (!s->input_held)
+		log_debug("%s smtp input held backlog=%zu", s->id, session_output_backlog(s));
+	s->input_held = true;
+	bufferevent_disable(s->bev, EV_READ);
+}
+
 static void session_process(struct smtp_session *s)
 {
 	struct evbuffer *in;
@@ -511,6 +538,10 @@ static void session_process(struct smtp_session *s)
 		}
 		if (s->state == SS_COMMIT || s->state == SS_GREETING)
 			break;
+		if (session_output_backlog(s) > SESSION_OUT_LOWAT) {
+			session_hold_input(s);
+			break;
+		}
 		if (s->state == SS_BDAT) {
 			size_t n = len < s->bdat_left ? len : (size_t)s->bdat_left;
 			p = (const char *)evbuffer_pullup(in, (ssize_t)n);
@@ -561,6 +592,12 @@ static void session_write_cb(struct bufferevent *bev, void *arg)
 		session_free(s);
 	else if (s->state == SS_STARTTLS)
 		event_base_once(s->srv->p.base, -1, EV_TIMEOUT, starttls_switch, s, &now);
+	else if (s->input_held) {
+		/* the peer took every reply: read and process again */
+		s->input_held = false;
+		bufferevent_enable(s->bev, EV_READ);
+		session_process(s);
+	}
 }
 
 static void session_event_cb(struct bufferevent *bev, short what, void *arg)

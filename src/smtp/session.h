@@ -94,6 +94,7 @@ struct smtp_session {
 	bool skip_cmd_line;   /* discarding the rest of an over-long command line */
 	bool commit_pending;  /* a commit callback will still arrive */
 	bool dead;	      /* connection gone; free when the commit returns */
+	bool input_held;      /* reading stopped until the peer takes our replies */
 	struct buf out;	      /* reply being built */
 };
 

@@ -69,3 +69,64 @@ def test_rcpt_after_bdat_chunk_refused(transit):
         c2.expect("RSET", 250, "2.0.0")
         c2.expect("RCPT TO:<%s>" % BOB, 503, "5.5.1")   # no transaction after RSET
         c2.expect("MAIL FROM:<%s>" % BOB, 250, "2.1.0")
+
+
+# -- item 2: a client that pipelines and never reads ------------------------------------
+
+def vm_rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
+def flood_never_read(transit, command, seconds, check_other):
+    """Write command over and over for seconds without reading a byte;
+    every ~2 s another session must be served. Returns the peak RSS (KiB)."""
+    s = socket.create_connection((conftest_host(), transit.port_smtp), timeout=5)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)   # keep our side small too
+    block = command * 2000
+    peak = vm_rss_kib(transit.proc.pid)
+    t0 = last_check = time.monotonic()
+    sent = 0
+    try:
+        s.settimeout(0.2)
+        while time.monotonic() - t0 < seconds:
+            try:
+                sent += s.send(block)
+            except socket.timeout:
+                pass
+            peak = max(peak, vm_rss_kib(transit.proc.pid))
+            if time.monotonic() - last_check > 2:
+                check_other()
+                last_check = time.monotonic()
+    finally:
+        s.close()
+    return peak, sent
+
+
+def conftest_host():
+    return "127.0.0.1"
+
+
+@pytest.mark.timeout(90)
+def test_pipelining_client_that_never_reads(transit, monkeypatch):
+    served = []
+
+    def other_session():
+        t = time.monotonic()
+        with transit.raw(timeout=5) as c:
+            c.ehlo()
+            c.expect("NOOP", 250, "2.0.0")
+            c.expect("QUIT", 221, "2.0.0")
+        served.append(time.monotonic() - t)
+
+    start_rss = vm_rss_kib(transit.proc.pid)
+    peak, sent = flood_never_read(transit, b"HELP\r\n", 10, other_session)
+    assert len(served) >= 3 and max(served) < 5, served
+    growth_mib = (peak - start_rss) / 1024.0
+    print("HELP flood: sent %d bytes, RSS %d KiB -> peak %d KiB" % (sent, start_rss, peak))
+    assert peak < 32 * 1024 or growth_mib < 16, \
+        "transitd RSS grew from %d to %d KiB while one client did not read" % (start_rss, peak)
+    other_session()
