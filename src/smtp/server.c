@@ -120,17 +120,28 @@ static void source_count(struct smtp_server *srv, const char *key, int delta)
 		htable_put(srv->per_source, key, (void *)n);
 }
 
+/* The whole-session deadline has passed: 421 4.4.2 after whatever reply
+ * is already built, and close. */
+static void session_deadline_close(struct smtp_session *s)
+{
+	session_reply(s, 421, "4.4.2", "%s Session time limit exceeded, closing connection",
+		      s->rc->fqdn);
+	session_close(s, "session-timeout");
+}
+
 static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct smtp_session *s = arg;
 	(void)fd;
 	(void)what;
 	log_info("%s smtp timeout kind=session state=%s", s->id, state_names[s->state]);
-	if (s->state == SS_COMMIT)
-		return; /* a reply is about to be sent; the next read timeout ends it */
-	session_reply(s, 421, "4.4.2", "%s Session time limit exceeded, closing connection",
-		      s->rc->fqdn);
-	session_close(s, "session-timeout");
+	if (s->state == SS_COMMIT) {
+		/* The commit's reply must come first (the message may already
+		 * be durable): session_resume() closes right after it. */
+		s->deadline_passed = true;
+		return;
+	}
+	session_deadline_close(s);
 }
 
 static void session_setup_bev(struct smtp_session *s)
@@ -571,6 +582,10 @@ static void session_process(struct smtp_session *s)
 
 void session_resume(struct smtp_session *s)
 {
+	if (s->deadline_passed) {
+		session_deadline_close(s);
+		return;
+	}
 	session_send(s);
 	session_process(s);
 }

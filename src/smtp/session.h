@@ -95,6 +95,7 @@ struct smtp_session {
 	bool commit_pending;  /* a commit callback will still arrive */
 	bool dead;	      /* connection gone; free when the commit returns */
 	bool input_held;      /* reading stopped until the peer takes our replies */
+	bool deadline_passed; /* the session deadline fired while waiting (SS_COMMIT) */
 	struct buf out;	      /* reply being built */
 };
 
@@ -108,7 +109,9 @@ void session_close(struct smtp_session *s, const char *reason);
 void session_set_state(struct smtp_session *s, enum session_state st);
 void session_start_tls(struct smtp_session *s);
 void session_data_timeouts(struct smtp_session *s, bool data);
-void session_resume(struct smtp_session *s); /* after an async step */
+/* After an asynchronous step (the commit): send what is built and read
+ * on, or close with 421 4.4.2 if the session deadline passed meanwhile. */
+void session_resume(struct smtp_session *s);
 
 /* commands.c */
 void commands_dispatch(struct smtp_session *s, const char *line, size_t len);

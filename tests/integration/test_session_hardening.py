@@ -130,3 +130,52 @@ def test_pipelining_client_that_never_reads(transit, monkeypatch):
     assert peak < 32 * 1024 or growth_mib < 16, \
         "transitd RSS grew from %d to %d KiB while one client did not read" % (start_rss, peak)
     other_session()
+
+
+# -- item 7: the whole-session deadline during a commit ----------------------------------
+
+PRELOAD_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "preload")
+
+
+def build_slow_sync(tmpdir):
+    """Compile the slow_sync LD_PRELOAD shim; skip when no C compiler."""
+    out = os.path.join(tmpdir, "slow_sync.so")
+    try:
+        subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", out,
+                        os.path.join(PRELOAD_DIR, "slow_sync.c"), "-ldl"],
+                       check=True, capture_output=True, timeout=60)
+    except (OSError, subprocess.CalledProcessError) as e:
+        pytest.skip("cannot build the slow_sync shim: %s" % e)
+    return out
+
+
+def start_with_slow_sync(transit_conf, monkeypatch, ms):
+    so = build_slow_sync(transit_conf.dir)
+    monkeypatch.setenv("LD_PRELOAD", so)
+    monkeypatch.setenv("SLOW_SYNC_MS", str(ms))
+    # the shim is not sanitised; it only has to come after the ASan runtime
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    monkeypatch.setenv("ASAN_OPTIONS", (asan + ":" if asan else "") + "verify_asan_link_order=0")
+    transit_conf.start()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.transit(internet={"session-timeout": "2s"})
+def test_session_deadline_during_commit(transit_conf, monkeypatch):
+    start_with_slow_sync(transit_conf, monkeypatch, 4000)
+    c = transit_conf.raw()
+    c.ehlo()
+    c.expect("MAIL FROM:<%s>" % BOB, 250, "2.1.0")
+    c.expect("RCPT TO:<%s>" % ALICE, 250, "2.1.5")
+    c.expect("DATA", 354)
+    t0 = time.monotonic()
+    # the commit takes 4 s; the 2 s session deadline fires in the middle
+    c.send_data(make_message("slow-commit"), expect_code=250)
+    assert time.monotonic() - t0 >= 1.0
+    # then the deadline is honoured at once: 421 4.4.2 and the close,
+    # not a wait for the 5 minute command timeout
+    r = c.read_reply(timeout=5)
+    check_reply(r, 421, "4.4.2", what="session deadline after the commit")
+    assert c.wait_closed(5)
+    transit_conf.wait_for_mail("alice", 1)
+    assert log_lines(transit_conf, r"smtp timeout kind=session state=commit")
