@@ -347,6 +347,8 @@ static void cmd_data(struct smtp_session *s, const struct smtp_cmd *cmd)
 	}
 	if (!content_begin(s))
 		return;
+	/* "DATA<LF>.<CRLF>" (normalize mode) is no <CRLF>.<CRLF> either */
+	s->tx->after_bare_lf = s->cmd_bare_lf;
 	session_set_state(s, SS_DATA);
 	session_data_timeouts(s, true);
 	session_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");

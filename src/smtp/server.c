@@ -6,8 +6,10 @@
  *
  * Security rules enforced here, before any command handler runs:
  *  - a command line is at most rc->max_line_length octets and ends in
- *    CRLF; bare LF or bare CR is refused (500 5.5.2), never guessed
- *    (RFC 5321 2.3.8; SMTP smuggling);
+ *    CRLF; a bare LF is refused (500 5.5.2) unless the connector has
+ *    bare-lf = normalize, a bare CR or a NUL always (RFC 5321 2.3.8; SMTP
+ *    smuggling). In DATA, end of data is only a real <CRLF>.<CRLF> in
+ *    both modes (data_line_kind());
  *  - after STARTTLS, every byte the client pipelined behind the command
  *    is discarded and the session starts over (CVE-2011-0411);
  *  - what a peer makes a session hold is bounded: input is read only up
@@ -407,12 +409,24 @@ static void tls_established(struct smtp_session *s)
 
 /* ---- input ---------------------------------------------------------------- */
 
-/* One command line, if complete. Returns bytes consumed (0: need more). */
+/* A command line that is not taken: 500 5.5.2, counted as an error. */
+static size_t command_refused(struct smtp_session *s, size_t linelen, const char *reason,
+			      const char *text)
+{
+	log_info("%s smtp reject reason=%s", s->id, reason);
+	session_reply(s, 500, "5.5.2", "%s", text);
+	session_error(s);
+	return linelen;
+}
+
+/* One command line, if complete. Returns bytes consumed (0: need more).
+ * Ends in CRLF, or in a bare LF on a bare-lf = normalize connector; never
+ * a bare CR or a NUL inside. */
 static size_t read_command(struct smtp_session *s, const char *p, size_t len)
 {
 	size_t max = s->rc->max_line_length;
 	const char *lf;
-	size_t linelen;
+	size_t linelen, cmdlen;
 
 	if (s->skip_cmd_line) {
 		/* the tail of an over-long line already refused */
@@ -434,16 +448,41 @@ static size_t read_command(struct smtp_session *s, const char *p, size_t len)
 		return max;
 	}
 	linelen = (size_t)(lf - p) + 1;
-	if (linelen < 2 || p[linelen - 2] != '\r' || memchr(p, '\r', linelen - 2) != NULL) {
-		log_info("%s smtp reject reason=bare-lf-or-cr-in-command", s->id);
-		session_reply(s, 500, "5.5.2", "Bare LF or CR in command refused (RFC 5321 2.3.8)");
-		session_error(s);
-		return linelen;
-	}
+	s->cmd_bare_lf = linelen < 2 || p[linelen - 2] != '\r';
+	cmdlen = linelen - (s->cmd_bare_lf ? 1 : 2);
+	if (s->cmd_bare_lf && s->rc->bare_lf != RC_BARE_LF_NORMALIZE)
+		return command_refused(s, linelen, "bare-lf",
+				       "Bare LF in command refused (RFC 5321 2.3.8)");
+	if (memchr(p, '\r', cmdlen) != NULL)
+		return command_refused(s, linelen, "bare-cr",
+				       "Bare CR in command refused (RFC 5321 2.3.8)");
+	if (memchr(p, '\0', cmdlen) != NULL)
+		return command_refused(s, linelen, "nul", "NUL character in command refused");
 	if (log_debug_enabled())
-		log_debug("%s smtp in %.*s", s->id, (int)(linelen - 2), p);
-	commands_dispatch(s, p, linelen - 2);
+		log_debug("%s smtp in %.*s", s->id, (int)cmdlen, p);
+	commands_dispatch(s, p, cmdlen);
 	return linelen;
+}
+
+/* Classify one DATA line (with its LF) under the connector's bare-lf
+ * mode. End of data is only a real <CRLF>.<CRLF>: a "." line that ends
+ * in a bare LF, or that follows a line ending in a bare LF, is content
+ * (a line "." with its transparency dot removed), so none of the SMTP
+ * smuggling shapes ends the data early in either mode. */
+static enum dataline_kind data_line_kind(struct smtp_session *s, const char *line, size_t len,
+					 const char **c, size_t *clen)
+{
+	struct smtp_tx *tx = s->tx;
+	bool normalize = s->rc->bare_lf == RC_BARE_LF_NORMALIZE;
+	enum dataline_kind kind = dataline_classify(line, len, c, clen);
+	bool after_bare_lf = tx->after_bare_lf;
+
+	tx->after_bare_lf = kind == DATALINE_BARE_LF;
+	if (kind == DATALINE_END && after_bare_lf)
+		return normalize ? DATALINE_TEXT : DATALINE_BARE_LF;
+	if (kind == DATALINE_BARE_LF && normalize)
+		return DATALINE_TEXT; /* content_line_ok() still refuses a CR inside */
+	return kind;
 }
 
 /* Content lines of DATA. Returns bytes consumed. */
@@ -460,7 +499,7 @@ static size_t read_data(struct smtp_session *s, const char *p, size_t len)
 
 		if (lf == NULL) {
 			if (len - off > max) {
-				content_fail(tx, 554, "5.6.0", "Message refused: line too long");
+				content_fail_long_line(s);
 				tx->skipping_long_line = true;
 				off = len;
 			}
@@ -470,25 +509,25 @@ static size_t read_data(struct smtp_session *s, const char *p, size_t len)
 		if (tx->skipping_long_line) {
 			tx->skipping_long_line = false;
 		} else if (linelen > max + 2) {
-			content_fail(tx, 554, "5.6.0", "Message refused: line too long");
+			content_fail_long_line(s);
 		} else {
-			enum dataline_kind kind = dataline_classify(p + off, linelen, &c, &clen);
-			/* "." ends the data only after a CRLF: "\n.\r\n" is not an end */
-			if (kind == DATALINE_END && tx->after_bare_lf)
-				kind = DATALINE_BARE_LF;
-			tx->after_bare_lf = kind == DATALINE_BARE_LF;
-			switch (kind) {
+			switch (data_line_kind(s, p + off, linelen, &c, &clen)) {
 			case DATALINE_END:
 				off += linelen;
 				content_end(s);
 				return off;
 			case DATALINE_TEXT:
-				content_data_line(s, c, clen);
+				if (!tx->fail_code && content_line_ok(s, c, clen))
+					content_data_line(s, c, clen);
 				break;
 			case DATALINE_BARE_LF:
+				content_fail(tx, "bare-lf", 554, "5.6.0",
+					     "Message refused: bare LF in message data "
+					     "(RFC 5321 2.3.8)");
+				break;
 			case DATALINE_BARE_CR:
-				content_fail(tx, 554, "5.6.0",
-					     "Message refused: bare LF or CR in message data "
+				content_fail(tx, "bare-cr", 554, "5.6.0",
+					     "Message refused: bare CR in message data "
 					     "(RFC 5321 2.3.8)");
 				break;
 			}

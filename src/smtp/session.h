@@ -58,11 +58,13 @@ struct smtp_tx {
 	bool message_id_added;
 	/* the first failure while reading the content; replied at its end */
 	int fail_code;
+	const char *fail_reason;     /* log key: "bare-lf", "nul", "line-too-long", ... */
 	const char *fail_enh;
 	const char *fail_text;
 	char fail_buf[256];	     /* fail_text when it is built at run time */
 	bool skipping_long_line;     /* discarding the rest of an over-long line */
-	bool after_bare_lf;	     /* the previous DATA line ended in a bare LF */
+	bool after_bare_lf;	     /* the previous DATA line (or the DATA command)
+					ended in a bare LF: a "." line is no end */
 	bool bdat;		     /* content came by BDAT */
 	struct buf partial;	     /* BDAT: a line not yet complete */
 };
@@ -92,6 +94,7 @@ struct smtp_session {
 	bool bdat_last;
 	bool bdat_discard;    /* chunk refused: read and drop it */
 	bool skip_cmd_line;   /* discarding the rest of an over-long command line */
+	bool cmd_bare_lf;     /* the command being run ended in a bare LF (normalize) */
 	bool commit_pending;  /* a commit callback will still arrive */
 	bool dead;	      /* connection gone; free when the commit returns */
 	bool input_held;      /* reading stopped until the peer takes our replies */
@@ -124,7 +127,13 @@ enum session_state session_command_state(const struct smtp_session *s);
 /* content.c */
 bool content_begin(struct smtp_session *s); /* open the queue file, write Received */
 void content_data_line(struct smtp_session *s, const char *line, size_t len);
-void content_fail(struct smtp_tx *tx, int code, const char *enh, const char *text);
+/* Remember the first failure of the content (reason: a log key); replied
+ * at the end of the content. */
+void content_fail(struct smtp_tx *tx, const char *reason, int code, const char *enh,
+		  const char *text);
+void content_fail_long_line(struct smtp_session *s); /* 554 5.6.0 with the limit */
+/* A content line (no line end) has no bare CR and no NUL; else content_fail. */
+bool content_line_ok(struct smtp_session *s, const char *p, size_t len);
 void content_bdat_bytes(struct smtp_session *s, const char *p, size_t n);
 void content_end(struct smtp_session *s); /* end of DATA or BDAT LAST: check, commit, reply */
 

@@ -179,3 +179,208 @@ def test_session_deadline_during_commit(transit_conf, monkeypatch):
     assert c.wait_closed(5)
     transit_conf.wait_for_mail("alice", 1)
     assert log_lines(transit_conf, r"smtp timeout kind=session state=commit")
+
+
+# -- item 15: bare LF per connector, NUL everywhere ------------------------------------
+
+NORMALIZE = {"bare-lf": "normalize"}
+SMUGGLED = (b"MAIL FROM:<bob@example.test>\r\n"
+            b"RCPT TO:<alice@example.test>\r\n"
+            b"DATA\r\n"
+            b"From: <bob@example.test>\r\n"
+            b"Subject: smuggled\r\n"
+            b"\r\n"
+            b"smuggled body\r\n")
+SHAPES = {                              # the same five as test_security.py
+    "lf-dot-lf": b"\n.\n",
+    "lf-dot-crlf": b"\n.\r\n",
+    "crlf-dot-lf": b"\r\n.\n",
+    "cr-dot-crlf": b"\r.\r\n",
+    "crlf-dot-cr": b"\r\n.\r",
+}
+
+
+@pytest.mark.parametrize("shape", list(SHAPES.values()), ids=list(SHAPES))
+@pytest.mark.transit(internet=NORMALIZE)
+def test_smuggling_shapes_on_normalize_connector(transit, shape):
+    """bare-lf = normalize: the LF shapes are one message (the smuggled
+    text stays inside it); the CR shapes are refused (554 5.6.0). Either
+    way exactly one message is delivered and never the smuggled one."""
+    c = transit.raw()
+    c.ehlo()
+    c.expect("MAIL FROM:<%s>" % BOB, 250, "2.1.0")
+    c.expect("RCPT TO:<%s>" % ALICE, 250, "2.1.5")
+    c.expect("DATA", 354)
+    c.send(b"From: <bob@example.test>\r\nTo: <alice@example.test>\r\nSubject: carrier\r\n\r\n"
+           b"first line" + shape + SMUGGLED + b"\r\n.\r\n")
+    r = c.read_reply()
+    if b"\r" in shape.replace(b"\r\n", b""):
+        check_reply(r, 554, "5.6.0", what="bare CR shape on a normalize connector")
+        c.expect("NOOP", 250, "2.0.0")          # one reply for all of it
+        c.mail_transaction(BOB, [ALICE], make_message("carrier"))
+    else:
+        check_reply(r, 250, "2.0.0", what="bare LF shape on a normalize connector")
+        c.expect("NOOP", 250, "2.0.0")          # the smuggled commands were content
+    c.expect("QUIT", 221, "2.0.0")
+    transit.wait_for_mail("alice", 1, settle=1.5)
+    everything = transit.all_delivered()
+    assert [d.subject for d in everything] == ["carrier"], everything
+    assert b"\r" not in everything[0].data.replace(b"\r\n", b"")
+    if r.code == 250:
+        assert b"smuggled body" in everything[0].body
+
+
+@pytest.mark.parametrize("shape", list(SHAPES.values()), ids=list(SHAPES))
+@pytest.mark.transit(internet=NORMALIZE)
+def test_smuggling_shapes_in_bdat_on_normalize_connector(transit, shape):
+    c = transit.raw()
+    c.ehlo()
+    c.expect("MAIL FROM:<%s>" % BOB, 250, "2.1.0")
+    c.expect("RCPT TO:<%s>" % ALICE, 250, "2.1.5")
+    msg = (b"From: <bob@example.test>\r\nSubject: carrier\r\n\r\nfirst line" + shape + SMUGGLED)
+    c.send(b"BDAT %d LAST\r\n" % len(msg) + msg)
+    r = c.read_reply()
+    c.expect("NOOP", 250, "2.0.0")
+    if b"\r" in shape.replace(b"\r\n", b""):
+        check_reply(r, 554, "5.6.0")
+        assert transit.all_delivered() == []
+    else:
+        check_reply(r, 250, "2.0.0")
+        (d,) = transit.wait_for_mail("alice", 1, settle=1.0)
+        assert d.subject == "carrier"
+
+
+def test_bare_lf_mode_defaults_by_permissions(transit_conf):
+    transit_conf.override("config", {"receive-connector": {"relay": {
+        "bindings": ["127.0.0.1:%d" % harness_free_port()],
+        "remote-ip-ranges": ["127.0.0.0/8"], "permissions": ["relay"], "tls": "none"}}})
+    transit_conf.write_config()
+    p = transit_conf.run_daemon("-n", "-c", transit_conf.conf_path)
+    out = p.stdout.decode()
+    assert p.returncode == 0, p.stderr
+    blocks = re.split(r"receive-connector\s+", out)
+    mode = {}
+    for b in blocks[1:]:
+        name = b.split()[0].strip('"{')
+        m = re.search(r'bare-lf\s*=\s*"?(\w+)', b)
+        mode[name] = m and m.group(1)
+    assert mode == {"internet": "reject", "submissions": "reject", "relay": "normalize"}, out
+
+
+def harness_free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def start_in_mode(transit_conf, mode):
+    if mode != "default":
+        transit_conf.override("internet", {"bare-lf": mode})
+        transit_conf.write_config()
+    transit_conf.start()
+
+
+@pytest.mark.parametrize("mode", ["default", "normalize"])
+def test_nul_in_command_refused(transit_conf, mode):
+    start_in_mode(transit_conf, mode)
+    c = transit_conf.raw()
+    c.ehlo()
+    c.send(b"MAIL FROM:<bob@example.test>\x00 SIZE=10\r\n")
+    check_reply(c.read_reply(), 500, "5.5.2", what="NUL in MAIL")
+    c.expect("RCPT TO:<%s>" % ALICE, 503, "5.5.1")         # MAIL was not taken
+    c.send(b"NO\x00OP\r\n")
+    check_reply(c.read_reply(), 500, "5.5.2", what="NUL in NOOP")
+    assert log_lines(transit_conf, r"smtp reject reason=nul")
+
+
+@pytest.mark.parametrize("mode", ["default", "normalize"])
+@pytest.mark.parametrize("verb", ["DATA", "BDAT"])
+def test_nul_in_content_refused(transit_conf, mode, verb):
+    start_in_mode(transit_conf, mode)
+    c = transit_conf.raw()
+    c.ehlo()
+    c.expect("MAIL FROM:<%s>" % BOB, 250, "2.1.0")
+    c.expect("RCPT TO:<%s>" % ALICE, 250, "2.1.5")
+    msg = b"Subject: nul\r\n\r\nbefore\x00after\r\n"
+    if verb == "DATA":
+        c.expect("DATA", 354)
+        c.send(msg + b".\r\n")
+    else:
+        c.send(b"BDAT %d LAST\r\n" % len(msg) + msg)
+    check_reply(c.read_reply(), 554, "5.6.0", r"NUL", what="NUL in message content")
+    c.expect("NOOP", 250, "2.0.0")
+    assert log_lines(transit_conf, r"smtp reject cmd=%s .*reason=nul" % verb)
+    c.mail_transaction(BOB, [ALICE], make_message("clean"))
+    transit_conf.wait_for_mail("alice", 1, settle=1.0)
+    assert [d.subject for d in transit_conf.all_delivered()] == ["clean"]
+
+
+LF_MESSAGE = (b"From: <bob@example.test>\nTo: <alice@example.test>\nSubject: lf-only\n\n"
+              b"line one\n.leading dot\nline three\n")
+
+
+def check_lf_message(transit, body=b"line one\n.leading dot\nline three\n"):
+    (d,) = transit.wait_for_mail("alice", 1, settle=1.0)
+    assert d.subject == "lf-only"
+    assert body in d.body, d.body
+    return d
+
+
+@pytest.mark.transit(internet=NORMALIZE)
+def test_smtplib_sendmail_bytes_with_lf(transit):
+    s = transit.smtp()
+    refused = s.sendmail(BOB, [ALICE], LF_MESSAGE)
+    assert refused == {}
+    s.quit()
+    check_lf_message(transit)
+
+
+def test_smtplib_sendmail_bytes_with_lf_refused_on_anonymous(transit):
+    import smtplib
+    s = transit.smtp()
+    with pytest.raises(smtplib.SMTPDataError) as e:
+        s.sendmail(BOB, [ALICE], LF_MESSAGE)
+    assert e.value.smtp_code == 554 and b"5.6.0" in e.value.smtp_error
+    s.quit()
+    assert log_lines(transit, r"smtp reject cmd=DATA .*reason=bare-lf")
+
+
+@pytest.mark.transit(internet=NORMALIZE)
+def test_curl_upload_file_with_lf(transit):
+    curl = "/usr/bin/curl"
+    if not os.access(curl, os.X_OK):
+        pytest.skip("curl is not installed")
+    path = os.path.join(transit.dir, "lf-message.txt")
+    # curl dot-stuffs only after CRLF, so a line of an LF file that starts
+    # with "." loses that dot (as with Postfix's normalize): none here
+    with open(path, "wb") as f:
+        f.write(LF_MESSAGE.replace(b".leading", b"leading"))
+    p = subprocess.run([curl, "-sS", "--max-time", "20", "--url",
+                        "smtp://127.0.0.1:%d" % transit.port_smtp, "--mail-from", BOB,
+                        "--mail-rcpt", ALICE, "--upload-file", path],
+                       capture_output=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    check_lf_message(transit, b"line one\nleading dot\nline three\n")
+
+
+@pytest.mark.transit(internet=NORMALIZE)
+def test_printf_nc_style_script(transit):
+    """What `printf 'EHLO x\\nMAIL FROM:<...>\\n...' | nc` sends: every line
+    ends in LF, written in one go without reading; end of data must still
+    be a real <CRLF>.<CRLF> (documented)."""
+    script = (b"EHLO script.example.net\nMAIL FROM:<bob@example.test>\n"
+              b"RCPT TO:<alice@example.test>\nDATA\n" + LF_MESSAGE.replace(b".lead", b"..lead")
+              + b"\r\n.\r\nQUIT\n")
+    with socket.create_connection(("127.0.0.1", transit.port_smtp), timeout=10) as s:
+        s.sendall(script)                 # nc without -N: no half-close, read until closed
+        got = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    codes = [int(ln[:3]) for ln in got.split(b"\r\n") if ln[:3].isdigit() and ln[3:4] == b" "]
+    assert codes == [220, 250, 250, 250, 354, 250, 221], got
+    check_lf_message(transit)
