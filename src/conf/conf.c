@@ -59,7 +59,7 @@ static cfg_opt_t rc_opts[] = {
 	CFG_STR("max-message-size", "25M", CFGF_NONE),
 	CFG_INT("max-recipients", 100, CFGF_NONE),
 	CFG_INT("max-connections-per-source", 20, CFGF_NONE),
-	CFG_INT("max-errors", 10, CFGF_NONE),
+	CFG_INT("max-errors", 20, CFGF_NONE),
 	CFG_INT("max-line-length", 2048, CFGF_NONE),
 	CFG_STR("bare-lf", NULL, CFGF_NONE), /* default: rc_default_bare_lf() */
 	CFG_INT("max-text-line-length", 65536, CFGF_NONE),

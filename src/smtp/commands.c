@@ -137,6 +137,8 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
 		return;
 	}
 	if ((from.flags & ADDR_F_UTF8) && !mp.smtputf8) {
+		log_info("%s smtp reject cmd=MAIL reply=\"553 5.6.7\" reason=utf8-without-smtputf8",
+			 s->id);
 		session_reply(s, 553, "5.6.7", "Non-ASCII sender address needs the SMTPUTF8 parameter");
 		session_error(s);
 		return;
@@ -289,6 +291,8 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
 		return;
 	}
 	if ((to.flags & ADDR_F_UTF8) && !s->tx->mail.smtputf8) {
+		log_info("%s smtp reject cmd=RCPT reply=\"553 5.6.7\" reason=utf8-without-smtputf8",
+			 s->id);
 		session_reply(s, 553, "5.6.7", "Non-ASCII recipient address needs SMTPUTF8 in MAIL");
 		session_error(s);
 		return;
@@ -306,7 +310,7 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
 		log_info("%s smtp reject cmd=RCPT to=%s reply=\"%d %s\" from=%s", s->id,
 			 log_quote(shown, q, sizeof(q)), v.code, v.enh, log_quote(tmp, from, sizeof(from)));
 		session_reply(s, v.code, v.enh, "<%s>: %s", shown, v.text);
-		session_error(s);
+		session_rcpt_refused(s);
 		return;
 	}
 	if (!rcpt_is_duplicate(&s->tx->env, v.final))

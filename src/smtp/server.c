@@ -50,6 +50,11 @@
 /* Bounds on what one session may hold (see the header comment). */
 #define SESSION_IN_HIWAT (256 * 1024)
 #define SESSION_OUT_LOWAT (16 * 1024)
+/* From this many errors on, each reply to a command waits a second
+ * (Postfix smtpd_soft_error_limit and smtpd_error_sleep_time); at
+ * rc->max_errors the session is closed (smtpd_hard_error_limit). */
+#define SESSION_SOFT_ERRORS 10
+#define SESSION_ERROR_DELAY_MS 1000
 
 static void session_event_cb(struct bufferevent *bev, short what, void *arg);
 static void session_read_cb(struct bufferevent *bev, void *arg);
@@ -278,6 +283,15 @@ bool session_error(struct smtp_session *s)
 	return true;
 }
 
+void session_rcpt_refused(struct smtp_session *s)
+{
+	/* Not an error towards max-errors: a legitimate sender with a stale
+	 * address list must not be cut off (Postfix counts these towards
+	 * its tarpit, not its error limit). Hook for the recipient tarpit
+	 * (issue 7): delay the reply here, close after N refusals. */
+	s->rcpts_refused++;
+}
+
 void session_data_timeouts(struct smtp_session *s, bool data)
 {
 	struct timeval rd, wr;
@@ -330,6 +344,8 @@ static void session_free(struct smtp_session *s)
 		close(s->fd);
 	if (s->deadline)
 		event_free(s->deadline);
+	if (s->reply_delay)
+		event_free(s->reply_delay);
 	source_count(s->srv, s->source_key, -1);
 	s->srv->nsessions--;
 	buf_free(&s->out);
@@ -349,6 +365,11 @@ void session_close(struct smtp_session *s, const char *reason)
 {
 	log_info("%s smtp disconnect reason=%s messages=%u errors=%u", s->id, reason, s->messages,
 		 s->errors);
+	if (s->reply_delayed) {
+		/* the held reply goes out now, before the last one */
+		s->reply_delayed = false;
+		evtimer_del(s->reply_delay);
+	}
 	session_send(s);
 	if (s->bev && evbuffer_get_length(bufferevent_get_output(s->bev)) > 0) {
 		session_set_state(s, SS_CLOSING);
@@ -553,6 +574,31 @@ static void bdat_chunk_done(struct smtp_session *s)
 	session_set_state(s, SS_CHUNKING);
 }
 
+static void reply_delay_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+	(void)fd;
+	(void)what;
+	s->reply_delayed = false;
+	session_resume(s);
+}
+
+/* After the soft error limit, hold the reply just built (and the input
+ * behind it) for SESSION_ERROR_DELAY_MS on a timer; the loop goes on
+ * serving everyone else. */
+static void session_maybe_delay_reply(struct smtp_session *s)
+{
+	struct timeval tv = {SESSION_ERROR_DELAY_MS / 1000, (SESSION_ERROR_DELAY_MS % 1000) * 1000};
+
+	if (s->errors < SESSION_SOFT_ERRORS || s->out.len == 0 || s->state == SS_CLOSING ||
+	    s->state == SS_STARTTLS)
+		return;
+	if (s->reply_delay == NULL)
+		s->reply_delay = evtimer_new(s->srv->p.base, reply_delay_cb, s);
+	s->reply_delayed = true;
+	evtimer_add(s->reply_delay, &tv);
+}
+
 /* Replies not yet taken by the peer: being built, or queued to send. */
 static size_t session_output_backlog(struct smtp_session *s)
 {
@@ -586,7 +632,7 @@ static void session_process(struct smtp_session *s)
 			evbuffer_drain(in, len);
 			break;
 		}
-		if (s->state == SS_COMMIT || s->state == SS_GREETING)
+		if (s->state == SS_COMMIT || s->state == SS_GREETING || s->reply_delayed)
 			break;
 		if (session_output_backlog(s) > SESSION_OUT_LOWAT) {
 			session_hold_input(s);
@@ -604,19 +650,23 @@ static void session_process(struct smtp_session *s)
 			continue;
 		}
 		p = (const char *)evbuffer_pullup(in, -1);
-		if (s->state == SS_DATA)
+		if (s->state == SS_DATA) {
 			used = read_data(s, p, len);
-		else
+		} else {
 			used = read_command(s, p, len);
+			if (used > 0 && !s->dead && s->bev)
+				session_maybe_delay_reply(s);
+		}
 		if (s->dead || s->bev == NULL)
 			return;
 		if (used == 0)
 			break;
 		evbuffer_drain(bufferevent_get_input(s->bev), used);
-		if (s->state == SS_CLOSING || s->state == SS_STARTTLS)
+		if (s->state == SS_CLOSING || s->state == SS_STARTTLS || s->reply_delayed)
 			break;
 	}
-	session_send(s);
+	if (!s->reply_delayed)
+		session_send(s);
 }
 
 void session_resume(struct smtp_session *s)

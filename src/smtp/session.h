@@ -99,6 +99,9 @@ struct smtp_session {
 	bool dead;	      /* connection gone; free when the commit returns */
 	bool input_held;      /* reading stopped until the peer takes our replies */
 	bool deadline_passed; /* the session deadline fired while waiting (SS_COMMIT) */
+	bool reply_delayed;   /* past the soft error limit: s->out waits for reply_delay */
+	struct event *reply_delay;
+	unsigned rcpts_refused; /* recipients refused by policy (not counted in errors) */
 	struct buf out;	      /* reply being built */
 };
 
@@ -106,8 +109,11 @@ struct smtp_session {
 void session_send(struct smtp_session *s); /* flush s->out to the peer */
 void session_reply(struct smtp_session *s, int code, const char *enh, const char *fmt, ...)
 	PRINTF_LIKE(4, 5);
-/* Count an error; true if the session was closed for too many. */
+/* Count an error; true if the session was closed for too many. From the
+ * soft limit on, each reply is held a second (server.c). */
 bool session_error(struct smtp_session *s);
+/* A recipient refused by policy: not an error (see server.c). */
+void session_rcpt_refused(struct smtp_session *s);
 void session_close(struct smtp_session *s, const char *reason);
 void session_set_state(struct smtp_session *s, enum session_state st);
 void session_start_tls(struct smtp_session *s);

@@ -384,3 +384,85 @@ def test_printf_nc_style_script(transit):
     codes = [int(ln[:3]) for ln in got.split(b"\r\n") if ln[:3].isdigit() and ln[3:4] == b" "]
     assert codes == [220, 250, 250, 250, 354, 250, 221], got
     check_lf_message(transit)
+
+
+# -- item 18: the error limit and its delay, refused recipients, reasons -----------------
+
+@pytest.mark.timeout(120)
+def test_error_limit_default_20_with_delay_after_10(transit):
+    c = transit.raw()
+    c.ehlo()
+    latencies = []
+    for i in range(1, 20):              # 19 commands + BOGUS-held = 20 errors
+        t = time.monotonic()
+        r = c.cmd("BOGUS%d" % i, timeout=10)
+        latencies.append(time.monotonic() - t)
+        check_reply(r, 500, "5.5.2", what="unknown command %d" % i)
+        if i == 12:
+            # a reply is being held for a second: the loop still serves others
+            c.send(b"BOGUS-held\r\n")
+            t2 = time.monotonic()
+            with transit.raw(timeout=5) as other:
+                other.ehlo()
+                other.expect("NOOP", 250, "2.0.0")
+            assert time.monotonic() - t2 < 0.9, "another session waited for the error delay"
+            r = c.read_reply(timeout=10)
+            check_reply(r, 500, "5.5.2")
+            assert time.monotonic() - t2 >= 0.9
+    # errors 1..9: no delay; from the 10th on, each reply waits about a
+    # second, except the last one, which goes out with the 421 at once
+    assert all(x < 0.9 for x in latencies[:9]), latencies
+    assert all(x >= 0.9 for x in latencies[9:18]), " ".join("%.2f" % x for x in latencies)
+    # BOGUS-held was error 13; the 20th error's 500 is followed by the 421
+    r = c.read_reply(timeout=5)
+    check_reply(r, 421, "4.7.0", what="too many errors (max-errors 20 by default)")
+    assert c.wait_closed(5)
+
+
+@pytest.mark.transit(internet={"max-errors": 3})
+def test_refused_recipients_do_not_count_as_errors(transit):
+    c = transit.raw()
+    c.ehlo()
+    c.expect("MAIL FROM:<%s>" % BOB, 250, "2.1.0")
+    for i in range(6):
+        c.expect("RCPT TO:<stale%d@example.test>" % i, 550, "5.1.1")
+    c.expect("RCPT TO:<someone@elsewhere.test>", 550, "5.7.1")
+    c.expect("RCPT TO:<%s>" % ALICE, 250, "2.1.5")
+    c.expect("DATA", 354)
+    c.send_data(make_message("stale-list"))
+    transit.wait_for_mail("alice", 1)
+    # syntax errors still count
+    c.expect("BOGUS1", 500, "5.5.2")
+    c.expect("BOGUS2", 500, "5.5.2")
+    c.send(b"BOGUS3\r\n")
+    check_reply(c.read_reply(), 500, "5.5.2")
+    check_reply(c.read_reply(), 421, "4.7.0")
+
+
+@pytest.mark.transit(internet={"max-text-line-length": 1000})
+@pytest.mark.parametrize("verb", ["DATA", "BDAT"])
+def test_line_too_long_reply_states_the_limit(transit, verb):
+    c = transit.raw()
+    c.ehlo()
+    c.expect("MAIL FROM:<%s>" % BOB, 250, "2.1.0")
+    c.expect("RCPT TO:<%s>" % ALICE, 250, "2.1.5")
+    msg = b"Subject: long\r\n\r\n" + b"z" * 3000 + b"\r\n"
+    if verb == "DATA":
+        c.expect("DATA", 354)
+        c.send(msg + b".\r\n")
+    else:
+        c.send(b"BDAT %d LAST\r\n" % len(msg) + msg)
+    check_reply(c.read_reply(), 554, "5.6.0", r"line too long \(limit is 1000 octets\)")
+    assert log_lines(transit, r"smtp reject cmd=%s .*reason=line-too-long" % verb)
+    c.send(b"NOOP " + b"x" * 3000 + b"\r\n")
+    check_reply(c.read_reply(), 500, "5.5.2", r"limit is 2048 octets")
+
+
+def test_utf8_without_smtputf8_logged_with_reason(transit):
+    c = transit.raw()
+    c.ehlo()
+    c.expect("MAIL FROM:<j\u00f6rg@example.test>", 553, "5.6.7")
+    c.expect("MAIL FROM:<%s>" % BOB, 250, "2.1.0")
+    c.expect("RCPT TO:<j\u00f6rg@example.test>", 553, "5.6.7")
+    assert len(log_lines(transit, r"smtp reject cmd=(MAIL|RCPT) reply=\"553 5.6.7\" "
+                                  r"reason=utf8-without-smtputf8")) == 2
