@@ -12,6 +12,13 @@
  *    both modes (data_line_kind());
  *  - after STARTTLS, every byte the client pipelined behind the command
  *    is discarded and the session starts over (CVE-2011-0411);
+ *  - a TLS session that ends in order (QUIT, a 421) ends with close_notify
+ *    (RFC 8446 6.1); a failed handshake is logged with OpenSSL's reason;
+ *  - from SESSION_SOFT_ERRORS errors on, each command's reply is held on
+ *    a timer for SESSION_ERROR_DELAY_MS (input waits meanwhile); at
+ *    rc->max_errors the session is closed with 421 4.7.0;
+ *  - the whole-session deadline closes the session with 421 4.4.2; when
+ *    it fires during a commit, right after the commit's reply;
  *  - what a peer makes a session hold is bounded: input is read only up
  *    to a high-water mark (SESSION_IN_HIWAT, or one text line when that
  *    is longer), and no further command is taken while the replies not
@@ -60,6 +67,7 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg);
 static void session_read_cb(struct bufferevent *bev, void *arg);
 static void session_write_cb(struct bufferevent *bev, void *arg);
 static void session_free(struct smtp_session *s);
+static void tls_close_notify(struct smtp_session *s);
 
 static const char *const state_names[] = {
 	"greeting", "connected", "ready",    "mail",     "rcpt",
@@ -376,10 +384,25 @@ void session_close(struct smtp_session *s, const char *reason)
 		bufferevent_disable(s->bev, EV_READ);
 		return; /* session_write_cb frees when flushed */
 	}
+	tls_close_notify(s);
 	session_free(s);
 }
 
 /* ---- TLS ------------------------------------------------------------------ */
+
+/* An orderly end of a TLS session: send close_notify (RFC 8446 6.1) once
+ * every reply is out, so the peer can tell our close from a truncation
+ * (Exim logs "unexpected EOF" otherwise). Not after a TLS or socket
+ * error, and without waiting for the peer's own close_notify. */
+static void tls_close_notify(struct smtp_session *s)
+{
+	if (s->ssl == NULL || !s->tls || s->dead || s->bev == NULL)
+		return;
+	if (SSL_get_shutdown(s->ssl) & SSL_SENT_SHUTDOWN)
+		return;
+	(void)SSL_shutdown(s->ssl);
+	ERR_clear_error();
+}
 
 static void starttls_switch(evutil_socket_t fd, short what, void *arg)
 {
@@ -692,8 +715,10 @@ static void session_write_cb(struct bufferevent *bev, void *arg)
 
 	if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
 		return;
-	if (s->state == SS_CLOSING)
+	if (s->state == SS_CLOSING) {
+		tls_close_notify(s);
 		session_free(s);
+	}
 	else if (s->state == SS_STARTTLS)
 		event_base_once(s->srv->p.base, -1, EV_TIMEOUT, starttls_switch, s, &now);
 	else if (s->input_held) {
@@ -702,6 +727,23 @@ static void session_write_cb(struct bufferevent *bev, void *arg)
 		bufferevent_enable(s->bev, EV_READ);
 		session_process(s);
 	}
+}
+
+/* Why the connection failed, in words: the first OpenSSL error that
+ * libevent kept for this bufferevent, else the socket error, else EOF. */
+static void session_io_error(struct smtp_session *s, short what, char *out, size_t outsz)
+{
+	unsigned long e = s->ssl ? bufferevent_get_openssl_error(s->bev) : 0;
+	int err = EVUTIL_SOCKET_ERROR();
+
+	while (s->ssl && bufferevent_get_openssl_error(s->bev) != 0)
+		; /* keep the first, drop the rest */
+	if (e != 0)
+		ERR_error_string_n(e, out, outsz);
+	else if ((what & BEV_EVENT_ERROR) && err != 0)
+		str_copy(out, strerror(err), outsz);
+	else
+		str_copy(out, "connection closed by the peer", outsz);
 }
 
 static void session_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -725,15 +767,16 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
 		session_close(s, "timeout");
 		return;
 	}
-	if (what & BEV_EVENT_ERROR) {
-		unsigned long e = s->ssl ? ERR_get_error() : 0;
-		char ebuf[256] = "";
-		if (e)
-			ERR_error_string_n(e, ebuf, sizeof(ebuf));
-		log_info("%s smtp disconnect reason=%s state=%s%s%s messages=%u", s->id,
+	if ((what & BEV_EVENT_ERROR) || s->state == SS_GREETING) {
+		char why[256], q[300];
+		session_io_error(s, what, why, sizeof(why));
+		log_info("%s smtp disconnect reason=%s state=%s %s=%s messages=%u", s->id,
 			 s->state == SS_GREETING ? "tls-handshake-failed" : "error",
-			 state_names[s->state], e ? " tls-error=" : "", ebuf, s->messages);
+			 state_names[s->state], s->ssl ? "tls-error" : "error",
+			 log_quote(why, q, sizeof(q)), s->messages);
 	} else {
+		if (s->ssl && s->tls && (SSL_get_shutdown(s->ssl) & SSL_RECEIVED_SHUTDOWN))
+			tls_close_notify(s); /* the client closed first: answer it */
 		log_info("%s smtp disconnect reason=%s state=%s messages=%u", s->id,
 			 s->state == SS_CLOSING ? "quit" : "peer-closed", state_names[s->state],
 			 s->messages);

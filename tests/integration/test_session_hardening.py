@@ -466,3 +466,100 @@ def test_utf8_without_smtputf8_logged_with_reason(transit):
     c.expect("RCPT TO:<j\u00f6rg@example.test>", 553, "5.6.7")
     assert len(log_lines(transit, r"smtp reject cmd=(MAIL|RCPT) reply=\"553 5.6.7\" "
                                   r"reason=utf8-without-smtputf8")) == 2
+
+
+# -- item 18: TLS close_notify and handshake failure reasons -----------------------------
+
+def strict_eof_context():
+    """A client context that reports a TLS stream ended without
+    close_notify as an error (Python sets OP_IGNORE_UNEXPECTED_EOF by
+    default, which would hide it)."""
+    ctx = harness.client_tls_context()
+    ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
+    return ctx
+
+
+def tls_client(port):
+    ctx = strict_eof_context()
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    return ctx.wrap_socket(raw, server_hostname=None, suppress_ragged_eofs=False)
+
+
+def read_until_eof(sock):
+    """Everything up to the end of the TLS stream. A close without
+    close_notify raises ssl.SSLEOFError here (suppress_ragged_eofs=False)."""
+    got = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return got
+        got += chunk
+
+
+def test_implicit_tls_quit_ends_with_close_notify(transit):
+    s = tls_client(transit.port_smtps)
+    try:
+        s.sendall(b"EHLO client.example.net\r\nQUIT\r\n")
+        got = read_until_eof(s)                  # SSLEOFError without close_notify
+        assert got.startswith(b"220 ") and b"\r\n221 2.0.0" in got, got
+    finally:
+        s.close()
+
+
+def test_starttls_quit_ends_with_close_notify(transit):
+    c = transit.raw()
+    c.ehlo()
+    c.expect("STARTTLS", 220, "2.0.0")
+    ctx = strict_eof_context()
+    s = ctx.wrap_socket(c.sock, server_hostname=None, suppress_ragged_eofs=False)
+    c.sock = s
+    s.sendall(b"EHLO client.example.net\r\nNOOP\r\nQUIT\r\n")
+    got = read_until_eof(s)
+    assert b"\r\n250 2.0.0 Ok\r\n221 2.0.0" in got, got
+    # an orderly close in both directions: our close_notify is answered
+    # by nothing more (the server has closed); unwrap must not fail on
+    # the server's side of the shutdown
+    try:
+        s.unwrap()
+    except (BrokenPipeError, ConnectionResetError):
+        pass                                     # the server closed its socket already
+
+
+@pytest.mark.transit(internet={"session-timeout": "2s"})
+def test_tls_close_notify_after_421(transit):
+    c = transit.raw()
+    c.ehlo()
+    c.expect("STARTTLS", 220, "2.0.0")
+    s = strict_eof_context().wrap_socket(c.sock, server_hostname=None,
+                                         suppress_ragged_eofs=False)
+    s.settimeout(10)
+    got = read_until_eof(s)                      # the session deadline closes it
+    assert b"421 4.4.2" in got, got
+    c.sock = s
+
+
+def test_tls_handshake_failure_logged_with_reason(transit):
+    with socket.create_connection(("127.0.0.1", transit.port_smtps), timeout=10) as s:
+        s.sendall(b"EHLO plaintext.example.net\r\n")     # not a TLS ClientHello
+        s.settimeout(10)
+        try:
+            while s.recv(4096):
+                pass
+        except OSError:
+            pass
+    harness.wait_until(lambda: log_lines(transit, r"reason=tls-handshake-failed"), 5,
+                       what="the handshake failure in the log")
+    (line,) = log_lines(transit, r"reason=tls-handshake-failed")
+    print(line)
+    m = re.search(r'tls-error=("[^"]+"|\S+)', line)
+    assert m and len(m.group(1).strip('"')) > 3, line
+
+
+def test_tls_handshake_peer_gone_logged_with_reason(transit):
+    with socket.create_connection(("127.0.0.1", transit.port_smtps), timeout=10) as s:
+        s.sendall(b"\x16\x03\x01\x00\x05\x01\x00")      # half a ClientHello, then close
+    harness.wait_until(lambda: log_lines(transit, r"reason=tls-handshake-failed"), 5,
+                       what="the handshake failure in the log")
+    (line,) = log_lines(transit, r"reason=tls-handshake-failed")
+    print(line)
+    assert re.search(r"tls-error=\S+", line), line
