@@ -59,8 +59,9 @@ static cfg_opt_t rc_opts[] = {
 	CFG_STR("max-message-size", "25M", CFGF_NONE),
 	CFG_INT("max-recipients", 100, CFGF_NONE),
 	CFG_INT("max-connections-per-source", 20, CFGF_NONE),
-	CFG_INT("max-errors", 10, CFGF_NONE),
+	CFG_INT("max-errors", 20, CFGF_NONE),
 	CFG_INT("max-line-length", 2048, CFGF_NONE),
+	CFG_STR("bare-lf", NULL, CFGF_NONE), /* default: rc_default_bare_lf() */
 	CFG_INT("max-text-line-length", 65536, CFGF_NONE),
 	CFG_STR("command-timeout", "5m", CFGF_NONE),
 	CFG_STR("data-timeout", "10m", CFGF_NONE),
@@ -216,6 +217,12 @@ static int v_one_of(cfg_t *cfg, cfg_opt_t *opt, const char *const *choices)
 static int v_tls(cfg_t *cfg, cfg_opt_t *opt)
 {
 	static const char *const c[] = {"none", "offer", "require", "implicit", NULL};
+	return v_one_of(cfg, opt, c);
+}
+
+static int v_bare_lf(cfg_t *cfg, cfg_opt_t *opt)
+{
+	static const char *const c[] = {"reject", "normalize", NULL};
 	return v_one_of(cfg, opt, c);
 }
 
@@ -462,6 +469,7 @@ static void conf_set_validators(cfg_t *cfg)
 	cfg_set_validate_func(cfg, "receive-connector|max-errors", v_positive);
 	cfg_set_validate_func(cfg, "receive-connector|max-line-length", v_line_length);
 	cfg_set_validate_func(cfg, "receive-connector|max-text-line-length", v_line_length);
+	cfg_set_validate_func(cfg, "receive-connector|bare-lf", v_bare_lf);
 	cfg_set_validate_func(cfg, "receive-connector|command-timeout", v_duration_list);
 	cfg_set_validate_func(cfg, "receive-connector|data-timeout", v_duration_list);
 	cfg_set_validate_func(cfg, "receive-connector|session-timeout", v_duration_list);
@@ -518,6 +526,16 @@ static uint64_t get_duration(cfg_t *sec, const char *name)
 	return v;
 }
 
+enum rc_bare_lf rc_default_bare_lf(unsigned permissions)
+{
+	/* Postfix 3.9 normalises for trusted clients by default: the
+	 * applications and devices on relay and authenticated connectors
+	 * (Python sendmail(bytes), curl --upload-file, printf | nc) send
+	 * bare LF; anonymous internet clients get no such leniency. */
+	return (permissions & (PERM_RELAY | PERM_AUTHENTICATED)) ? RC_BARE_LF_NORMALIZE
+								 : RC_BARE_LF_REJECT;
+}
+
 static void convert_rc(cfg_t *sec, const struct config *c, struct receive_connector *rc)
 {
 	unsigned i;
@@ -561,6 +579,12 @@ static void convert_rc(cfg_t *sec, const struct config *c, struct receive_connec
 	rc->max_errors = (unsigned)cfg_getint(sec, "max-errors");
 	rc->max_line_length = (unsigned)cfg_getint(sec, "max-line-length");
 	rc->max_text_line_length = (unsigned)cfg_getint(sec, "max-text-line-length");
+	if (cfg_getstr(sec, "bare-lf") == NULL) /* show the effective value in transitd -n */
+		cfg_setstr(sec, "bare-lf",
+			   rc_default_bare_lf(rc->permissions) == RC_BARE_LF_NORMALIZE ? "normalize"
+											: "reject");
+	rc->bare_lf = strcmp(cfg_getstr(sec, "bare-lf"), "normalize") == 0 ? RC_BARE_LF_NORMALIZE
+									 : RC_BARE_LF_REJECT;
 	rc->command_timeout = get_duration(sec, "command-timeout");
 	rc->data_timeout = get_duration(sec, "data-timeout");
 	rc->session_timeout = get_duration(sec, "session-timeout");

@@ -21,6 +21,11 @@
 enum domain_type { DOMAIN_AUTHORITATIVE = 0, DOMAIN_INTERNAL_RELAY = 1 };
 enum rc_tls { RC_TLS_NONE = 0, RC_TLS_OFFER, RC_TLS_REQUIRE, RC_TLS_IMPLICIT };
 enum rc_perm { PERM_ANONYMOUS = 1 << 0, PERM_AUTHENTICATED = 1 << 1, PERM_RELAY = 1 << 2 };
+/* What a receive connector does with a line ending in a bare LF (RFC 5321
+ * 2.3.8): refuse it, or take it as CRLF (Postfix 3.9
+ * smtpd_forbid_bare_newline = normalize). End of data is a real
+ * <CRLF>.<CRLF> in both modes; bare CR and NUL are refused in both. */
+enum rc_bare_lf { RC_BARE_LF_REJECT = 0, RC_BARE_LF_NORMALIZE };
 
 struct ip_range {
 	int family; /* AF_INET / AF_INET6 */
@@ -56,6 +61,7 @@ struct receive_connector {
 	unsigned max_errors;
 	unsigned max_line_length;	/* command lines, octets incl. CRLF */
 	unsigned max_text_line_length;	/* message lines in DATA */
+	enum rc_bare_lf bare_lf;	/* default: rc_default_bare_lf(permissions) */
 	uint64_t command_timeout;	/* seconds (RFC 5321 4.5.3.2: 5 min) */
 	uint64_t data_timeout;		/* seconds waiting for data blocks */
 	uint64_t session_timeout;	/* whole-session deadline, seconds */
@@ -144,6 +150,10 @@ const struct accepted_domain *conf_find_domain(const struct config *c, const cha
 
 /* Find a send connector by name, or NULL. */
 const struct send_connector *conf_find_send_connector(const struct config *c, const char *name);
+
+/* The bare-lf mode of a connector that does not set one: normalize when
+ * its permissions include relay or authenticated, reject otherwise. */
+enum rc_bare_lf rc_default_bare_lf(unsigned permissions);
 
 bool ip_range_contains(const struct ip_range *r, const struct sockaddr *sa);
 

@@ -7,7 +7,10 @@
  * Each handler first checks state and syntax (5xx/4xx, nothing changes),
  * then proceeds. The table says which commands may come before EHLO and
  * before STARTTLS on a tls = require connector; dispatch enforces that so
- * handlers need not. Recipient policy (accepted domains, mailbox exists,
+ * handlers need not; between BDAT chunks (SS_CHUNKING) only the commands
+ * flagged CF_CHUNKING run, so MAIL, RCPT and DATA get 503 5.5.1 and no
+ * recipient is ever answered 250 after the envelope went to the queue
+ * file. Recipient policy (accepted domains, mailbox exists,
  * relay permission, the relay tricks) is rcpt_policy() below.
  */
 #include "smtp/session.h"
@@ -27,6 +30,7 @@
 enum {
 	CF_BEFORE_HELO = 1 << 0, /* allowed before EHLO/HELO */
 	CF_BEFORE_TLS = 1 << 1,	 /* allowed before STARTTLS when TLS is required */
+	CF_CHUNKING = 1 << 2,	 /* allowed between BDAT chunks (SS_CHUNKING) */
 };
 
 struct command {
@@ -52,8 +56,19 @@ void session_reset_tx(struct smtp_session *s)
 {
 	tx_free(s->tx);
 	s->tx = NULL;
-	if (s->state == SS_MAIL || s->state == SS_RCPT)
+	if (s->state == SS_MAIL || s->state == SS_RCPT || s->state == SS_CHUNKING)
 		session_set_state(s, SS_READY);
+}
+
+enum session_state session_command_state(const struct smtp_session *s)
+{
+	if (s->helo[0] == '\0')
+		return SS_CONNECTED;
+	if (s->tx == NULL)
+		return SS_READY;
+	if (s->tx->bdat)
+		return SS_CHUNKING;
+	return s->tx->env.nrcpt ? SS_RCPT : SS_MAIL;
 }
 
 /* ---- HELO / EHLO ------------------------------------------------------------ */
@@ -122,6 +137,8 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
 		return;
 	}
 	if ((from.flags & ADDR_F_UTF8) && !mp.smtputf8) {
+		log_info("%s smtp reject cmd=MAIL reply=\"553 5.6.7\" reason=utf8-without-smtputf8",
+			 s->id);
 		session_reply(s, 553, "5.6.7", "Non-ASCII sender address needs the SMTPUTF8 parameter");
 		session_error(s);
 		return;
@@ -274,6 +291,8 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
 		return;
 	}
 	if ((to.flags & ADDR_F_UTF8) && !s->tx->mail.smtputf8) {
+		log_info("%s smtp reject cmd=RCPT reply=\"553 5.6.7\" reason=utf8-without-smtputf8",
+			 s->id);
 		session_reply(s, 553, "5.6.7", "Non-ASCII recipient address needs SMTPUTF8 in MAIL");
 		session_error(s);
 		return;
@@ -291,7 +310,7 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
 		log_info("%s smtp reject cmd=RCPT to=%s reply=\"%d %s\" from=%s", s->id,
 			 log_quote(shown, q, sizeof(q)), v.code, v.enh, log_quote(tmp, from, sizeof(from)));
 		session_reply(s, v.code, v.enh, "<%s>: %s", shown, v.text);
-		session_error(s);
+		session_rcpt_refused(s);
 		return;
 	}
 	if (!rcpt_is_duplicate(&s->tx->env, v.final))
@@ -332,6 +351,8 @@ static void cmd_data(struct smtp_session *s, const struct smtp_cmd *cmd)
 	}
 	if (!content_begin(s))
 		return;
+	/* "DATA<LF>.<CRLF>" (normalize mode) is no <CRLF>.<CRLF> either */
+	s->tx->after_bare_lf = s->cmd_bare_lf;
 	session_set_state(s, SS_DATA);
 	session_data_timeouts(s, true);
 	session_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
@@ -368,13 +389,13 @@ static void cmd_bdat(struct smtp_session *s, const struct smtp_cmd *cmd)
 		s->state = SS_BDAT;
 		if (s->bdat_discard) {
 			s->bdat_discard = false;
-			session_set_state(s, s->tx ? (s->tx->env.nrcpt ? SS_RCPT : SS_MAIL) : SS_READY);
+			session_set_state(s, session_command_state(s));
 		} else if (last) {
 			content_end(s);
 		} else {
 			session_data_timeouts(s, false);
 			session_reply(s, 250, "2.0.0", "%" PRIu64 " octets received", s->tx->size);
-			session_set_state(s, SS_RCPT);
+			session_set_state(s, SS_CHUNKING);
 		}
 	}
 }
@@ -461,21 +482,21 @@ static void cmd_unknown(struct smtp_session *s, const struct smtp_cmd *cmd)
 }
 
 static const struct command command_table[] = {
-	{SMTP_EHLO, cmd_ehlo, CF_BEFORE_HELO | CF_BEFORE_TLS},
-	{SMTP_HELO, cmd_helo, CF_BEFORE_HELO | CF_BEFORE_TLS},
-	{SMTP_STARTTLS, cmd_starttls, CF_BEFORE_TLS},
+	{SMTP_EHLO, cmd_ehlo, CF_BEFORE_HELO | CF_BEFORE_TLS | CF_CHUNKING},
+	{SMTP_HELO, cmd_helo, CF_BEFORE_HELO | CF_BEFORE_TLS | CF_CHUNKING},
+	{SMTP_STARTTLS, cmd_starttls, CF_BEFORE_TLS | CF_CHUNKING},
 	{SMTP_MAIL, cmd_mail, 0},
 	{SMTP_RCPT, cmd_rcpt, 0},
 	{SMTP_DATA, cmd_data, 0},
-	{SMTP_BDAT, cmd_bdat, 0},
-	{SMTP_RSET, cmd_rset, CF_BEFORE_HELO | CF_BEFORE_TLS},
-	{SMTP_NOOP, cmd_noop, CF_BEFORE_HELO | CF_BEFORE_TLS},
-	{SMTP_QUIT, cmd_quit, CF_BEFORE_HELO | CF_BEFORE_TLS},
-	{SMTP_HELP, cmd_help, CF_BEFORE_HELO | CF_BEFORE_TLS},
+	{SMTP_BDAT, cmd_bdat, CF_CHUNKING},
+	{SMTP_RSET, cmd_rset, CF_BEFORE_HELO | CF_BEFORE_TLS | CF_CHUNKING},
+	{SMTP_NOOP, cmd_noop, CF_BEFORE_HELO | CF_BEFORE_TLS | CF_CHUNKING},
+	{SMTP_QUIT, cmd_quit, CF_BEFORE_HELO | CF_BEFORE_TLS | CF_CHUNKING},
+	{SMTP_HELP, cmd_help, CF_BEFORE_HELO | CF_BEFORE_TLS | CF_CHUNKING},
 	{SMTP_VRFY, cmd_vrfy, CF_BEFORE_HELO},
 	{SMTP_EXPN, cmd_expn, CF_BEFORE_HELO},
 	{SMTP_AUTH, cmd_auth, 0},
-	{SMTP_UNKNOWN, cmd_unknown, CF_BEFORE_HELO | CF_BEFORE_TLS},
+	{SMTP_UNKNOWN, cmd_unknown, CF_BEFORE_HELO | CF_BEFORE_TLS | CF_CHUNKING},
 };
 
 void commands_dispatch(struct smtp_session *s, const char *line, size_t len)
@@ -497,6 +518,15 @@ void commands_dispatch(struct smtp_session *s, const char *line, size_t len)
 		if (cmd.verb == SMTP_BDAT)
 			goto refuse_bdat;
 		session_reply(s, 530, "5.7.0", "Must issue a STARTTLS command first");
+		session_error(s);
+		return;
+	}
+	if (!(c->flags & CF_CHUNKING) && s->state == SS_CHUNKING) {
+		/* The queue file already holds the envelope: a recipient
+		 * answered 250 now would be silently dropped (RFC 3030 gives
+		 * no way to extend it; Postfix answers the same). */
+		session_reply(s, 503, "5.5.1", "Error: %s not allowed after BDAT; send BDAT LAST or RSET",
+			      smtp_verb_name(cmd.verb));
 		session_error(s);
 		return;
 	}

@@ -7,10 +7,16 @@
  * to the queue's group commit. Only after the commit callback says the
  * message is durable does the client get its 250.
  *
- * A failure while content is arriving (too big, bare CR/LF, too many
- * hops, disk error) is remembered in the transaction, the queue file is
- * dropped at once, and the reply is given at the end of the content,
- * when the client listens again.
+ * A failure while content is arriving (too big, bare CR/LF, a NUL, an
+ * over-long line, too many hops, disk error) is remembered in the
+ * transaction with its reason, the queue file is dropped at once, and the
+ * reply is given at the end of the content, when the client listens
+ * again; the log line says reason=bare-lf|bare-cr|nul|line-too-long|...
+ *
+ * Line ends (RFC 5321 2.3.8): CRLF; a bare LF is refused (554 5.6.0) or,
+ * on a connector with bare-lf = normalize, taken as CRLF (the stored
+ * message has CRLF). Bare CR and NUL are refused in both modes (there is
+ * no BINARYMIME). BDAT content has no dot transparency.
  */
 #include "smtp/session.h"
 
@@ -27,10 +33,12 @@
 
 void session_release_dead(struct smtp_session *s); /* server.c */
 
-void content_fail(struct smtp_tx *tx, int code, const char *enh, const char *text)
+void content_fail(struct smtp_tx *tx, const char *reason, int code, const char *enh,
+		  const char *text)
 {
 	if (tx->fail_code)
 		return;
+	tx->fail_reason = reason;
 	tx->fail_code = code;
 	tx->fail_enh = enh;
 	tx->fail_text = text;
@@ -46,7 +54,8 @@ static void content_write(struct smtp_tx *tx, const char *p, size_t n)
 		return;
 	if (queue_writer_write(tx->writer, p, n) < 0) {
 		log_warn("%s queue write error: %s", tx->env.qid, strerror(errno));
-		content_fail(tx, 451, "4.3.0", "Error: queue file write error, try again later");
+		content_fail(tx, "queue-error", 451, "4.3.0",
+			     "Error: queue file write error, try again later");
 	}
 }
 
@@ -129,7 +138,7 @@ void content_data_line(struct smtp_session *s, const char *line, size_t len)
 	tx->size += len + 2;
 	if (tx->size > s->rc->max_message_size) {
 		log_info("%s smtp reject reason=size limit=%" PRIu64, s->id, s->rc->max_message_size);
-		content_fail(tx, 552, "5.3.4", "Message size exceeds fixed maximum message size");
+		content_fail(tx, "size", 552, "5.3.4", "Message size exceeds fixed maximum message size");
 		return;
 	}
 	if (!tx->hdr.in_body) {
@@ -150,25 +159,51 @@ void content_data_line(struct smtp_session *s, const char *line, size_t len)
 	content_write(tx, "\r\n", 2);
 }
 
-/* One BDAT line including its LF. */
+void content_fail_long_line(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+
+	if (tx->fail_code)
+		return;
+	snprintf(tx->fail_buf, sizeof(tx->fail_buf),
+		 "Message refused: line too long (limit is %u octets)", s->rc->max_text_line_length);
+	content_fail(tx, "line-too-long", 554, "5.6.0", tx->fail_buf);
+}
+
+bool content_line_ok(struct smtp_session *s, const char *p, size_t len)
+{
+	if (memchr(p, '\r', len) != NULL) {
+		content_fail(s->tx, "bare-cr", 554, "5.6.0",
+			     "Message refused: bare CR in message data (RFC 5321 2.3.8)");
+		return false;
+	}
+	if (memchr(p, '\0', len) != NULL) {
+		content_fail(s->tx, "nul", 554, "5.6.0",
+			     "Message refused: NUL character in message data");
+		return false;
+	}
+	return true;
+}
+
+/* One BDAT line including its LF (final: the end of the last chunk, no LF).
+ * No dot transparency in BDAT (RFC 3030 2). */
 static void bdat_line(struct smtp_session *s, const char *p, size_t len, bool final)
 {
 	size_t body = len;
 
 	if (!final) {
-		if (len < 2 || p[len - 2] != '\r') {
-			content_fail(s->tx, 554, "5.6.0",
+		if (len >= 2 && p[len - 2] == '\r') {
+			body = len - 2;
+		} else if (s->rc->bare_lf == RC_BARE_LF_NORMALIZE) {
+			body = len - 1; /* taken as CRLF */
+		} else {
+			content_fail(s->tx, "bare-lf", 554, "5.6.0",
 				     "Message refused: bare LF in message data (RFC 5321 2.3.8)");
 			return;
 		}
-		body = len - 2;
 	}
-	if (memchr(p, '\r', body) != NULL) {
-		content_fail(s->tx, 554, "5.6.0",
-			     "Message refused: bare CR in message data (RFC 5321 2.3.8)");
-		return;
-	}
-	content_data_line(s, p, body);
+	if (content_line_ok(s, p, body))
+		content_data_line(s, p, body);
 }
 
 void content_bdat_bytes(struct smtp_session *s, const char *p, size_t n)
@@ -181,8 +216,8 @@ void content_bdat_bytes(struct smtp_session *s, const char *p, size_t n)
 		size_t take = lf ? (size_t)(lf - p) + 1 : n;
 
 		if (tx->partial.len + take > max) {
-			content_fail(tx, 554, "5.6.0", "Message refused: line too long");
-			buf_reset(&tx->partial);
+			content_fail_long_line(s);
+			buf_free(&tx->partial);
 			return;
 		}
 		if (lf && tx->partial.len == 0) {
@@ -267,7 +302,7 @@ static void check_routes(struct smtp_session *s)
 	}
 	if (refused > 0 && refused == tx->env.nrcpt) {
 		str_copy(tx->fail_buf, v.text, sizeof(tx->fail_buf));
-		content_fail(tx, v.code, v.enh, tx->fail_buf);
+		content_fail(tx, "route", v.code, v.enh, tx->fail_buf);
 	}
 }
 
@@ -285,7 +320,7 @@ void content_end(struct smtp_session *s)
 	if (!tx->fail_code && tx->hdr.received > s->srv->p.conf->server.max_hop_count) {
 		log_info("%s smtp reject reason=hop-count received=%u limit=%u", s->id,
 			 tx->hdr.received, s->srv->p.conf->server.max_hop_count);
-		content_fail(tx, 554, "5.4.6", "Too many hops: mail forwarding loop detected");
+		content_fail(tx, "hop-count", 554, "5.4.6", "Too many hops: mail forwarding loop detected");
 	}
 	if (!tx->fail_code)
 		check_routes(s);
@@ -293,9 +328,9 @@ void content_end(struct smtp_session *s)
 	if (tx->fail_code) {
 		char from[ADDR_TEXT_MAX * 4 + 8], tmp[ADDR_TEXT_MAX + 8];
 		snprintf(tmp, sizeof(tmp), "<%s>", tx->env.sender);
-		log_info("%s smtp reject cmd=%s reply=\"%d %s\" from=%s size=%" PRIu64, s->id,
-			 tx->bdat ? "BDAT" : "DATA", tx->fail_code, tx->fail_enh,
-			 log_quote(tmp, from, sizeof(from)), tx->size);
+		log_info("%s smtp reject cmd=%s reply=\"%d %s\" reason=%s from=%s size=%" PRIu64,
+			 s->id, tx->bdat ? "BDAT" : "DATA", tx->fail_code, tx->fail_enh,
+			 tx->fail_reason, log_quote(tmp, from, sizeof(from)), tx->size);
 		session_reply(s, tx->fail_code, tx->fail_enh, "%s", tx->fail_text);
 		session_reset_tx(s);
 		session_set_state(s, SS_READY);

@@ -6,12 +6,27 @@
  *
  * Security rules enforced here, before any command handler runs:
  *  - a command line is at most rc->max_line_length octets and ends in
- *    CRLF; bare LF or bare CR is refused (500 5.5.2), never guessed
- *    (RFC 5321 2.3.8; SMTP smuggling);
+ *    CRLF; a bare LF is refused (500 5.5.2) unless the connector has
+ *    bare-lf = normalize, a bare CR or a NUL always (RFC 5321 2.3.8; SMTP
+ *    smuggling). In DATA, end of data is only a real <CRLF>.<CRLF> in
+ *    both modes (data_line_kind());
  *  - after STARTTLS, every byte the client pipelined behind the command
  *    is discarded and the session starts over (CVE-2011-0411);
- *  - input is read only up to a high-water mark, so a client cannot make
- *    us buffer more than about one line while a commit is pending.
+ *  - a TLS session that ends in order (QUIT, a 421) ends with close_notify
+ *    (RFC 8446 6.1); a failed handshake is logged with OpenSSL's reason;
+ *  - from SESSION_SOFT_ERRORS errors on, each command's reply is held on
+ *    a timer for SESSION_ERROR_DELAY_MS (input waits meanwhile); at
+ *    rc->max_errors the session is closed with 421 4.7.0;
+ *  - the whole-session deadline closes the session with 421 4.4.2; when
+ *    it fires during a commit, right after the commit's reply;
+ *  - what a peer makes a session hold is bounded: input is read only up
+ *    to a high-water mark (SESSION_IN_HIWAT, or one text line when that
+ *    is longer), and no further command is taken while the replies not
+ *    yet sent (s->out plus the bufferevent's output) exceed
+ *    SESSION_OUT_LOWAT: reading stops until the peer has taken them all
+ *    (OpenSMTPD reads again only below IO_LOWAT). A client that
+ *    pipelines commands and never reads costs at most about
+ *    SESSION_IN_HIWAT + SESSION_OUT_LOWAT + one reply.
  * Command semantics live in commands.c, message content in content.c.
  */
 #include "smtp/session.h"
@@ -39,14 +54,24 @@
 #include "util/str.h"
 #include "util/xmalloc.h"
 
+/* Bounds on what one session may hold (see the header comment). */
+#define SESSION_IN_HIWAT (256 * 1024)
+#define SESSION_OUT_LOWAT (16 * 1024)
+/* From this many errors on, each reply to a command waits a second
+ * (Postfix smtpd_soft_error_limit and smtpd_error_sleep_time); at
+ * rc->max_errors the session is closed (smtpd_hard_error_limit). */
+#define SESSION_SOFT_ERRORS 10
+#define SESSION_ERROR_DELAY_MS 1000
+
 static void session_event_cb(struct bufferevent *bev, short what, void *arg);
 static void session_read_cb(struct bufferevent *bev, void *arg);
 static void session_write_cb(struct bufferevent *bev, void *arg);
 static void session_free(struct smtp_session *s);
+static void tls_close_notify(struct smtp_session *s);
 
 static const char *const state_names[] = {
-	"greeting", "connected", "ready", "mail", "rcpt", "data", "bdat", "commit", "starttls",
-	"closing",
+	"greeting", "connected", "ready",    "mail",     "rcpt",
+	"data",	    "bdat",	 "chunking", "commit", "starttls", "closing",
 };
 
 struct smtp_server *smtp_server_new(const struct smtp_server_params *p)
@@ -110,22 +135,33 @@ static void source_count(struct smtp_server *srv, const char *key, int delta)
 		htable_put(srv->per_source, key, (void *)n);
 }
 
+/* The whole-session deadline has passed: 421 4.4.2 after whatever reply
+ * is already built, and close. */
+static void session_deadline_close(struct smtp_session *s)
+{
+	session_reply(s, 421, "4.4.2", "%s Session time limit exceeded, closing connection",
+		      s->rc->fqdn);
+	session_close(s, "session-timeout");
+}
+
 static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct smtp_session *s = arg;
 	(void)fd;
 	(void)what;
 	log_info("%s smtp timeout kind=session state=%s", s->id, state_names[s->state]);
-	if (s->state == SS_COMMIT)
-		return; /* a reply is about to be sent; the next read timeout ends it */
-	session_reply(s, 421, "4.4.2", "%s Session time limit exceeded, closing connection",
-		      s->rc->fqdn);
-	session_close(s, "session-timeout");
+	if (s->state == SS_COMMIT) {
+		/* The commit's reply must come first (the message may already
+		 * be durable): session_resume() closes right after it. */
+		s->deadline_passed = true;
+		return;
+	}
+	session_deadline_close(s);
 }
 
 static void session_setup_bev(struct smtp_session *s)
 {
-	size_t hiwat = 256 * 1024;
+	size_t hiwat = SESSION_IN_HIWAT;
 
 	if (s->rc->max_text_line_length + 4096 > hiwat)
 		hiwat = s->rc->max_text_line_length + 4096;
@@ -255,6 +291,15 @@ bool session_error(struct smtp_session *s)
 	return true;
 }
 
+void session_rcpt_refused(struct smtp_session *s)
+{
+	/* Not an error towards max-errors: a legitimate sender with a stale
+	 * address list must not be cut off (Postfix counts these towards
+	 * its tarpit, not its error limit). Hook for the recipient tarpit
+	 * (issue 7): delay the reply here, close after N refusals. */
+	s->rcpts_refused++;
+}
+
 void session_data_timeouts(struct smtp_session *s, bool data)
 {
 	struct timeval rd, wr;
@@ -307,6 +352,8 @@ static void session_free(struct smtp_session *s)
 		close(s->fd);
 	if (s->deadline)
 		event_free(s->deadline);
+	if (s->reply_delay)
+		event_free(s->reply_delay);
 	source_count(s->srv, s->source_key, -1);
 	s->srv->nsessions--;
 	buf_free(&s->out);
@@ -326,16 +373,36 @@ void session_close(struct smtp_session *s, const char *reason)
 {
 	log_info("%s smtp disconnect reason=%s messages=%u errors=%u", s->id, reason, s->messages,
 		 s->errors);
+	if (s->reply_delayed) {
+		/* the held reply goes out now, before the last one */
+		s->reply_delayed = false;
+		evtimer_del(s->reply_delay);
+	}
 	session_send(s);
 	if (s->bev && evbuffer_get_length(bufferevent_get_output(s->bev)) > 0) {
 		session_set_state(s, SS_CLOSING);
 		bufferevent_disable(s->bev, EV_READ);
 		return; /* session_write_cb frees when flushed */
 	}
+	tls_close_notify(s);
 	session_free(s);
 }
 
 /* ---- TLS ------------------------------------------------------------------ */
+
+/* An orderly end of a TLS session: send close_notify (RFC 8446 6.1) once
+ * every reply is out, so the peer can tell our close from a truncation
+ * (Exim logs "unexpected EOF" otherwise). Not after a TLS or socket
+ * error, and without waiting for the peer's own close_notify. */
+static void tls_close_notify(struct smtp_session *s)
+{
+	if (s->ssl == NULL || !s->tls || s->dead || s->bev == NULL)
+		return;
+	if (SSL_get_shutdown(s->ssl) & SSL_SENT_SHUTDOWN)
+		return;
+	(void)SSL_shutdown(s->ssl);
+	ERR_clear_error();
+}
 
 static void starttls_switch(evutil_socket_t fd, short what, void *arg)
 {
@@ -386,12 +453,24 @@ static void tls_established(struct smtp_session *s)
 
 /* ---- input ---------------------------------------------------------------- */
 
-/* One command line, if complete. Returns bytes consumed (0: need more). */
+/* A command line that is not taken: 500 5.5.2, counted as an error. */
+static size_t command_refused(struct smtp_session *s, size_t linelen, const char *reason,
+			      const char *text)
+{
+	log_info("%s smtp reject reason=%s", s->id, reason);
+	session_reply(s, 500, "5.5.2", "%s", text);
+	session_error(s);
+	return linelen;
+}
+
+/* One command line, if complete. Returns bytes consumed (0: need more).
+ * Ends in CRLF, or in a bare LF on a bare-lf = normalize connector; never
+ * a bare CR or a NUL inside. */
 static size_t read_command(struct smtp_session *s, const char *p, size_t len)
 {
 	size_t max = s->rc->max_line_length;
 	const char *lf;
-	size_t linelen;
+	size_t linelen, cmdlen;
 
 	if (s->skip_cmd_line) {
 		/* the tail of an over-long line already refused */
@@ -413,16 +492,41 @@ static size_t read_command(struct smtp_session *s, const char *p, size_t len)
 		return max;
 	}
 	linelen = (size_t)(lf - p) + 1;
-	if (linelen < 2 || p[linelen - 2] != '\r' || memchr(p, '\r', linelen - 2) != NULL) {
-		log_info("%s smtp reject reason=bare-lf-or-cr-in-command", s->id);
-		session_reply(s, 500, "5.5.2", "Bare LF or CR in command refused (RFC 5321 2.3.8)");
-		session_error(s);
-		return linelen;
-	}
+	s->cmd_bare_lf = linelen < 2 || p[linelen - 2] != '\r';
+	cmdlen = linelen - (s->cmd_bare_lf ? 1 : 2);
+	if (s->cmd_bare_lf && s->rc->bare_lf != RC_BARE_LF_NORMALIZE)
+		return command_refused(s, linelen, "bare-lf",
+				       "Bare LF in command refused (RFC 5321 2.3.8)");
+	if (memchr(p, '\r', cmdlen) != NULL)
+		return command_refused(s, linelen, "bare-cr",
+				       "Bare CR in command refused (RFC 5321 2.3.8)");
+	if (memchr(p, '\0', cmdlen) != NULL)
+		return command_refused(s, linelen, "nul", "NUL character in command refused");
 	if (log_debug_enabled())
-		log_debug("%s smtp in %.*s", s->id, (int)(linelen - 2), p);
-	commands_dispatch(s, p, linelen - 2);
+		log_debug("%s smtp in %.*s", s->id, (int)cmdlen, p);
+	commands_dispatch(s, p, cmdlen);
 	return linelen;
+}
+
+/* Classify one DATA line (with its LF) under the connector's bare-lf
+ * mode. End of data is only a real <CRLF>.<CRLF>: a "." line that ends
+ * in a bare LF, or that follows a line ending in a bare LF, is content
+ * (a line "." with its transparency dot removed), so none of the SMTP
+ * smuggling shapes ends the data early in either mode. */
+static enum dataline_kind data_line_kind(struct smtp_session *s, const char *line, size_t len,
+					 const char **c, size_t *clen)
+{
+	struct smtp_tx *tx = s->tx;
+	bool normalize = s->rc->bare_lf == RC_BARE_LF_NORMALIZE;
+	enum dataline_kind kind = dataline_classify(line, len, c, clen);
+	bool after_bare_lf = tx->after_bare_lf;
+
+	tx->after_bare_lf = kind == DATALINE_BARE_LF;
+	if (kind == DATALINE_END && after_bare_lf)
+		return normalize ? DATALINE_TEXT : DATALINE_BARE_LF;
+	if (kind == DATALINE_BARE_LF && normalize)
+		return DATALINE_TEXT; /* content_line_ok() still refuses a CR inside */
+	return kind;
 }
 
 /* Content lines of DATA. Returns bytes consumed. */
@@ -439,7 +543,7 @@ static size_t read_data(struct smtp_session *s, const char *p, size_t len)
 
 		if (lf == NULL) {
 			if (len - off > max) {
-				content_fail(tx, 554, "5.6.0", "Message refused: line too long");
+				content_fail_long_line(s);
 				tx->skipping_long_line = true;
 				off = len;
 			}
@@ -449,25 +553,25 @@ static size_t read_data(struct smtp_session *s, const char *p, size_t len)
 		if (tx->skipping_long_line) {
 			tx->skipping_long_line = false;
 		} else if (linelen > max + 2) {
-			content_fail(tx, 554, "5.6.0", "Message refused: line too long");
+			content_fail_long_line(s);
 		} else {
-			enum dataline_kind kind = dataline_classify(p + off, linelen, &c, &clen);
-			/* "." ends the data only after a CRLF: "\n.\r\n" is not an end */
-			if (kind == DATALINE_END && tx->after_bare_lf)
-				kind = DATALINE_BARE_LF;
-			tx->after_bare_lf = kind == DATALINE_BARE_LF;
-			switch (kind) {
+			switch (data_line_kind(s, p + off, linelen, &c, &clen)) {
 			case DATALINE_END:
 				off += linelen;
 				content_end(s);
 				return off;
 			case DATALINE_TEXT:
-				content_data_line(s, c, clen);
+				if (!tx->fail_code && content_line_ok(s, c, clen))
+					content_data_line(s, c, clen);
 				break;
 			case DATALINE_BARE_LF:
+				content_fail(tx, "bare-lf", 554, "5.6.0",
+					     "Message refused: bare LF in message data "
+					     "(RFC 5321 2.3.8)");
+				break;
 			case DATALINE_BARE_CR:
-				content_fail(tx, 554, "5.6.0",
-					     "Message refused: bare LF or CR in message data "
+				content_fail(tx, "bare-cr", 554, "5.6.0",
+					     "Message refused: bare CR in message data "
 					     "(RFC 5321 2.3.8)");
 				break;
 			}
@@ -481,9 +585,7 @@ static void bdat_chunk_done(struct smtp_session *s)
 {
 	if (s->bdat_discard) {
 		s->bdat_discard = false;
-		session_set_state(s, s->tx ? (s->tx->env.nrcpt ? SS_RCPT : SS_MAIL) : SS_READY);
-		if (s->helo[0] == '\0')
-			session_set_state(s, SS_CONNECTED);
+		session_set_state(s, session_command_state(s));
 		return; /* the refusal was replied when the command came */
 	}
 	if (s->bdat_last) {
@@ -492,7 +594,49 @@ static void bdat_chunk_done(struct smtp_session *s)
 	}
 	session_data_timeouts(s, false);
 	session_reply(s, 250, "2.0.0", "%" PRIu64 " octets received", s->tx->size);
-	session_set_state(s, SS_RCPT);
+	session_set_state(s, SS_CHUNKING);
+}
+
+static void reply_delay_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+	(void)fd;
+	(void)what;
+	s->reply_delayed = false;
+	session_resume(s);
+}
+
+/* After the soft error limit, hold the reply just built (and the input
+ * behind it) for SESSION_ERROR_DELAY_MS on a timer; the loop goes on
+ * serving everyone else. */
+static void session_maybe_delay_reply(struct smtp_session *s)
+{
+	struct timeval tv = {SESSION_ERROR_DELAY_MS / 1000, (SESSION_ERROR_DELAY_MS % 1000) * 1000};
+
+	if (s->errors < SESSION_SOFT_ERRORS || s->out.len == 0 || s->state == SS_CLOSING ||
+	    s->state == SS_STARTTLS)
+		return;
+	if (s->reply_delay == NULL)
+		s->reply_delay = evtimer_new(s->srv->p.base, reply_delay_cb, s);
+	s->reply_delayed = true;
+	evtimer_add(s->reply_delay, &tv);
+}
+
+/* Replies not yet taken by the peer: being built, or queued to send. */
+static size_t session_output_backlog(struct smtp_session *s)
+{
+	return s->out.len + evbuffer_get_length(bufferevent_get_output(s->bev));
+}
+
+/* Stop reading until the peer has read every reply (session_write_cb
+ * resumes). Input already buffered stays there, below the high-water
+ * mark. */
+static void session_hold_input(struct smtp_session *s)
+{
+	if (!s->input_held)
+		log_debug("%s smtp input held backlog=%zu", s->id, session_output_backlog(s));
+	s->input_held = true;
+	bufferevent_disable(s->bev, EV_READ);
 }
 
 static void session_process(struct smtp_session *s)
@@ -511,8 +655,12 @@ static void session_process(struct smtp_session *s)
 			evbuffer_drain(in, len);
 			break;
 		}
-		if (s->state == SS_COMMIT || s->state == SS_GREETING)
+		if (s->state == SS_COMMIT || s->state == SS_GREETING || s->reply_delayed)
 			break;
+		if (session_output_backlog(s) > SESSION_OUT_LOWAT) {
+			session_hold_input(s);
+			break;
+		}
 		if (s->state == SS_BDAT) {
 			size_t n = len < s->bdat_left ? len : (size_t)s->bdat_left;
 			p = (const char *)evbuffer_pullup(in, (ssize_t)n);
@@ -525,23 +673,31 @@ static void session_process(struct smtp_session *s)
 			continue;
 		}
 		p = (const char *)evbuffer_pullup(in, -1);
-		if (s->state == SS_DATA)
+		if (s->state == SS_DATA) {
 			used = read_data(s, p, len);
-		else
+		} else {
 			used = read_command(s, p, len);
+			if (used > 0 && !s->dead && s->bev)
+				session_maybe_delay_reply(s);
+		}
 		if (s->dead || s->bev == NULL)
 			return;
 		if (used == 0)
 			break;
 		evbuffer_drain(bufferevent_get_input(s->bev), used);
-		if (s->state == SS_CLOSING || s->state == SS_STARTTLS)
+		if (s->state == SS_CLOSING || s->state == SS_STARTTLS || s->reply_delayed)
 			break;
 	}
-	session_send(s);
+	if (!s->reply_delayed)
+		session_send(s);
 }
 
 void session_resume(struct smtp_session *s)
 {
+	if (s->deadline_passed) {
+		session_deadline_close(s);
+		return;
+	}
 	session_send(s);
 	session_process(s);
 }
@@ -559,10 +715,35 @@ static void session_write_cb(struct bufferevent *bev, void *arg)
 
 	if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
 		return;
-	if (s->state == SS_CLOSING)
+	if (s->state == SS_CLOSING) {
+		tls_close_notify(s);
 		session_free(s);
+	}
 	else if (s->state == SS_STARTTLS)
 		event_base_once(s->srv->p.base, -1, EV_TIMEOUT, starttls_switch, s, &now);
+	else if (s->input_held) {
+		/* the peer took every reply: read and process again */
+		s->input_held = false;
+		bufferevent_enable(s->bev, EV_READ);
+		session_process(s);
+	}
+}
+
+/* Why the connection failed, in words: the first OpenSSL error that
+ * libevent kept for this bufferevent, else the socket error, else EOF. */
+static void session_io_error(struct smtp_session *s, short what, char *out, size_t outsz)
+{
+	unsigned long e = s->ssl ? bufferevent_get_openssl_error(s->bev) : 0;
+	int err = EVUTIL_SOCKET_ERROR();
+
+	while (s->ssl && bufferevent_get_openssl_error(s->bev) != 0)
+		; /* keep the first, drop the rest */
+	if (e != 0)
+		ERR_error_string_n(e, out, outsz);
+	else if ((what & BEV_EVENT_ERROR) && err != 0)
+		str_copy(out, strerror(err), outsz);
+	else
+		str_copy(out, "connection closed by the peer", outsz);
 }
 
 static void session_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -586,15 +767,16 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
 		session_close(s, "timeout");
 		return;
 	}
-	if (what & BEV_EVENT_ERROR) {
-		unsigned long e = s->ssl ? ERR_get_error() : 0;
-		char ebuf[256] = "";
-		if (e)
-			ERR_error_string_n(e, ebuf, sizeof(ebuf));
-		log_info("%s smtp disconnect reason=%s state=%s%s%s messages=%u", s->id,
+	if ((what & BEV_EVENT_ERROR) || s->state == SS_GREETING) {
+		char why[256], q[300];
+		session_io_error(s, what, why, sizeof(why));
+		log_info("%s smtp disconnect reason=%s state=%s %s=%s messages=%u", s->id,
 			 s->state == SS_GREETING ? "tls-handshake-failed" : "error",
-			 state_names[s->state], e ? " tls-error=" : "", ebuf, s->messages);
+			 state_names[s->state], s->ssl ? "tls-error" : "error",
+			 log_quote(why, q, sizeof(q)), s->messages);
 	} else {
+		if (s->ssl && s->tls && (SSL_get_shutdown(s->ssl) & SSL_RECEIVED_SHUTDOWN))
+			tls_close_notify(s); /* the client closed first: answer it */
 		log_info("%s smtp disconnect reason=%s state=%s messages=%u", s->id,
 			 s->state == SS_CLOSING ? "quit" : "peer-closed", state_names[s->state],
 			 s->messages);

@@ -33,6 +33,8 @@ enum session_state {
 	SS_RCPT,	 /* at least one recipient */
 	SS_DATA,	 /* reading DATA content */
 	SS_BDAT,	 /* reading a BDAT chunk */
+	SS_CHUNKING,	 /* between BDAT chunks: the envelope is committed to the
+			    queue file, so MAIL/RCPT/DATA are refused (503 5.5.1) */
 	SS_COMMIT,	 /* waiting for the queue's group commit */
 	SS_STARTTLS,	 /* 220 sent, waiting for it to flush before the handshake */
 	SS_CLOSING,	 /* final reply queued, closing when flushed */
@@ -56,11 +58,13 @@ struct smtp_tx {
 	bool message_id_added;
 	/* the first failure while reading the content; replied at its end */
 	int fail_code;
+	const char *fail_reason;     /* log key: "bare-lf", "nul", "line-too-long", ... */
 	const char *fail_enh;
 	const char *fail_text;
 	char fail_buf[256];	     /* fail_text when it is built at run time */
 	bool skipping_long_line;     /* discarding the rest of an over-long line */
-	bool after_bare_lf;	     /* the previous DATA line ended in a bare LF */
+	bool after_bare_lf;	     /* the previous DATA line (or the DATA command)
+					ended in a bare LF: a "." line is no end */
 	bool bdat;		     /* content came by BDAT */
 	struct buf partial;	     /* BDAT: a line not yet complete */
 };
@@ -90,8 +94,14 @@ struct smtp_session {
 	bool bdat_last;
 	bool bdat_discard;    /* chunk refused: read and drop it */
 	bool skip_cmd_line;   /* discarding the rest of an over-long command line */
+	bool cmd_bare_lf;     /* the command being run ended in a bare LF (normalize) */
 	bool commit_pending;  /* a commit callback will still arrive */
 	bool dead;	      /* connection gone; free when the commit returns */
+	bool input_held;      /* reading stopped until the peer takes our replies */
+	bool deadline_passed; /* the session deadline fired while waiting (SS_COMMIT) */
+	bool reply_delayed;   /* past the soft error limit: s->out waits for reply_delay */
+	struct event *reply_delay;
+	unsigned rcpts_refused; /* recipients refused by policy (not counted in errors) */
 	struct buf out;	      /* reply being built */
 };
 
@@ -99,23 +109,37 @@ struct smtp_session {
 void session_send(struct smtp_session *s); /* flush s->out to the peer */
 void session_reply(struct smtp_session *s, int code, const char *enh, const char *fmt, ...)
 	PRINTF_LIKE(4, 5);
-/* Count an error; true if the session was closed for too many. */
+/* Count an error; true if the session was closed for too many. From the
+ * soft limit on, each reply is held a second (server.c). */
 bool session_error(struct smtp_session *s);
+/* A recipient refused by policy: not an error (see server.c). */
+void session_rcpt_refused(struct smtp_session *s);
 void session_close(struct smtp_session *s, const char *reason);
 void session_set_state(struct smtp_session *s, enum session_state st);
 void session_start_tls(struct smtp_session *s);
 void session_data_timeouts(struct smtp_session *s, bool data);
-void session_resume(struct smtp_session *s); /* after an async step */
+/* After an asynchronous step (the commit): send what is built and read
+ * on, or close with 421 4.4.2 if the session deadline passed meanwhile. */
+void session_resume(struct smtp_session *s);
 
 /* commands.c */
 void commands_dispatch(struct smtp_session *s, const char *line, size_t len);
 void tx_free(struct smtp_tx *tx);
 void session_reset_tx(struct smtp_session *s);
+/* The state between commands that the session and its transaction imply:
+ * connected (no EHLO), ready, mail, rcpt or chunking (a BDAT chunk taken). */
+enum session_state session_command_state(const struct smtp_session *s);
 
 /* content.c */
 bool content_begin(struct smtp_session *s); /* open the queue file, write Received */
 void content_data_line(struct smtp_session *s, const char *line, size_t len);
-void content_fail(struct smtp_tx *tx, int code, const char *enh, const char *text);
+/* Remember the first failure of the content (reason: a log key); replied
+ * at the end of the content. */
+void content_fail(struct smtp_tx *tx, const char *reason, int code, const char *enh,
+		  const char *text);
+void content_fail_long_line(struct smtp_session *s); /* 554 5.6.0 with the limit */
+/* A content line (no line end) has no bare CR and no NUL; else content_fail. */
+bool content_line_ok(struct smtp_session *s, const char *p, size_t len);
 void content_bdat_bytes(struct smtp_session *s, const char *p, size_t n);
 void content_end(struct smtp_session *s); /* end of DATA or BDAT LAST: check, commit, reply */
 

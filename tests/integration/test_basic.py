@@ -379,7 +379,7 @@ def test_check_config_prints_effective_config(transit_conf):
     for s in (FQDN, "example.test", "internet", "submissions", "127.0.0.1:%d" % transit_conf.port_smtp,
               "implicit"):
         assert s in out, "%r missing from transitd -n output:\n%s" % (s, out)
-    assert re.search(r"max-errors\s*=\s*10\b", out), "defaults must be printed:\n" + out
+    assert re.search(r"max-errors\s*=\s*20\b", out), "defaults must be printed:\n" + out
     assert re.search(r"max-line-length\s*=\s*2048\b", out), out
     # what it prints is itself a valid configuration
     again = os.path.join(transit_conf.dir, "printed.conf")
