@@ -29,6 +29,7 @@
 #include "queue/sched.h"
 #include "smtp/server.h"
 #include "util/log.h"
+#include "util/pidlock.h"
 #include "util/xmalloc.h"
 
 #define TRANSIT_VERSION "0.1.0"
@@ -168,6 +169,28 @@ static struct sc_runtime *make_send_runtime(const struct config *c)
 	return v;
 }
 
+/* One daemon per spool: two would recover, deliver and remove each
+ * other's queue files. The lock is taken before anything reads or writes
+ * the spool and held (fd kept open across the privilege drop) until exit;
+ * `transitd -n` never gets here. */
+static int lock_spool(const char *spool)
+{
+	char path[4200], err[4400];
+	pid_t holder;
+	int fd;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/transitd.lock", spool) >= sizeof(path))
+		log_fatal("spool %s: path too long", spool);
+	fd = pidlock_acquire(path, &holder, err, sizeof(err));
+	if (fd >= 0)
+		return fd;
+	if (holder > 0)
+		log_fatal("spool %s is in use by another transitd (pid %ld)", spool, (long)holder);
+	if (errno == EWOULDBLOCK)
+		log_fatal("spool %s is in use by another transitd (pid unknown)", spool);
+	log_fatal("spool %s: cannot lock: %s", spool, err);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what;
@@ -191,7 +214,7 @@ static void recovered(struct envelope *env, void *arg) { sched_add(arg, env); }
 int main(int argc, char **argv)
 {
 	const char *conf_path = NULL;
-	int check_only = 0, debug = 0, ch;
+	int check_only = 0, debug = 0, ch, spool_lock;
 	struct config *c;
 	struct listeners *ls;
 	struct event_base *base;
@@ -234,6 +257,7 @@ int main(int argc, char **argv)
 		log_fatal("libevent without thread support");
 	if (mkdirs(c->server.spool, 0700) != 0)
 		log_fatal("spool %s: %s", c->server.spool, strerror(errno));
+	spool_lock = lock_spool(c->server.spool);
 
 	tls = make_tls(c);
 	srt.sc = make_send_runtime(c);
@@ -306,5 +330,6 @@ int main(int argc, char **argv)
 	event_base_free(base);
 	log_info("transitd stopped");
 	conf_free(c);
+	close(spool_lock);
 	return 0;
 }
