@@ -99,6 +99,17 @@ static void refuse_now(int fd, const char *text)
 	close(fd);
 }
 
+void smtp_server_refuse_busy(struct smtp_server *srv, int fd, const struct receive_connector *rc)
+{
+	char text[SMTP_REPLY_TEXT_MAX + 16];
+
+	snprintf(text, sizeof(text),
+		 "421 4.3.2 %s Service temporarily unavailable (out of file descriptors), try again "
+		 "later\r\n",
+		 rc ? rc->fqdn : srv->p.conf->server.fqdn);
+	refuse_now(fd, text);
+}
+
 static void source_count(struct smtp_server *srv, const char *key, int delta)
 {
 	uintptr_t n = (uintptr_t)htable_get(srv->per_source, key);

@@ -47,6 +47,9 @@ struct smtp_server *smtp_server_new(const struct smtp_server_params *p);
  * limits (421 4.7.0). */
 void smtp_server_accept(struct smtp_server *srv, int fd, const struct sockaddr *sa, socklen_t salen,
 			size_t rc_index);
+/* The listener ran out of descriptors and accepted fd only to say so:
+ * 421 4.3.2 (rc: the connector for the client, NULL if none), close. */
+void smtp_server_refuse_busy(struct smtp_server *srv, int fd, const struct receive_connector *rc);
 unsigned smtp_server_sessions(const struct smtp_server *srv);
 /* Close every session (421 4.3.2 shutting down) and free the server. */
 void smtp_server_free(struct smtp_server *srv);
