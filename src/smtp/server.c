@@ -68,6 +68,8 @@ void smtp_server_free(struct smtp_server *srv)
 {
 	if (srv == NULL)
 		return;
+	if (srv->shutdown_tick)
+		event_free(srv->shutdown_tick);
 	while (srv->sessions) {
 		struct smtp_session *s = srv->sessions;
 		/* Best effort: tell the client, then drop the connection. */
@@ -87,6 +89,87 @@ void smtp_server_free(struct smtp_server *srv)
 	}
 	htable_free(srv->per_source, NULL);
 	free(srv);
+}
+
+/* ---- shutdown ------------------------------------------------------------ */
+
+#define SHUTDOWN_TICK_MS 100
+
+/* What a shutdown does with one session now; called on every tick and
+ * when a commit comes back (session_resume). */
+static void session_shutdown_step(struct smtp_session *s, bool force)
+{
+	if (s->dead)
+		return; /* connection gone, waiting only for its commit callback */
+	if (force) {
+		log_info("%s smtp disconnect reason=shutdown-timeout state=%s messages=%u", s->id,
+			 state_names[s->state], s->messages);
+		session_free(s); /* with a commit pending: detached, freed by its callback */
+		return;
+	}
+	switch (s->state) {
+	case SS_COMMIT:	  /* the 250 (or 451) first: session_resume comes back here */
+	case SS_CLOSING:  /* already saying goodbye; freed when flushed */
+	case SS_STARTTLS: /* the switch to TLS is scheduled; next tick */
+		return;
+	case SS_GREETING: /* TLS handshake: nothing can be said in clear */
+		session_close(s, "shutdown");
+		return;
+	default:
+		session_reply(s, 421, "4.3.2", "%s Service shutting down", s->rc->fqdn);
+		session_close(s, "shutdown");
+		return;
+	}
+}
+
+static bool shutdown_overdue(const struct smtp_server *srv)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > srv->shutdown_deadline.tv_sec ||
+	       (now.tv_sec == srv->shutdown_deadline.tv_sec &&
+		now.tv_nsec >= srv->shutdown_deadline.tv_nsec);
+}
+
+static void shutdown_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_server *srv = arg;
+	bool force = shutdown_overdue(srv);
+	struct smtp_session *s, *next;
+	(void)fd;
+	(void)what;
+
+	for (s = srv->sessions; s; s = next) {
+		next = s->next; /* s may be freed (never another session) */
+		session_shutdown_step(s, force);
+	}
+	if (srv->nsessions == 0) {
+		event_del(srv->shutdown_tick);
+		log_info("smtp shutdown complete");
+		if (srv->shutdown_done)
+			srv->shutdown_done(srv->shutdown_arg);
+	}
+}
+
+void smtp_server_shutdown(struct smtp_server *srv, unsigned grace_seconds, void (*done)(void *arg),
+			  void *arg)
+{
+	const struct timeval tick = {0, SHUTDOWN_TICK_MS * 1000};
+
+	if (srv->shutting_down)
+		return;
+	srv->shutting_down = true;
+	srv->shutdown_done = done;
+	srv->shutdown_arg = arg;
+	clock_gettime(CLOCK_MONOTONIC, &srv->shutdown_deadline);
+	srv->shutdown_deadline.tv_sec += (time_t)grace_seconds;
+	log_info("smtp shutdown sessions=%u grace=%us", srv->nsessions, grace_seconds);
+	srv->shutdown_tick = event_new(srv->p.base, -1, EV_PERSIST, shutdown_tick_cb, srv);
+	if (srv->shutdown_tick == NULL)
+		log_fatal("smtp shutdown: event_new failed");
+	event_add(srv->shutdown_tick, &tick);
+	event_active(srv->shutdown_tick, EV_TIMEOUT, 0); /* the first sweep right away */
 }
 
 /* ---- accepting ----------------------------------------------------------- */
@@ -554,6 +637,10 @@ static void session_process(struct smtp_session *s)
 void session_resume(struct smtp_session *s)
 {
 	session_send(s);
+	if (s->srv->shutting_down) {
+		session_shutdown_step(s, false); /* the reply just sent, then 421 */
+		return;
+	}
 	session_process(s);
 }
 
