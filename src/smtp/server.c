@@ -32,6 +32,7 @@
 #include <openssl/err.h>
 #include <openssl/rand.h>
 
+#include "net/source.h"
 #include "net/tls.h"
 #include "smtp/reply.h"
 #include "util/htable.h"
@@ -242,7 +243,7 @@ void smtp_server_accept(struct smtp_server *srv, int fd, const struct sockaddr *
 	const struct receive_connector *rc = &srv->p.conf->rcs[rc_index];
 	struct smtp_session *s;
 	char addr[INET6_ADDRSTRLEN] = "?";
-	char key[128];
+	char source[SOURCE_KEY_MAX], key[SOURCE_KEY_MAX + 24];
 	struct timeval tv;
 
 	if (sa->sa_family == AF_INET)
@@ -250,7 +251,11 @@ void smtp_server_accept(struct smtp_server *srv, int fd, const struct sockaddr *
 	else if (sa->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr,
 			  sizeof(addr));
-	snprintf(key, sizeof(key), "%s|%s", rc->name, addr);
+	/* per connector and per source prefix (net/source.h) */
+	if (!source_prefix_key(sa, rc->source_prefix_ipv4, rc->source_prefix_ipv6, source,
+			       sizeof(source)))
+		str_copy(source, addr, sizeof(source));
+	snprintf(key, sizeof(key), "%zu|%s", rc_index, source);
 
 	if (srv->nsessions >= srv->p.conf->server.max_connections) {
 		log_info("smtp refused address=%s connector=%s reason=max-connections limit=%u", addr,
@@ -260,8 +265,8 @@ void smtp_server_accept(struct smtp_server *srv, int fd, const struct sockaddr *
 	}
 	if ((uintptr_t)htable_get(srv->per_source, key) >= rc->max_connections_per_source) {
 		log_info("smtp refused address=%s connector=%s reason=max-connections-per-source "
-			 "limit=%u",
-			 addr, rc->name, rc->max_connections_per_source);
+			 "source=%s limit=%u",
+			 addr, rc->name, source, rc->max_connections_per_source);
 		refuse_now(fd, "421 4.7.0 Too many connections from your address, try again later\r\n");
 		return;
 	}

@@ -42,7 +42,7 @@ enum session_state {
 struct smtp_server {
 	struct smtp_server_params p;
 	unsigned nsessions;
-	struct htable *per_source; /* "connector\0ip" -> count (uintptr_t) */
+	struct htable *per_source; /* "rc_index|source prefix" -> count (uintptr_t) */
 	uint64_t next_id;
 	struct smtp_session *sessions; /* list, for shutdown */
 	/* smtp_server_shutdown() */
