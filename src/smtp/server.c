@@ -102,6 +102,9 @@ static void session_shutdown_step(struct smtp_session *s, bool force)
 {
 	if (s->dead)
 		return; /* connection gone, waiting only for its commit callback */
+	if (s->state == SS_STARTTLS && s->bev &&
+	    evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		return; /* starttls_switch() is scheduled with s: next tick */
 	if (force) {
 		log_info("%s smtp disconnect reason=shutdown-timeout state=%s messages=%u", s->id,
 			 state_names[s->state], s->messages);
@@ -111,7 +114,7 @@ static void session_shutdown_step(struct smtp_session *s, bool force)
 	switch (s->state) {
 	case SS_COMMIT:	  /* the 250 (or 451) first: session_resume comes back here */
 	case SS_CLOSING:  /* already saying goodbye; freed when flushed */
-	case SS_STARTTLS: /* the switch to TLS is scheduled; next tick */
+	case SS_STARTTLS: /* the 220 is not out yet: next tick */
 		return;
 	case SS_GREETING: /* TLS handshake: nothing can be said in clear */
 		session_close(s, "shutdown");

@@ -139,11 +139,14 @@ def test_sigterm_under_load(transit):
     time.sleep(1.5)
     mid = open_mid_data(transit, 3)
     idle = open_idle(transit, 2)
+    tls_idle = transit.raw(tls=True)            # implicit TLS: the 421 comes over TLS
+    tls_idle.ehlo()
     time.sleep(1.0)
     assert len(load.acked) > 0, "the load did not get going"
     took = stop_and_check_delivery(transit, load, [signal.SIGTERM])
     check_421(mid, "a session in the middle of DATA")
     check_421(idle, "an idle session")
+    check_421([tls_idle], "an idle TLS session")
     assert took < 12, "graceful stop took %.1fs" % took
     log = transit.log_text()
     assert "smtp shutdown complete" in log
