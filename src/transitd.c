@@ -3,6 +3,17 @@
  * the listeners and read the TLS keys while still root, drop privileges,
  * recover the queue, then run the event loop until SIGTERM/SIGINT.
  *
+ * Stopping (SIGTERM/SIGINT) is graceful and bounded (struct stopping):
+ * close the listeners, stop starting deliveries, let the SMTP server say
+ * 421 4.3.2 to every session (a commit in flight gets its 250 first), and
+ * leave the loop only when no session is left, no commit is in flight and
+ * no worker thread holds a job; only then is anything freed (workers are
+ * joined before the queue they use is closed). After STOP_HARD_LIMIT
+ * seconds, or at a second signal, transitd exits at once WITHOUT freeing
+ * anything a thread may still use: mail is safe either way (a 250 is only
+ * sent after the commit; an unrecorded delivery is done again at the
+ * next start, and Maildir deliveries are not duplicated).
+ *
  *   transitd -c FILE [-d]     run in the foreground, log to stderr
  *   transitd -c FILE -n       check the configuration, print the effective one
  */
@@ -29,6 +40,7 @@
 #include "queue/sched.h"
 #include "smtp/server.h"
 #include "util/log.h"
+#include "util/pidlock.h"
 #include "util/xmalloc.h"
 
 #define TRANSIT_VERSION "0.1.0"
@@ -168,11 +180,98 @@ static struct sc_runtime *make_send_runtime(const struct config *c)
 	return v;
 }
 
+/* One daemon per spool: two would recover, deliver and remove each
+ * other's queue files. The lock is taken before anything reads or writes
+ * the spool and held (fd kept open across the privilege drop) until exit;
+ * `transitd -n` never gets here. */
+static int lock_spool(const char *spool)
+{
+	char path[4200], err[4400];
+	pid_t holder;
+	int fd;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/transitd.lock", spool) >= sizeof(path))
+		log_fatal("spool %s: path too long", spool);
+	fd = pidlock_acquire(path, &holder, err, sizeof(err));
+	if (fd >= 0)
+		return fd;
+	if (holder > 0)
+		log_fatal("spool %s is in use by another transitd (pid %ld)", spool, (long)holder);
+	if (errno == EWOULDBLOCK)
+		log_fatal("spool %s is in use by another transitd (pid unknown)", spool);
+	log_fatal("spool %s: cannot lock: %s", spool, err);
+}
+
+#define STOP_SESSION_GRACE 5 /* s: sessions that do not take their 421 are dropped */
+#define STOP_HARD_LIMIT 10   /* s: then exit whatever is still running */
+#define STOP_POLL_MS 50
+
+struct stopping {
+	struct event_base *base;
+	struct listeners *ls; /* NULL once closed */
+	struct smtp_server *srv;
+	struct sched *sched;
+	struct queue *q;
+	struct event *poll, *hard;
+	bool started;	  /* the first signal came */
+	bool server_done; /* no session left */
+	bool forced;	  /* a second signal or the hard limit */
+};
+
+/* Nothing left that a callback or a worker thread could still touch. */
+static bool stop_quiet(const struct stopping *st)
+{
+	return st->server_done && queue_inflight(st->q) == 0 && sched_idle(st->sched);
+}
+
+static void stop_poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct stopping *st = arg;
+	(void)fd;
+	(void)what;
+	if (stop_quiet(st))
+		event_base_loopexit(st->base, NULL);
+}
+
+static void stop_server_done(void *arg) { ((struct stopping *)arg)->server_done = true; }
+
+static void stop_hard_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct stopping *st = arg;
+	(void)fd;
+	(void)what;
+	log_warn("shutdown not finished after %ds (sessions=%u commits=%lu workers-busy=%s): "
+		 "stopping now",
+		 STOP_HARD_LIMIT, smtp_server_sessions(st->srv), queue_inflight(st->q),
+		 sched_idle(st->sched) ? "no" : "yes");
+	st->forced = true;
+	event_base_loopbreak(st->base);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
+	struct stopping *st = arg;
+	const struct timeval poll = {0, STOP_POLL_MS * 1000}, hard = {STOP_HARD_LIMIT, 0};
 	(void)what;
+
+	if (st->started) {
+		log_warn("signal=%d received again: stopping now", (int)sig);
+		st->forced = true;
+		event_base_loopbreak(st->base);
+		return;
+	}
+	st->started = true;
 	log_info("signal=%d received, shutting down", (int)sig);
-	event_base_loopexit(arg, NULL);
+	listeners_free(st->ls);
+	st->ls = NULL;
+	sched_stop(st->sched);
+	smtp_server_shutdown(st->srv, STOP_SESSION_GRACE, stop_server_done, st);
+	st->poll = event_new(st->base, -1, EV_PERSIST, stop_poll_cb, st);
+	st->hard = evtimer_new(st->base, stop_hard_cb, st);
+	if (st->poll == NULL || st->hard == NULL)
+		log_fatal("shutdown: event_new failed");
+	event_add(st->poll, &poll);
+	evtimer_add(st->hard, &hard);
 }
 
 static void on_hup(evutil_socket_t sig, short what, void *arg)
@@ -191,7 +290,7 @@ static void recovered(struct envelope *env, void *arg) { sched_add(arg, env); }
 int main(int argc, char **argv)
 {
 	const char *conf_path = NULL;
-	int check_only = 0, debug = 0, ch;
+	int check_only = 0, debug = 0, ch, spool_lock;
 	struct config *c;
 	struct listeners *ls;
 	struct event_base *base;
@@ -201,6 +300,7 @@ int main(int argc, char **argv)
 	struct smtp_server *srv;
 	struct smtp_server_params sp;
 	struct event *ev_term, *ev_int, *ev_hup;
+	struct stopping st;
 	SSL_CTX **tls;
 	struct sched_runtime srt;
 	char err[512];
@@ -234,6 +334,7 @@ int main(int argc, char **argv)
 		log_fatal("libevent without thread support");
 	if (mkdirs(c->server.spool, 0700) != 0)
 		log_fatal("spool %s: %s", c->server.spool, strerror(errno));
+	spool_lock = lock_spool(c->server.spool);
 
 	tls = make_tls(c);
 	srt.sc = make_send_runtime(c);
@@ -269,8 +370,14 @@ int main(int argc, char **argv)
 	srv = smtp_server_new(&sp);
 	listeners_start(ls, base, srv);
 
-	ev_term = evsignal_new(base, SIGTERM, on_signal, base);
-	ev_int = evsignal_new(base, SIGINT, on_signal, base);
+	memset(&st, 0, sizeof(st));
+	st.base = base;
+	st.ls = ls;
+	st.srv = srv;
+	st.sched = sched;
+	st.q = q;
+	ev_term = evsignal_new(base, SIGTERM, on_signal, &st);
+	ev_int = evsignal_new(base, SIGINT, on_signal, &st);
 	ev_hup = evsignal_new(base, SIGHUP, on_hup, NULL);
 	evsignal_add(ev_term, NULL);
 	evsignal_add(ev_int, NULL);
@@ -280,13 +387,19 @@ int main(int argc, char **argv)
 
 	event_base_dispatch(base);
 
-	/* Order matters: stop accepting; let the queue finish the commits in
-	 * flight (their callbacks still need the sessions and the scheduler);
-	 * then close the sessions and stop delivering. */
-	listeners_free(ls);
-	queue_close(q);
+	if (st.forced || !stop_quiet(&st)) {
+		/* Threads may still be syncing, delivering or removing: free
+		 * nothing they could use, just go (see the header comment). */
+		log_info("transitd stopped without cleanup");
+		_exit(0);
+	}
+	/* Order matters: nothing is in flight (stop_quiet), so the workers
+	 * are joined (sched_free) before the queue they used is closed, and
+	 * no commit callback is left to need a session or the scheduler. */
+	listeners_free(st.ls);
 	smtp_server_free(srv);
 	sched_free(sched);
+	queue_close(q);
 	dns_free(srt.dns);
 	for (i = 0; i < c->nscs; i++) {
 		if (srt.sc[i].tls)
@@ -298,6 +411,10 @@ int main(int argc, char **argv)
 	event_free(ev_term);
 	event_free(ev_int);
 	event_free(ev_hup);
+	if (st.poll)
+		event_free(st.poll);
+	if (st.hard)
+		event_free(st.hard);
 	passwd_db_free(users);
 	for (i = 0; i < c->nrcs; i++)
 		if (tls[i])
@@ -306,5 +423,6 @@ int main(int argc, char **argv)
 	event_base_free(base);
 	log_info("transitd stopped");
 	conf_free(c);
+	close(spool_lock);
 	return 0;
 }

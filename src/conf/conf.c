@@ -59,6 +59,8 @@ static cfg_opt_t rc_opts[] = {
 	CFG_STR("max-message-size", "25M", CFGF_NONE),
 	CFG_INT("max-recipients", 100, CFGF_NONE),
 	CFG_INT("max-connections-per-source", 20, CFGF_NONE),
+	CFG_INT("source-prefix-ipv4", 32, CFGF_NONE),
+	CFG_INT("source-prefix-ipv6", 64, CFGF_NONE),
 	CFG_INT("max-errors", 20, CFGF_NONE),
 	CFG_INT("max-line-length", 2048, CFGF_NONE),
 	CFG_STR("bare-lf", NULL, CFGF_NONE), /* default: rc_default_bare_lf() */
@@ -181,6 +183,21 @@ static int v_positive(cfg_t *cfg, cfg_opt_t *opt)
 	}
 	return 0;
 }
+
+/* What one "source" is for max-connections-per-source: a prefix length. */
+static int v_prefix(cfg_t *cfg, cfg_opt_t *opt, long max)
+{
+	long v = cfg_opt_getnint(opt, 0);
+	if (v < 1 || v > max) {
+		cfg_error(cfg, "%s: %ld is out of range (1..%ld)", opt->name, v, max);
+		return -1;
+	}
+	return 0;
+}
+
+static int v_prefix4(cfg_t *cfg, cfg_opt_t *opt) { return v_prefix(cfg, opt, 32); }
+
+static int v_prefix6(cfg_t *cfg, cfg_opt_t *opt) { return v_prefix(cfg, opt, 128); }
 
 static int v_line_length(cfg_t *cfg, cfg_opt_t *opt)
 {
@@ -466,6 +483,8 @@ static void conf_set_validators(cfg_t *cfg)
 	cfg_set_validate_func(cfg, "receive-connector|max-message-size", v_size);
 	cfg_set_validate_func(cfg, "receive-connector|max-recipients", v_positive);
 	cfg_set_validate_func(cfg, "receive-connector|max-connections-per-source", v_positive);
+	cfg_set_validate_func(cfg, "receive-connector|source-prefix-ipv4", v_prefix4);
+	cfg_set_validate_func(cfg, "receive-connector|source-prefix-ipv6", v_prefix6);
 	cfg_set_validate_func(cfg, "receive-connector|max-errors", v_positive);
 	cfg_set_validate_func(cfg, "receive-connector|max-line-length", v_line_length);
 	cfg_set_validate_func(cfg, "receive-connector|max-text-line-length", v_line_length);
@@ -576,6 +595,8 @@ static void convert_rc(cfg_t *sec, const struct config *c, struct receive_connec
 	(void)parse_size(cfg_getstr(sec, "max-message-size"), &rc->max_message_size);
 	rc->max_recipients = (unsigned)cfg_getint(sec, "max-recipients");
 	rc->max_connections_per_source = (unsigned)cfg_getint(sec, "max-connections-per-source");
+	rc->source_prefix_ipv4 = (unsigned)cfg_getint(sec, "source-prefix-ipv4");
+	rc->source_prefix_ipv6 = (unsigned)cfg_getint(sec, "source-prefix-ipv6");
 	rc->max_errors = (unsigned)cfg_getint(sec, "max-errors");
 	rc->max_line_length = (unsigned)cfg_getint(sec, "max-line-length");
 	rc->max_text_line_length = (unsigned)cfg_getint(sec, "max-text-line-length");

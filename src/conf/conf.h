@@ -58,6 +58,8 @@ struct receive_connector {
 	uint64_t max_message_size;
 	unsigned max_recipients;
 	unsigned max_connections_per_source;
+	unsigned source_prefix_ipv4;	/* one "source" is an IPv4 /n (default 32) */
+	unsigned source_prefix_ipv6;	/* ... and an IPv6 /n (default 64) */
 	unsigned max_errors;
 	unsigned max_line_length;	/* command lines, octets incl. CRLF */
 	unsigned max_text_line_length;	/* message lines in DATA */

@@ -2,6 +2,15 @@
  * listener.c - see listener.h. Uses libevent's evconnlistener on sockets
  * we bind ourselves (so binding happens before the privilege drop and
  * IPv6 sockets are IPV6_V6ONLY: "[::]:25" and "0.0.0.0:25" coexist).
+ *
+ * A full descriptor table (EMFILE, ENFILE) must not spin the loop: the
+ * listening socket stays readable, so retrying at once fails at once,
+ * forever. Instead that listener is paused for ACCEPT_PAUSE_MS (one log
+ * line per pause, as OpenSMTPD's smtp.c does), and one waiting client is
+ * told why: a reserve descriptor (/dev/null, opened at start) is given
+ * up for a moment so the connection can be accepted, answered 421 and
+ * closed rather than left hanging in the backlog; then the reserve is
+ * taken again.
  */
 #include "net/listener.h"
 
@@ -16,6 +25,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <event2/event.h>
 #include <event2/listener.h>
 
 #include "smtp/server.h"
@@ -27,6 +37,7 @@ struct bound {
 	const struct binding *b;
 	int fd;
 	struct evconnlistener *evl;
+	struct event *resume; /* ends a pause after EMFILE/ENFILE */
 };
 
 struct listeners {
@@ -34,7 +45,10 @@ struct listeners {
 	struct smtp_server *srv;
 	struct bound *v;
 	size_t n;
+	int reserve_fd; /* /dev/null, given up to shed a client when fds run out */
 };
+
+#define ACCEPT_PAUSE_MS 1000
 
 #define LOCAL_MAX 64
 static struct {
@@ -141,6 +155,7 @@ struct listeners *listeners_bind(const struct config *c, char *err, size_t errsz
 	size_t i, j, k;
 
 	l->conf = c;
+	l->reserve_fd = -1;
 	for (i = 0; i < c->nrcs; i++) {
 		for (j = 0; j < c->rcs[i].nbindings; j++) {
 			const struct binding *b = &c->rcs[i].bindings[j];
@@ -196,12 +211,61 @@ static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct soc
 	smtp_server_accept(bd->owner->srv, fd, sa, (socklen_t)salen, (size_t)rc);
 }
 
+static void reserve_take(struct listeners *l)
+{
+	if (l->reserve_fd < 0)
+		l->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/* Out of descriptors: free the reserve, take the oldest waiting client,
+ * tell it 421 and close it, take the reserve again. Returns true when a
+ * client was shed. */
+static bool shed_one_client(struct bound *bd)
+{
+	struct listeners *l = bd->owner;
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	int fd, rc;
+
+	if (l->reserve_fd < 0)
+		return false;
+	close(l->reserve_fd);
+	l->reserve_fd = -1;
+	fd = accept4(bd->fd, (struct sockaddr *)&ss, &sslen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd >= 0) {
+		rc = listeners_pick_connector(l->conf, bd->b, (struct sockaddr *)&ss);
+		smtp_server_refuse_busy(l->srv, fd, rc < 0 ? NULL : &l->conf->rcs[rc]);
+	}
+	reserve_take(l);
+	return fd >= 0;
+}
+
+static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct bound *bd = arg;
+	(void)fd;
+	(void)what;
+	log_debug("accepting again address=%s", bd->b->text);
+	evconnlistener_enable(bd->evl);
+}
+
 static void accept_error_cb(struct evconnlistener *evl, void *arg)
 {
 	struct bound *bd = arg;
-	(void)evl;
-	/* EMFILE and friends: log; libevent keeps the listener going. */
-	log_warn("accept on %s: %s", bd->b->text, strerror(errno));
+	int e = EVUTIL_SOCKET_ERROR();
+	const struct timeval pause = {ACCEPT_PAUSE_MS / 1000, (ACCEPT_PAUSE_MS % 1000) * 1000};
+	bool shed;
+
+	if (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM) {
+		/* per-connection trouble (ECONNABORTED...): the next one may work */
+		log_warn("accept on %s: %s", bd->b->text, strerror(e));
+		return;
+	}
+	evconnlistener_disable(evl);
+	evtimer_add(bd->resume, &pause);
+	shed = shed_one_client(bd);
+	log_warn("accept on %s: %s: not accepting for %d ms%s", bd->b->text, strerror(e),
+		 ACCEPT_PAUSE_MS, shed ? ", one waiting client refused with 421" : "");
 }
 
 void listeners_start(struct listeners *l, struct event_base *base, struct smtp_server *srv)
@@ -209,6 +273,9 @@ void listeners_start(struct listeners *l, struct event_base *base, struct smtp_s
 	size_t i;
 
 	l->srv = srv;
+	reserve_take(l);
+	if (l->reserve_fd < 0)
+		log_warn("cannot open /dev/null for the reserve descriptor: %s", strerror(errno));
 	for (i = 0; i < l->n; i++) {
 		l->v[i].evl = evconnlistener_new(base, accept_cb, &l->v[i],
 						 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0,
@@ -216,6 +283,9 @@ void listeners_start(struct listeners *l, struct event_base *base, struct smtp_s
 		if (l->v[i].evl == NULL)
 			log_fatal("cannot listen on %s", l->v[i].b->text);
 		evconnlistener_set_error_cb(l->v[i].evl, accept_error_cb);
+		l->v[i].resume = evtimer_new(base, accept_resume_cb, &l->v[i]);
+		if (l->v[i].resume == NULL)
+			log_fatal("cannot create the accept pause timer for %s", l->v[i].b->text);
 		log_info("listening address=%s", l->v[i].b->text);
 	}
 }
@@ -227,11 +297,15 @@ void listeners_free(struct listeners *l)
 	if (l == NULL)
 		return;
 	for (i = 0; i < l->n; i++) {
+		if (l->v[i].resume)
+			event_free(l->v[i].resume);
 		if (l->v[i].evl)
 			evconnlistener_free(l->v[i].evl);
 		else if (l->v[i].fd >= 0)
 			close(l->v[i].fd);
 	}
+	if (l->reserve_fd >= 0)
+		close(l->reserve_fd);
 	free(l->v);
 	free(l);
 }

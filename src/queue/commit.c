@@ -247,6 +247,8 @@ void queue_stats(struct queue *q, struct queue_stats *out)
 	pthread_mutex_unlock(&q->mu);
 }
 
+unsigned long queue_inflight(const struct queue *q) { return q->inflight; }
+
 /* ---- open / close -------------------------------------------------- */
 
 static bool start_thread(struct queue *q, char *err, size_t errsz)

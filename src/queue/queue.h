@@ -105,4 +105,11 @@ struct queue_stats {
 };
 void queue_stats(struct queue *q, struct queue_stats *out);
 
+/* --- shutdown ---------------------------------------------------------- */
+
+/* Commits whose callback has not run yet (event loop thread). The daemon
+ * closes the store only when this is 0, so no callback runs after the
+ * sessions and the scheduler that wait for them are gone. */
+unsigned long queue_inflight(const struct queue *q);
+
 #endif

@@ -563,6 +563,8 @@ static void sched_dispatch(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 
+	if (s->stopped)
+		return; /* shutting down: the ready entries wait for the next start */
 	while (!TAILQ_EMPTY(&s->ready_list) &&
 	       s->batches_in_flight < s->conf->queue.delivery_threads * 2) {
 		struct qentry *e = TAILQ_FIRST(&s->ready_list);
@@ -583,6 +585,15 @@ static void sched_dispatch(evutil_socket_t fd, short what, void *arg)
 		s->batches_in_flight++;
 		workq_submit(s->wq, batch_work, batch_done, b);
 	}
+}
+
+/* ---- shutdown ----------------------------------------------------------------- */
+
+void sched_stop(struct sched *s) { s->stopped = true; }
+
+bool sched_idle(const struct sched *s)
+{
+	return s->batches_in_flight == 0 && workq_pending(s->wq) == 0;
 }
 
 void sched_free(struct sched *s)

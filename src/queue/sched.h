@@ -45,6 +45,14 @@ struct sched *sched_new(const struct config *conf, const struct sched_runtime *r
 void sched_add(struct sched *s, struct envelope *env);
 /* Messages the scheduler holds (queued, deferred or in flight). */
 size_t sched_count(const struct sched *s);
+/* Shutdown, first step: start no new delivery from now on (queued and
+ * deferred recipients stay in the queue for the next start; deliveries
+ * already running go on and their outcomes are recorded). */
+void sched_stop(struct sched *s);
+/* true when no worker thread runs or holds a job of the scheduler (Maildir
+ * batches, file removals): then sched_free() waits for nothing. Outbound
+ * SMTP connections run on the loop and are abandoned by sched_free(). */
+bool sched_idle(const struct sched *s);
 /* Stop the workers (running deliveries finish), free everything. */
 void sched_free(struct sched *s);
 

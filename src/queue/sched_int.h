@@ -65,6 +65,7 @@ struct sched {
 	unsigned batches_in_flight;
 	struct htable *nexthops; /* key -> struct nexthop */
 	unsigned remote_conns;	 /* outbound connections open */
+	bool stopped;		 /* sched_stop(): dispatch nothing more */
 	char spool[4096];
 };
 

@@ -47,6 +47,7 @@
 #include <openssl/err.h>
 #include <openssl/rand.h>
 
+#include "net/source.h"
 #include "net/tls.h"
 #include "smtp/reply.h"
 #include "util/htable.h"
@@ -93,6 +94,8 @@ void smtp_server_free(struct smtp_server *srv)
 {
 	if (srv == NULL)
 		return;
+	if (srv->shutdown_tick)
+		event_free(srv->shutdown_tick);
 	while (srv->sessions) {
 		struct smtp_session *s = srv->sessions;
 		/* Best effort: tell the client, then drop the connection. */
@@ -114,6 +117,90 @@ void smtp_server_free(struct smtp_server *srv)
 	free(srv);
 }
 
+/* ---- shutdown ------------------------------------------------------------ */
+
+#define SHUTDOWN_TICK_MS 100
+
+/* What a shutdown does with one session now; called on every tick and
+ * when a commit comes back (session_resume). */
+static void session_shutdown_step(struct smtp_session *s, bool force)
+{
+	if (s->dead)
+		return; /* connection gone, waiting only for its commit callback */
+	if (s->state == SS_STARTTLS && s->bev &&
+	    evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		return; /* starttls_switch() is scheduled with s: next tick */
+	if (force) {
+		log_info("%s smtp disconnect reason=shutdown-timeout state=%s messages=%u", s->id,
+			 state_names[s->state], s->messages);
+		session_free(s); /* with a commit pending: detached, freed by its callback */
+		return;
+	}
+	switch (s->state) {
+	case SS_COMMIT:	  /* the 250 (or 451) first: session_resume comes back here */
+	case SS_CLOSING:  /* already saying goodbye; freed when flushed */
+	case SS_STARTTLS: /* the 220 is not out yet: next tick */
+		return;
+	case SS_GREETING: /* TLS handshake: nothing can be said in clear */
+		session_close(s, "shutdown");
+		return;
+	default:
+		session_reply(s, 421, "4.3.2", "%s Service shutting down", s->rc->fqdn);
+		session_close(s, "shutdown");
+		return;
+	}
+}
+
+static bool shutdown_overdue(const struct smtp_server *srv)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > srv->shutdown_deadline.tv_sec ||
+	       (now.tv_sec == srv->shutdown_deadline.tv_sec &&
+		now.tv_nsec >= srv->shutdown_deadline.tv_nsec);
+}
+
+static void shutdown_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_server *srv = arg;
+	bool force = shutdown_overdue(srv);
+	struct smtp_session *s, *next;
+	(void)fd;
+	(void)what;
+
+	for (s = srv->sessions; s; s = next) {
+		next = s->next; /* s may be freed (never another session) */
+		session_shutdown_step(s, force);
+	}
+	if (srv->nsessions == 0) {
+		event_del(srv->shutdown_tick);
+		log_info("smtp shutdown complete");
+		if (srv->shutdown_done)
+			srv->shutdown_done(srv->shutdown_arg);
+	}
+}
+
+void smtp_server_shutdown(struct smtp_server *srv, unsigned grace_seconds, void (*done)(void *arg),
+			  void *arg)
+{
+	const struct timeval tick = {0, SHUTDOWN_TICK_MS * 1000};
+
+	if (srv->shutting_down)
+		return;
+	srv->shutting_down = true;
+	srv->shutdown_done = done;
+	srv->shutdown_arg = arg;
+	clock_gettime(CLOCK_MONOTONIC, &srv->shutdown_deadline);
+	srv->shutdown_deadline.tv_sec += (time_t)grace_seconds;
+	log_info("smtp shutdown sessions=%u grace=%us", srv->nsessions, grace_seconds);
+	srv->shutdown_tick = event_new(srv->p.base, -1, EV_PERSIST, shutdown_tick_cb, srv);
+	if (srv->shutdown_tick == NULL)
+		log_fatal("smtp shutdown: event_new failed");
+	event_add(srv->shutdown_tick, &tick);
+	event_active(srv->shutdown_tick, EV_TIMEOUT, 0); /* the first sweep right away */
+}
+
 /* ---- accepting ----------------------------------------------------------- */
 
 static void refuse_now(int fd, const char *text)
@@ -122,6 +209,17 @@ static void refuse_now(int fd, const char *text)
 	if (write(fd, text, strlen(text)) < 0)
 		(void)0;
 	close(fd);
+}
+
+void smtp_server_refuse_busy(struct smtp_server *srv, int fd, const struct receive_connector *rc)
+{
+	char text[SMTP_REPLY_TEXT_MAX + 16];
+
+	snprintf(text, sizeof(text),
+		 "421 4.3.2 %s Service temporarily unavailable (out of file descriptors), try again "
+		 "later\r\n",
+		 rc ? rc->fqdn : srv->p.conf->server.fqdn);
+	refuse_now(fd, text);
 }
 
 static void source_count(struct smtp_server *srv, const char *key, int delta)
@@ -184,7 +282,7 @@ void smtp_server_accept(struct smtp_server *srv, int fd, const struct sockaddr *
 	const struct receive_connector *rc = &srv->p.conf->rcs[rc_index];
 	struct smtp_session *s;
 	char addr[INET6_ADDRSTRLEN] = "?";
-	char key[128];
+	char source[SOURCE_KEY_MAX], key[SOURCE_KEY_MAX + 24];
 	struct timeval tv;
 
 	if (sa->sa_family == AF_INET)
@@ -192,7 +290,11 @@ void smtp_server_accept(struct smtp_server *srv, int fd, const struct sockaddr *
 	else if (sa->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr,
 			  sizeof(addr));
-	snprintf(key, sizeof(key), "%s|%s", rc->name, addr);
+	/* per connector and per source prefix (net/source.h) */
+	if (!source_prefix_key(sa, rc->source_prefix_ipv4, rc->source_prefix_ipv6, source,
+			       sizeof(source)))
+		str_copy(source, addr, sizeof(source));
+	snprintf(key, sizeof(key), "%zu|%s", rc_index, source);
 
 	if (srv->nsessions >= srv->p.conf->server.max_connections) {
 		log_info("smtp refused address=%s connector=%s reason=max-connections limit=%u", addr,
@@ -202,8 +304,8 @@ void smtp_server_accept(struct smtp_server *srv, int fd, const struct sockaddr *
 	}
 	if ((uintptr_t)htable_get(srv->per_source, key) >= rc->max_connections_per_source) {
 		log_info("smtp refused address=%s connector=%s reason=max-connections-per-source "
-			 "limit=%u",
-			 addr, rc->name, rc->max_connections_per_source);
+			 "source=%s limit=%u",
+			 addr, rc->name, source, rc->max_connections_per_source);
 		refuse_now(fd, "421 4.7.0 Too many connections from your address, try again later\r\n");
 		return;
 	}
@@ -699,6 +801,10 @@ void session_resume(struct smtp_session *s)
 		return;
 	}
 	session_send(s);
+	if (s->srv->shutting_down) {
+		session_shutdown_step(s, false); /* the reply just sent, then 421 */
+		return;
+	}
 	session_process(s);
 }
 

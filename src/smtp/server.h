@@ -47,8 +47,22 @@ struct smtp_server *smtp_server_new(const struct smtp_server_params *p);
  * limits (421 4.7.0). */
 void smtp_server_accept(struct smtp_server *srv, int fd, const struct sockaddr *sa, socklen_t salen,
 			size_t rc_index);
+/* The listener ran out of descriptors and accepted fd only to say so:
+ * 421 4.3.2 (rc: the connector for the client, NULL if none), close. */
+void smtp_server_refuse_busy(struct smtp_server *srv, int fd, const struct receive_connector *rc);
 unsigned smtp_server_sessions(const struct smtp_server *srv);
-/* Close every session (421 4.3.2 shutting down) and free the server. */
+/* Graceful stop (the listeners are already closed). Every session is told
+ * "421 4.3.2 <fqdn> Service shutting down" and closed once that is sent:
+ * idle ones and those in the middle of a transaction (the transaction is
+ * dropped) at once; a session whose message is being committed first gets
+ * its 250 (or 451), then the 421. After grace_seconds whatever is left is
+ * closed without waiting for the peer (a commit still in flight keeps its
+ * session until the queue calls back). done(arg) runs on the loop once no
+ * session is left; then smtp_server_free() has nothing to wait for. */
+void smtp_server_shutdown(struct smtp_server *srv, unsigned grace_seconds, void (*done)(void *arg),
+			  void *arg);
+/* Free the server. Sessions still open (no smtp_server_shutdown(), or
+ * it did not finish) are dropped: best effort 421, nothing waits. */
 void smtp_server_free(struct smtp_server *srv);
 
 #endif

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "mail/envelope.h"
 #include "mail/msgdata.h"
@@ -43,9 +44,15 @@ enum session_state {
 struct smtp_server {
 	struct smtp_server_params p;
 	unsigned nsessions;
-	struct htable *per_source; /* "connector\0ip" -> count (uintptr_t) */
+	struct htable *per_source; /* "rc_index|source prefix" -> count (uintptr_t) */
 	uint64_t next_id;
 	struct smtp_session *sessions; /* list, for shutdown */
+	/* smtp_server_shutdown() */
+	bool shutting_down;
+	struct event *shutdown_tick;	  /* sweeps the sessions while shutting down */
+	struct timespec shutdown_deadline; /* CLOCK_MONOTONIC: then close what is left */
+	void (*shutdown_done)(void *arg);
+	void *shutdown_arg;
 };
 
 /* The transaction: from MAIL to the end of the message. */
