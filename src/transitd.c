@@ -25,6 +25,7 @@
 #include "net/dns.h"
 #include "net/listener.h"
 #include "net/tls.h"
+#include "policy/recipient.h"
 #include "queue/queue.h"
 #include "queue/sched.h"
 #include "smtp/server.h"
@@ -225,6 +226,11 @@ int main(int argc, char **argv)
 	if ((c = conf_load(conf_path)) == NULL)
 		return 1;
 	if (check_only) {
+		/* warnings (stderr) about what the configuration makes of mail
+		 * to postmaster; they do not fail the check */
+		users = passwd_db_open(c->passwd_file);
+		recipient_check_postmaster(c, users);
+		passwd_db_free(users);
 		conf_print(c, stdout);
 		conf_free(c);
 		return 0;
@@ -241,6 +247,7 @@ int main(int argc, char **argv)
 	if ((ls = listeners_bind(c, err, sizeof(err))) == NULL)
 		log_fatal("%s", err);
 	users = passwd_db_open(c->passwd_file);
+	srt.users = users;
 	drop_privileges(c);
 
 	if ((base = event_base_new()) == NULL)
@@ -277,6 +284,7 @@ int main(int argc, char **argv)
 	evsignal_add(ev_hup, NULL);
 	log_info("transitd %s started fqdn=%s node=%s users=%zu", TRANSIT_VERSION, c->server.fqdn,
 		 c->server.node, passwd_db_count(users));
+	recipient_check_postmaster(c, users);
 
 	event_base_dispatch(base);
 

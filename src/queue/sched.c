@@ -28,6 +28,7 @@
 #include <event2/event.h>
 
 #include "deliver/maildir.h"
+#include "policy/recipient.h"
 #include "queue/queue.h"
 #include "route/route.h"
 #include "smtp/cmd.h"
@@ -425,6 +426,14 @@ static struct batch *batch_new(struct sched *s, size_t cap)
 	return b;
 }
 
+/* For the Maildir agent, on a worker thread: conf is read-only and the
+ * passwd table has its own lock. */
+static bool mailbox_known(void *arg, const char *rcpt)
+{
+	const struct sched *s = arg;
+	return recipient_mailbox_known(s->conf, s->rt->users, rcpt);
+}
+
 static void batch_add(struct batch *b, struct qentry *e, size_t i, const char *local,
 		      const char *domain)
 {
@@ -432,6 +441,13 @@ static void batch_add(struct batch *b, struct qentry *e, size_t i, const char *l
 	struct maildir_job *j = &b->jobs[b->n];
 
 	memset(j, 0, sizeof(*j));
+	if (!recipient_mailbox_known(b->s->conf, b->s->rt->users, env->rcpt[i].addr)) {
+		/* never a path, let alone a directory, for an unknown address */
+		sched_rcpt_result(e, i, OUT_FAILED, "5.1.1",
+				  "550 5.1.1 no such mailbox: the directory does not know this address",
+				  NULL, "maildir");
+		return;
+	}
 	if (maildir_expand(b->s->conf->maildir, local, domain, b->maildir[b->n],
 			   sizeof(b->maildir[b->n])) != 0) {
 		sched_rcpt_result(e, i, OUT_FAILED, "5.3.5", "mailbox path does not fit", NULL,
@@ -448,6 +464,8 @@ static void batch_add(struct batch *b, struct qentry *e, size_t i, const char *l
 	j->qid = env->qid;
 	j->rcpt_index = (unsigned)i;
 	j->arrival = env->arrival;
+	j->mailbox_known = mailbox_known;
+	j->known_arg = b->s;
 	for (size_t k = 0; k < b->n; k++)
 		if (b->owner[k] == e)
 			goto counted;
