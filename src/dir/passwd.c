@@ -406,8 +406,10 @@ static void pw_db_refresh(struct passwd_db *db)
 	db->checked = true;
 	db->last_check = now;
 	if (stat(db->path, &st) == 0) {
-		if (pw_same_file(db, &st))
+		if (pw_same_file(db, &st)) {
+			db->missing = false; /* back as it was: nothing to read */
 			return;
+		}
 	} else if (errno == ENOENT && db->missing) {
 		return;
 	}
