@@ -63,6 +63,8 @@ struct sched *sched_new(const struct config *conf, const struct sched_runtime *r
 	s->q = q;
 	s->wq = workq_new(base, (int)conf->queue.delivery_threads);
 	s->kick = event_new(base, -1, 0, sched_dispatch, s);
+	if (s->kick == NULL)
+		log_fatal("sched: cannot create the dispatch event");
 	TAILQ_INIT(&s->ready_list);
 	LIST_INIT(&s->all_list);
 	str_copy(s->spool, conf->server.spool, sizeof(s->spool));
@@ -152,6 +154,8 @@ void sched_add(struct sched *s, struct envelope *env)
 	e->env = env;
 	e->rt = xcalloc(env->nrcpt ? env->nrcpt : 1, sizeof(*e->rt));
 	e->retry_timer = evtimer_new(s->base, retry_cb, e);
+	if (e->retry_timer == NULL) /* out of memory, as xmalloc: the message is safe on disk */
+		log_fatal("%s sched: cannot create the retry timer", env->qid);
 	LIST_INSERT_HEAD(&s->all_list, e, all);
 	s->count++;
 	defer_read(e);
