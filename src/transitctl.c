@@ -4,6 +4,7 @@
  *     transitctl [-c FILE] user add|passwd|del USER
  *     transitctl [-c FILE] user list
  *     transitctl [-c FILE] queue list [--json]
+ *     transitctl [-c FILE] route explain RCPT [--from S] [--size N] ...
  *
  * A thin main: users live in the passwd-file of dir/passwd.h (the file
  * named by "users { passwd-file }"), messages in the queue of
@@ -39,7 +40,7 @@
 #include "util/str.h"
 #include "util/xmalloc.h"
 #include "ctl/queue_view.h"
-#include "route/route.h"
+#include "policy/recipient.h"
 #include "util/buf.h"
 #include "util/str.h"
 
@@ -63,7 +64,9 @@ static void usage(FILE *out)
 	      "  queue list --by-next-hop [--json]\n"
 	      "                       one line per next hop: counts, oldest, last error\n"
 	      "  route explain RCPT [--from SENDER] [--size N] [--receive-connector NAME]\n"
-	      "                       how a recipient would be routed, and why\n"
+	      "                [--authenticated]\n"
+	      "                       how a recipient would be answered at RCPT and routed,\n"
+	      "                       and why (exit 1 when it would be refused)\n"
 	      "  help                 show this help\n"
 	      "\n"
 	      "options:\n"
@@ -599,13 +602,15 @@ static int cmd_route(int argc, char **argv)
 {
 	const char *rcpt = NULL, *from = NULL, *rc = NULL;
 	uint64_t size = 0;
+	bool authenticated = false;
 	struct buf out = BUF_INIT;
+	struct passwd_db *users;
 	struct config *c;
 	int i, rv;
 
 	if (argc < 2 || strcmp(argv[1], "explain") != 0)
 		die(EXIT_USAGE, "usage: transitctl route explain RCPT [--from S] [--size N] "
-				"[--receive-connector NAME]");
+				"[--receive-connector NAME] [--authenticated]");
 	for (i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "--from") == 0 && i + 1 < argc)
 			from = argv[++i];
@@ -614,6 +619,8 @@ static int cmd_route(int argc, char **argv)
 				die(EXIT_USAGE, "route explain: --size %s is not a size", argv[i]);
 		} else if (strcmp(argv[i], "--receive-connector") == 0 && i + 1 < argc)
 			rc = argv[++i];
+		else if (strcmp(argv[i], "--authenticated") == 0)
+			authenticated = true;
 		else if (argv[i][0] == '-' || rcpt != NULL)
 			die(EXIT_USAGE, "route explain: unexpected '%s'", argv[i]);
 		else
@@ -622,9 +629,13 @@ static int cmd_route(int argc, char **argv)
 	if (rcpt == NULL)
 		die(EXIT_USAGE, "route explain: missing RCPT");
 	c = load_config();
-	rv = route_explain(c, rcpt, from, size, rc, &out);
+	/* the same directory the daemon reads: whether a mailbox exists is
+	 * part of the answer (550 5.1.1) */
+	users = passwd_db_open(c->passwd_file);
+	rv = recipient_explain(c, users, rcpt, from, size, rc, authenticated, &out);
 	fwrite(out.data, 1, out.len, stdout);
 	buf_free(&out);
+	passwd_db_free(users);
 	conf_free(c);
 	return rv == 0 ? 0 : 1;
 }

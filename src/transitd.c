@@ -36,6 +36,7 @@
 #include "net/dns.h"
 #include "net/listener.h"
 #include "net/tls.h"
+#include "policy/recipient.h"
 #include "queue/queue.h"
 #include "queue/sched.h"
 #include "smtp/server.h"
@@ -325,6 +326,11 @@ int main(int argc, char **argv)
 	if ((c = conf_load(conf_path)) == NULL)
 		return 1;
 	if (check_only) {
+		/* warnings (stderr) about what the configuration makes of mail
+		 * to postmaster; they do not fail the check */
+		users = passwd_db_open(c->passwd_file);
+		recipient_check_postmaster(c, users);
+		passwd_db_free(users);
 		conf_print(c, stdout);
 		conf_free(c);
 		return 0;
@@ -342,6 +348,7 @@ int main(int argc, char **argv)
 	if ((ls = listeners_bind(c, err, sizeof(err))) == NULL)
 		log_fatal("%s", err);
 	users = passwd_db_open(c->passwd_file);
+	srt.users = users;
 	drop_privileges(c);
 
 	if ((base = event_base_new()) == NULL)
@@ -379,11 +386,14 @@ int main(int argc, char **argv)
 	ev_term = evsignal_new(base, SIGTERM, on_signal, &st);
 	ev_int = evsignal_new(base, SIGINT, on_signal, &st);
 	ev_hup = evsignal_new(base, SIGHUP, on_hup, NULL);
+	if (ev_term == NULL || ev_int == NULL || ev_hup == NULL)
+		log_fatal("cannot create the signal events");
 	evsignal_add(ev_term, NULL);
 	evsignal_add(ev_int, NULL);
 	evsignal_add(ev_hup, NULL);
 	log_info("transitd %s started fqdn=%s node=%s users=%zu", TRANSIT_VERSION, c->server.fqdn,
 		 c->server.node, passwd_db_count(users));
+	recipient_check_postmaster(c, users);
 
 	event_base_dispatch(base);
 

@@ -243,9 +243,29 @@ static int v_bare_lf(cfg_t *cfg, cfg_opt_t *opt)
 	return v_one_of(cfg, opt, c);
 }
 
+/* Where the receive connector being parsed set permissions and
+ * remote-ip-ranges, so that conf_check_relay_ranges() can point at the
+ * line to change (libConfuse keeps no line per option). */
+static struct {
+	const cfg_t *sec;
+	int perm_line, ranges_line;
+} conf_rc_lines;
+
+static int conf_lexer_line(const cfg_t *cfg);
+
+static void conf_note_line(const cfg_t *sec, bool perm)
+{
+	if (conf_rc_lines.sec != sec) {
+		conf_rc_lines.sec = sec;
+		conf_rc_lines.perm_line = conf_rc_lines.ranges_line = 0;
+	}
+	*(perm ? &conf_rc_lines.perm_line : &conf_rc_lines.ranges_line) = conf_lexer_line(sec);
+}
+
 static int v_perms(cfg_t *cfg, cfg_opt_t *opt)
 {
 	static const char *const c[] = {"anonymous", "authenticated", "relay", NULL};
+	conf_note_line(cfg, true);
 	return v_one_of(cfg, opt, c);
 }
 
@@ -281,6 +301,7 @@ static int v_ranges(cfg_t *cfg, cfg_opt_t *opt)
 	unsigned i;
 	struct ip_range r;
 
+	conf_note_line(cfg, false);
 	for (i = 0; i < cfg_opt_size(opt); i++) {
 		const char *s = cfg_opt_getnstr(opt, i);
 		if (!parse_range(s, &r)) {
@@ -434,6 +455,75 @@ static int v_sc_section(cfg_t *cfg, cfg_opt_t *opt)
 	return 0;
 }
 
+/* An error at a given line of the file being parsed ("file:line: ..."),
+ * for checks that concern a whole section rather than the lexer's line. */
+static void conf_error_at(int line, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * A receive connector with the "relay" permission relays for every
+ * client in its remote-ip-ranges without AUTH: that is only safe for a
+ * short, explicit list of networks (printers, application servers). The
+ * default ranges (0.0.0.0/0, ::/0), any range of prefix length 0, or
+ * ranges that add up to a whole address family make it an open relay,
+ * so the configuration is refused, pointing at the section.
+ */
+static int conf_check_relay_ranges(cfg_t *sec)
+{
+	cfg_opt_t *ranges = cfg_getopt(sec, "remote-ip-ranges");
+	bool explicit_ranges = ranges && (ranges->flags & CFGF_MODIFIED);
+	uint64_t v4 = 0, v6 = 0; /* addresses covered: IPv4, and IPv6 in /64 units */
+	const char *whole = NULL;
+	unsigned i;
+	bool relay = false;
+	bool noted = conf_rc_lines.sec == sec;
+	int perm_line = noted && conf_rc_lines.perm_line ? conf_rc_lines.perm_line : sec->line;
+	int ranges_line = noted && conf_rc_lines.ranges_line ? conf_rc_lines.ranges_line : sec->line;
+
+	for (i = 0; i < cfg_size(sec, "permissions"); i++)
+		relay |= strcmp(cfg_getnstr(sec, "permissions", i), "relay") == 0;
+	if (!relay)
+		return 0;
+	for (i = 0; i < cfg_size(sec, "remote-ip-ranges"); i++) {
+		const char *s = cfg_getnstr(sec, "remote-ip-ranges", i);
+		struct ip_range r;
+
+		if (!parse_range(s, &r))
+			continue; /* v_ranges reported it */
+		if (r.prefix == 0) {
+			whole = s;
+			break;
+		}
+		/* saturating sums: more than the family holds is "the whole internet" */
+		if (r.family == AF_INET)
+			v4 += 1ull << (32 - r.prefix);
+		else if (r.prefix < 64 && (v6 += 1ull << (64 - r.prefix)) < (1ull << (64 - r.prefix)))
+			v6 = UINT64_MAX;
+	}
+	if (!explicit_ranges) {
+		conf_error_at(perm_line, "receive-connector \"%s\": permissions include \"relay\" "
+			      "but remote-ip-ranges is not set, so it is 0.0.0.0/0 and ::/0: this "
+			      "would relay mail for the whole internet without AUTH (an open relay); "
+			      "list the networks of the devices that may relay (remote-ip-ranges = "
+			      "{ \"192.0.2.0/24\" }) and let people's mail clients use AUTH on a "
+			      "submission connector (587)",
+			      cfg_title(sec));
+		return -1;
+	}
+	if (whole != NULL || v4 >= (1ull << 32) || v6 == UINT64_MAX) {
+		conf_error_at(ranges_line, "receive-connector \"%s\": permissions include \"relay\" "
+			      "and remote-ip-ranges %s%s%s the whole %s address space: this would "
+			      "relay mail for the whole internet without AUTH (an open relay); list "
+			      "only the networks of the devices that may relay, and let people's mail "
+			      "clients use AUTH on a submission connector (587)",
+			      cfg_title(sec), whole ? "has \"" : "", whole ? whole : "",
+			      whole ? "\", prefix length 0, which is" : "add up to",
+			      whole ? (strchr(whole, ':') ? "IPv6" : "IPv4")
+				    : v4 >= (1ull << 32) ? "IPv4" : "IPv6");
+		return -1;
+	}
+	return 0;
+}
+
 static int v_rc_section(cfg_t *cfg, cfg_opt_t *opt)
 {
 	cfg_t *sec = cfg_opt_getnsec(opt, cfg_opt_size(opt) - 1);
@@ -442,6 +532,8 @@ static int v_rc_section(cfg_t *cfg, cfg_opt_t *opt)
 			  cfg_title(sec));
 		return -1;
 	}
+	if (conf_check_relay_ranges(sec) != 0)
+		return -1;
 	return 0;
 }
 
@@ -451,10 +543,17 @@ static int v_rc_section(cfg_t *cfg, cfg_opt_t *opt)
 static cfg_t *conf_parsing_root;
 static const char *conf_parsing_path;
 
+/* The line the lexer is on while cfg is being parsed. */
+static int conf_lexer_line(const cfg_t *cfg)
+{
+	const cfg_t *root = conf_parsing_root ? conf_parsing_root : cfg;
+	return cfg->line > root->line ? cfg->line : root->line;
+}
+
 static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
 {
 	const cfg_t *root = conf_parsing_root ? conf_parsing_root : cfg;
-	int line = cfg->line > root->line ? cfg->line : root->line;
+	int line = conf_lexer_line(cfg);
 
 	const char *file = conf_parsing_path ? conf_parsing_path : root->filename;
 
@@ -463,6 +562,20 @@ static void conf_error(cfg_t *cfg, const char *fmt, va_list ap)
 	else if (file)
 		fprintf(stderr, "%s: ", file);
 	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+static void conf_error_at(int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (conf_parsing_path && line > 0)
+		fprintf(stderr, "%s:%d: ", conf_parsing_path, line);
+	else if (conf_parsing_path)
+		fprintf(stderr, "%s: ", conf_parsing_path);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
 	fputc('\n', stderr);
 }
 

@@ -39,8 +39,9 @@
  *
  * Status: 0 delivered (or found delivered); 1 temporary (4.x.x: I/O,
  * permissions, anything unexpected; 4.2.2 for ENOSPC/EDQUOT); -1
- * permanent (5.x.x: a maildir path that is not absolute or too long, a
- * malformed queue id). Jobs of one batch must have distinct
+ * permanent (5.x.x: a recipient the directory does not know (5.1.1), a
+ * maildir path that is not absolute, too long or has a "." or ".."
+ * component, a malformed queue id). Jobs of one batch must have distinct
  * (maildir, qid, rcpt_index).
  *
  * Runs on a worker thread: no event-loop state, no static buffers.
@@ -319,8 +320,16 @@ static int maildir_names(struct maildir_ctx *c, struct maildir_job *j, struct ma
 {
 	int n;
 
+	if (j->mailbox_known && !j->mailbox_known(j->known_arg, j->rcpt)) {
+		maildir_fail(j, -1, "5.1.1 no such mailbox: the directory does not know <%s>", j->rcpt);
+		return -1;
+	}
 	if (j->maildir == NULL || j->maildir[0] != '/') {
 		maildir_fail(j, -1, "5.3.5 maildir path is not absolute");
+		return -1;
+	}
+	if (!mailbox_path_contained(j->maildir)) {
+		maildir_fail(j, -1, "5.3.5 maildir path has a \".\" or \"..\" component");
 		return -1;
 	}
 	if (!maildir_qid_ok(j->qid)) {
@@ -533,66 +542,4 @@ void maildir_deliver_batch(struct maildir_job *jobs, size_t n)
 	if (c->qfd >= 0)
 		close(c->qfd);
 	free(c);
-}
-
-/* ---- path template ------------------------------------------------------ */
-
-static bool maildir_put(char *out, size_t outsz, size_t *o, char ch)
-{
-	if (*o + 1 >= outsz)
-		return false;
-	out[(*o)++] = ch;
-	return true;
-}
-
-/* One path component from an address part: lower case, '/', control
- * characters and a leading '.' become '_'; an empty part becomes "_" so
- * it can never name the parent directory itself. */
-static bool maildir_put_component(char *out, size_t outsz, size_t *o, const char *s)
-{
-	size_t i;
-
-	if (s == NULL || s[0] == '\0')
-		return maildir_put(out, outsz, o, '_');
-	for (i = 0; s[i] != '\0'; i++) {
-		unsigned char u = (unsigned char)ascii_lower(s[i]);
-		bool unsafe = u == '/' || u < 0x20 || u == 0x7f || (i == 0 && u == '.');
-		if (!maildir_put(out, outsz, o, unsafe ? '_' : (char)u))
-			return false;
-	}
-	return true;
-}
-
-int maildir_expand(const char *tmpl, const char *local, const char *domain, char *out,
-		   size_t outsz)
-{
-	size_t o = 0;
-	const char *p;
-	bool ok = true;
-
-	if (out == NULL || outsz == 0)
-		return -1;
-	for (p = tmpl; ok && *p != '\0'; p++) {
-		if (*p != '%') {
-			ok = maildir_put(out, outsz, &o, *p);
-			continue;
-		}
-		switch (*++p) {
-		case 'u':
-			ok = maildir_put_component(out, outsz, &o, local);
-			break;
-		case 'd':
-			ok = maildir_put_component(out, outsz, &o, domain);
-			break;
-		case '%':
-			ok = maildir_put(out, outsz, &o, '%');
-			break;
-		default: /* unknown %x, or a '%' ending the template */
-			ok = false;
-			p--; /* never step over the terminating NUL */
-			break;
-		}
-	}
-	out[ok ? o : 0] = '\0';
-	return ok ? 0 : -1;
 }

@@ -8,6 +8,10 @@
  * Return-Path: and Delivered-To:, then makes the batch durable with one
  * round of syncs and links every file into <maildir>/new/<name>.
  *
+ * The agent delivers only to mailboxes the directory knows (the
+ * mailbox_known callback) and only to paths without "." or ".."
+ * components; anything else is a permanent failure.
+ *
  * Names are deterministic per (queue id, recipient index), so delivering
  * the same recipient twice after a crash finds the file already in new/
  * (link(2) EEXIST) and does not make a second copy.
@@ -15,9 +19,12 @@
 #ifndef TRANSIT_DELIVER_MAILDIR_H
 #define TRANSIT_DELIVER_MAILDIR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
+
+#include "route/mailbox.h" /* maildir_expand(), the mailbox path */
 
 struct maildir_job {
 	/* in */
@@ -30,6 +37,12 @@ struct maildir_job {
 	const char *qid;	 /* queue id */
 	unsigned rcpt_index;	 /* index of the recipient in the envelope */
 	time_t arrival;		 /* used in the file name */
+	/* Does the directory know rcpt? Called on the worker thread, so it
+	 * must be thread safe. An unknown recipient fails permanently
+	 * (5.1.1) before any path is touched: no mailbox is ever created for
+	 * an address the directory does not know. NULL: no check (tests). */
+	bool (*mailbox_known)(void *arg, const char *rcpt);
+	void *known_arg;
 	/* out */
 	int status;		 /* 0 delivered, 1 temporary failure (retry), -1 permanent */
 	char error[256];	 /* reason when status != 0, e.g. "4.3.0 open tmp/...: No space left" */
@@ -38,12 +51,5 @@ struct maildir_job {
 
 /* Deliver every job; each job gets its own status. */
 void maildir_deliver_batch(struct maildir_job *jobs, size_t n);
-
-/* Expand a template like "/var/mail/%d/%u": %d domain, %u local part,
- * %% a percent sign. Characters unsafe in a path component ('/', a
- * leading '.', control characters) are replaced by '_'; local part and
- * domain are lower-cased. Returns 0, or -1 if it did not fit / bad %x. */
-int maildir_expand(const char *tmpl, const char *local, const char *domain, char *out,
-		   size_t outsz);
 
 #endif

@@ -17,8 +17,10 @@
  * Daemon side: an open-addressing hash table keyed by the lower-cased
  * user name, guarded by a mutex (lookups may come from worker threads);
  * the file's identity (device, inode, size, mtime) is re-checked at most
- * once a second and the table rebuilt when it changed. A reload that
- * fails keeps the previous table. The password check runs outside the
+ * once a second and the table rebuilt when it changed. Every reload after
+ * the first is logged with the number of users; a reload that fails
+ * (cannot open or read, or the file has gone) keeps the previous table
+ * and is logged as a warning with the reason. The password check runs outside the
  * lock; unknown users are checked against a fixed dummy yescrypt hash so
  * the work done does not tell whether a user exists.
  *
@@ -331,38 +333,47 @@ static void pw_db_reload(struct passwd_db *db)
 {
 	struct pw_table t = {0};
 	struct stat st;
+	bool first;
 	FILE *f;
 
 	f = fopen(db->path, "re");
 	if (!f) {
 		int e = errno;
 
-		if (e == ENOENT) {
+		if (e == ENOENT && !db->loaded) {
 			if (!db->missing)
 				log_warn("passwd-file %s does not exist: no users", db->path);
 			db->missing = true;
-			db->loaded = false;
-			pw_table_free(&db->table);
+		} else if (e == ENOENT) {
+			/* it was there: a failed reload, not "every user deleted" */
+			if (!db->missing)
+				log_warn("passwd-file %s: reload failed: the file has gone (keeping "
+					 "%zu users)", db->path, db->table.n);
+			db->missing = true;
 		} else if (e != db->last_errno) {
-			log_warn("passwd-file %s: cannot open: %s (keeping %zu users)", db->path,
-				 strerror(e), db->table.n);
+			log_warn("passwd-file %s: reload failed: cannot open: %s (keeping %zu users)",
+				 db->path, strerror(e), db->table.n);
 		}
 		db->last_errno = e;
 		return;
 	}
 	if (fstat(fileno(f), &st) < 0) {
-		log_warn("passwd-file %s: cannot stat: %s", db->path, strerror(errno));
+		log_warn("passwd-file %s: reload failed: cannot stat: %s (keeping %zu users)",
+			 db->path, strerror(errno), db->table.n);
 		fclose(f);
 		return;
 	}
+	errno = 0;
 	pw_table_read(f, db->path, &t);
 	if (ferror(f)) {
-		log_warn("passwd-file %s: read error (keeping %zu users)", db->path, db->table.n);
+		log_warn("passwd-file %s: reload failed: read error: %s (keeping %zu users)",
+			 db->path, strerror(errno ? errno : EIO), db->table.n);
 		pw_table_free(&t);
 		fclose(f);
 		return;
 	}
 	fclose(f);
+	first = !db->loaded && !db->missing;
 	pw_table_free(&db->table);
 	db->table = t;
 	db->loaded = true;
@@ -372,7 +383,12 @@ static void pw_db_reload(struct passwd_db *db)
 	db->ino = st.st_ino;
 	db->size = st.st_size;
 	db->mtim = st.st_mtim;
-	log_debug("passwd-file %s loaded users=%zu", db->path, t.n);
+	/* the first load is reported by whoever opened the directory
+	 * (transitd's start line); every later one is an event to log */
+	if (first)
+		log_debug("passwd-file %s loaded users=%zu", db->path, t.n);
+	else
+		log_info("passwd-file %s reloaded users=%zu", db->path, t.n);
 }
 
 /* With db->lock held: reload when the file changed, at most once a second. */
@@ -390,8 +406,10 @@ static void pw_db_refresh(struct passwd_db *db)
 	db->checked = true;
 	db->last_check = now;
 	if (stat(db->path, &st) == 0) {
-		if (pw_same_file(db, &st))
+		if (pw_same_file(db, &st)) {
+			db->missing = false; /* back as it was: nothing to read */
 			return;
+		}
 	} else if (errno == ENOENT && db->missing) {
 		return;
 	}

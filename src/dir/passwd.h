@@ -10,7 +10,10 @@
  *
  * The daemon side is a read-mostly table: lookups re-check the file's
  * mtime at most once a second and reload it when it changed, so
- * "transitctl user add" takes effect without a restart.
+ * "transitctl user add" takes effect without a restart. Each reload is
+ * logged ("passwd-file PATH reloaded users=N"); one that fails (the file
+ * cannot be opened or read, or has gone) is a warning with the reason and
+ * keeps the users already loaded.
  * The tool side rewrites the file atomically (temp file + rename) under
  * an flock(2) on "<file>.lock".
  * User names compare case-insensitively (ASCII).
@@ -23,7 +26,8 @@
 
 struct passwd_db;
 
-/* A missing file is an empty directory (with a warning), not an error. */
+/* A file missing at open is an empty directory (with a warning), not an
+ * error. */
 struct passwd_db *passwd_db_open(const char *path);
 void passwd_db_free(struct passwd_db *db);
 bool passwd_db_exists(struct passwd_db *db, const char *user);

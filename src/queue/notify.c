@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "mail/dsn.h"
+#include "policy/recipient.h"
 #include "queue/queue.h"
 #include "smtp/cmd.h"
 #include "util/buf.h"
@@ -34,12 +35,25 @@ struct dsn_commit {
 	size_t idx[];
 };
 
+/* Where a DSN about orig goes: its sender, unless that names a local
+ * mailbox the directory does not know (anyone can write such a MAIL
+ * FROM); then, like any DSN that cannot be delivered, to
+ * server.postmaster, never to a new mailbox. */
+static const char *dsn_recipient(struct sched *s, const struct envelope *orig)
+{
+	if (!recipient_is_local(s->conf, orig->sender) ||
+	    recipient_mailbox_known(s->conf, s->rt->users, orig->sender))
+		return orig->sender;
+	return s->conf->server.postmaster;
+}
+
 /* Queue msg (a whole RFC 5322 message) from <> to the original sender. */
 static int enqueue_dsn(struct sched *s, const struct envelope *orig, const struct buf *msg,
 		       char qid_out[QID_MAX], queue_commit_cb cb, void *arg)
 {
 	struct envelope env;
 	struct queue_writer *w;
+	const char *to;
 
 	envelope_init(&env);
 	queue_new_qid(s->q, env.qid);
@@ -49,7 +63,11 @@ static int enqueue_dsn(struct sched *s, const struct envelope *orig, const struc
 	envelope_set_str(&env.client_addr, "127.0.0.1");
 	env.smtputf8 = orig->smtputf8;
 	env.body = BODY_8BITMIME;
-	envelope_add_rcpt(&env, orig->sender, NULL, DSN_NOTIFY_NEVER);
+	to = dsn_recipient(s, orig);
+	if (to != orig->sender)
+		log_info("%s dsn to=<%s> reason=unknown-local-sender sender=<%s>", orig->qid, to,
+			 orig->sender);
+	envelope_add_rcpt(&env, to, NULL, DSN_NOTIFY_NEVER);
 	memcpy(qid_out, env.qid, QID_MAX);
 	w = queue_writer_new(s->q, &env);
 	envelope_free(&env);
@@ -133,7 +151,7 @@ static void dsn_committed(void *arg, int error, struct envelope *env)
 		e->deferred = true;
 	} else {
 		log_info("%s dsn kind=%s dsn-id=%s to=<%s> recipients=%zu", e->env->qid,
-			 dc->state == RCPT_FAILED ? "failure" : "success", env->qid, e->env->sender,
+			 dc->state == RCPT_FAILED ? "failure" : "success", env->qid, env->rcpt[0].addr,
 			 dc->n);
 		for (i = 0; i < dc->n; i++)
 			sched_write_state(e, dc->idx[i], dc->state);
@@ -220,7 +238,7 @@ void notify_delay_if_due(struct qentry *e)
 	if (n > 0 && build(e, DSN_DELAY, idx, n, &msg) == 0 &&
 	    enqueue_dsn(s, e->env, &msg, qid, delay_committed, s) == 0)
 		log_info("%s dsn kind=delay dsn-id=%s to=<%s> recipients=%zu", e->env->qid, qid,
-			 e->env->sender, n);
+			 dsn_recipient(s, e->env), n);
 	buf_free(&msg);
 	free(idx);
 }

@@ -28,6 +28,7 @@
 #include <event2/event.h>
 
 #include "deliver/maildir.h"
+#include "policy/recipient.h"
 #include "queue/queue.h"
 #include "route/route.h"
 #include "smtp/cmd.h"
@@ -62,6 +63,8 @@ struct sched *sched_new(const struct config *conf, const struct sched_runtime *r
 	s->q = q;
 	s->wq = workq_new(base, (int)conf->queue.delivery_threads);
 	s->kick = event_new(base, -1, 0, sched_dispatch, s);
+	if (s->kick == NULL)
+		log_fatal("sched: cannot create the dispatch event");
 	TAILQ_INIT(&s->ready_list);
 	LIST_INIT(&s->all_list);
 	str_copy(s->spool, conf->server.spool, sizeof(s->spool));
@@ -151,6 +154,8 @@ void sched_add(struct sched *s, struct envelope *env)
 	e->env = env;
 	e->rt = xcalloc(env->nrcpt ? env->nrcpt : 1, sizeof(*e->rt));
 	e->retry_timer = evtimer_new(s->base, retry_cb, e);
+	if (e->retry_timer == NULL) /* out of memory, as xmalloc: the message is safe on disk */
+		log_fatal("%s sched: cannot create the retry timer", env->qid);
 	LIST_INSERT_HEAD(&s->all_list, e, all);
 	s->count++;
 	defer_read(e);
@@ -425,6 +430,14 @@ static struct batch *batch_new(struct sched *s, size_t cap)
 	return b;
 }
 
+/* For the Maildir agent, on a worker thread: conf is read-only and the
+ * passwd table has its own lock. */
+static bool mailbox_known(void *arg, const char *rcpt)
+{
+	const struct sched *s = arg;
+	return recipient_mailbox_known(s->conf, s->rt->users, rcpt);
+}
+
 static void batch_add(struct batch *b, struct qentry *e, size_t i, const char *local,
 		      const char *domain)
 {
@@ -432,6 +445,13 @@ static void batch_add(struct batch *b, struct qentry *e, size_t i, const char *l
 	struct maildir_job *j = &b->jobs[b->n];
 
 	memset(j, 0, sizeof(*j));
+	if (!recipient_mailbox_known(b->s->conf, b->s->rt->users, env->rcpt[i].addr)) {
+		/* never a path, let alone a directory, for an unknown address */
+		sched_rcpt_result(e, i, OUT_FAILED, "5.1.1",
+				  "550 5.1.1 no such mailbox: the directory does not know this address",
+				  NULL, "maildir");
+		return;
+	}
 	if (maildir_expand(b->s->conf->maildir, local, domain, b->maildir[b->n],
 			   sizeof(b->maildir[b->n])) != 0) {
 		sched_rcpt_result(e, i, OUT_FAILED, "5.3.5", "mailbox path does not fit", NULL,
@@ -448,6 +468,8 @@ static void batch_add(struct batch *b, struct qentry *e, size_t i, const char *l
 	j->qid = env->qid;
 	j->rcpt_index = (unsigned)i;
 	j->arrival = env->arrival;
+	j->mailbox_known = mailbox_known;
+	j->known_arg = b->s;
 	for (size_t k = 0; k < b->n; k++)
 		if (b->owner[k] == e)
 			goto counted;

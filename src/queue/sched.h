@@ -23,6 +23,7 @@ struct event_base;
 struct queue;
 struct sched;
 struct dns;
+struct passwd_db;
 typedef struct ssl_ctx_st SSL_CTX;
 
 /* What the daemon prepared for outbound delivery before dropping
@@ -37,6 +38,7 @@ struct sched_runtime {
 	struct sc_runtime *sc; /* [conf->nscs] */
 	struct dns *dns;
 	bool (*is_local_ip)(int family, const void *ip); /* MX loop detection */
+	struct passwd_db *users; /* the directory: local mailboxes that exist */
 };
 
 struct sched *sched_new(const struct config *conf, const struct sched_runtime *rt,

@@ -121,59 +121,11 @@ static void explain_space(struct buf *out, const struct address_space *a)
 		buf_printf(out, "%s%s;%u", a->wildcard ? "*." : "", a->domain, a->cost);
 }
 
-int route_explain(const struct config *c, const char *rcpt, const char *sender, uint64_t size,
-		  const char *rc_name, struct buf *out)
+void route_explain_connectors(const struct config *c, const char *domain, const struct route *r,
+			      struct buf *out)
 {
-	const char *at = strrchr(rcpt, '@');
-	char domain[256];
-	const struct accepted_domain *ad;
-	const struct receive_connector *rc = NULL;
-	struct route r;
-	struct route_verdict v;
 	size_t i, j;
 
-	if (at == NULL || at[1] == '\0' || !str_copy(domain, at + 1, sizeof(domain))) {
-		buf_printf(out, "recipient <%s>: not user@domain\n", rcpt);
-		return 1;
-	}
-	str_lower(domain);
-	buf_printf(out, "recipient: <%s>\ndomain: %s\n", rcpt, domain);
-	if (sender)
-		buf_printf(out, "sender: <%s>\n", sender);
-	if (size)
-		buf_printf(out, "size: %llu\n", (unsigned long long)size);
-	if (rc_name) {
-		for (i = 0; i < c->nrcs; i++)
-			if (strcmp(c->rcs[i].name, rc_name) == 0)
-				rc = &c->rcs[i];
-		if (rc == NULL) {
-			buf_printf(out, "receive connector %s: not configured\n", rc_name);
-			return 1;
-		}
-	}
-	ad = conf_find_domain(c, domain);
-	if (ad && ad->type == DOMAIN_AUTHORITATIVE) {
-		buf_printf(out, "accepted domain %s: authoritative\nresult: mailbox (local delivery "
-				"to %s)\n",
-			   ad->name, c->maildir);
-		return 0;
-	}
-	if (ad)
-		buf_printf(out, "accepted domain %s: internal-relay (accepted, routed out)\n", ad->name);
-	else
-		buf_printf(out, "accepted domain: none (relaying)\n");
-	if (rc) {
-		bool relay = (rc->permissions & (PERM_RELAY | PERM_AUTHENTICATED)) != 0;
-		buf_printf(out, "receive connector %s: %s\n", rc->name,
-			   ad ? "accepts (accepted domain)"
-			   : relay ? "may relay"
-				   : "anonymous, may not relay: RCPT refused 550 5.7.1");
-		if (!ad && !relay) {
-			buf_printf(out, "result: refused 550 5.7.1 Relay access denied\n");
-			return 1;
-		}
-	}
-	route_domain(c, domain, &r);
 	buf_printf(out, "send connectors considered:\n");
 	for (i = 0; i < c->nscs; i++) {
 		const struct send_connector *sc = &c->scs[i];
@@ -190,39 +142,30 @@ int route_explain(const struct config *c, const char *rcpt, const char *sender, 
 			buf_printf(out, "  dropped: disabled\n");
 		else if (m < 0)
 			buf_printf(out, "  dropped: no address space matches %s\n", domain);
-		else if (r.sc == sc)
+		else if (r->sc == sc)
 			buf_printf(out, "  CHOSEN: specificity=%d cost=%u\n", m, cost);
-		else if (m < r.specificity)
+		else if (m < r->specificity)
 			buf_printf(out, "  dropped: matches (specificity=%d) but %s is more specific (%d)\n",
-				   m, r.sc->name, r.specificity);
+				   m, r->sc->name, r->specificity);
 		else
 			buf_printf(out, "  dropped: as specific (%d) but cost %u > %u of %s\n", m, cost,
-				   r.cost, r.sc->name);
+				   r->cost, r->sc->name);
 	}
-	if (r.kind == ROUTE_NONE) {
-		buf_printf(out, "result: no route: RCPT refused 550 5.4.4 Unable to route\n");
-		return 1;
-	}
-	buf_printf(out, "chosen: %s (%s", r.sc->name, r.sc->nhosts ? "smart hosts" : "DNS MX");
-	for (j = 0; j < r.sc->nhosts; j++)
-		buf_printf(out, "%s%s%s%s:%u", j ? ", " : " ", r.sc->hosts[j].no_mx ? "[" : "",
-			   r.sc->hosts[j].host, r.sc->hosts[j].no_mx ? "]" : "",
-			   (unsigned)r.sc->hosts[j].port);
-	buf_printf(out, "; tls=%s)\n", r.sc->tls == SC_TLS_REQUIRE	     ? "require"
-				       : r.sc->tls == SC_TLS_OPPORTUNISTIC ? "opportunistic"
-									   : "none");
+	if (r->kind != ROUTE_CONNECTOR)
+		return;
+	buf_printf(out, "chosen: %s (%s", r->sc->name, r->sc->nhosts ? "smart hosts" : "DNS MX");
+	for (j = 0; j < r->sc->nhosts; j++)
+		buf_printf(out, "%s%s%s%s:%u", j ? ", " : " ", r->sc->hosts[j].no_mx ? "[" : "",
+			   r->sc->hosts[j].host, r->sc->hosts[j].no_mx ? "]" : "",
+			   (unsigned)r->sc->hosts[j].port);
+	buf_printf(out, "; tls=%s)\n", r->sc->tls == SC_TLS_REQUIRE	     ? "require"
+					: r->sc->tls == SC_TLS_OPPORTUNISTIC ? "opportunistic"
+									     : "none");
 	buf_printf(out, "restrictions: max-message-size=%llu allowed-senders=",
-		   (unsigned long long)r.sc->max_message_size);
-	if (r.sc->nallowed == 0)
+		   (unsigned long long)r->sc->max_message_size);
+	if (r->sc->nallowed == 0)
 		buf_printf(out, "any");
-	for (j = 0; j < r.sc->nallowed; j++)
-		buf_printf(out, "%s%s", j ? "," : "", r.sc->allowed_senders[j]);
+	for (j = 0; j < r->sc->nallowed; j++)
+		buf_printf(out, "%s%s", j ? "," : "", r->sc->allowed_senders[j]);
 	buf_putc(out, '\n');
-	if (!route_check(r.sc, sender ? sender : "", size, &v)) {
-		buf_printf(out, "result: refused %d %s %s (no fallback to a less specific connector)\n",
-			   v.code, v.enh, v.text);
-		return 1;
-	}
-	buf_printf(out, "result: accepted, relayed through send connector %s\n", r.sc->name);
-	return 0;
 }

@@ -51,12 +51,10 @@ struct route_verdict {
 bool route_check(const struct send_connector *sc, const char *sender, uint64_t size,
 		 struct route_verdict *v);
 
-/* Human-readable explanation for "transitctl route explain": every
- * connector considered, kept or dropped and why, the choice, and the
- * restriction outcome. rc_name: the receive connector the message would
- * arrive on (its permissions decide whether relaying is allowed at all),
- * or NULL. Returns 0 when the recipient would be accepted and routed. */
-int route_explain(const struct config *c, const char *rcpt, const char *sender, uint64_t size,
-		  const char *rc_name, struct buf *out);
+/* For "transitctl route explain" (policy/explain.c): every send connector
+ * considered for domain, kept or dropped and why, then the chosen one
+ * with its restrictions (r as filled by route_domain()). */
+void route_explain_connectors(const struct config *c, const char *domain, const struct route *r,
+			      struct buf *out);
 
 #endif

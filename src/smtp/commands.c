@@ -10,8 +10,9 @@
  * handlers need not; between BDAT chunks (SS_CHUNKING) only the commands
  * flagged CF_CHUNKING run, so MAIL, RCPT and DATA get 503 5.5.1 and no
  * recipient is ever answered 250 after the envelope went to the queue
- * file. Recipient policy (accepted domains, mailbox exists,
- * relay permission, the relay tricks) is rcpt_policy() below.
+ * file. Recipient policy (accepted domains, mailbox exists, relay
+ * permission, the relay tricks) is recipient_decide() in
+ * policy/recipient.c, called by rcpt_policy() below.
  */
 #include "smtp/session.h"
 
@@ -19,9 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dir/passwd.h"
+#include "policy/recipient.h"
 #include "queue/queue.h"
-#include "route/route.h"
 #include "smtp/reply.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -171,96 +171,18 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
 
 /* ---- RCPT --------------------------------------------------------------------- */
 
-static const char *default_domain(const struct config *c)
+/* The recipient decision is policy/recipient.c's, shared with "transitctl
+ * route explain"; this only says what the session knows about the client. */
+static void rcpt_policy(struct smtp_session *s, struct mail_addr *to, struct recipient_verdict *v)
 {
-	size_t i;
-	for (i = 0; i < c->ndomains; i++)
-		if (c->domains[i].type == DOMAIN_AUTHORITATIVE)
-			return c->domains[i].name;
-	return c->server.fqdn;
-}
+	struct recipient_client client = {
+		.rc = s->rc,
+		.authenticated = s->tx->env.auth_user != NULL,
+		.is_local_ip = s->srv->p.is_local_ip,
+	};
 
-struct rcpt_verdict {
-	int code;
-	const char *enh;
-	const char *text;
-	struct route_verdict route; /* holds text for a connector restriction */
-	char final[ADDR_TEXT_MAX]; /* the address to queue when accepted */
-};
-
-/*
- * Decide on one recipient. Order matters: a relay trick is refused as a
- * relay attempt (5.7.1) before the mailbox is even looked up, and a
- * permission to relay is checked only for domains that are not ours.
- */
-static void rcpt_policy(struct smtp_session *s, struct mail_addr *to, struct rcpt_verdict *v)
-{
-	const struct config *c = s->srv->p.conf;
-	bool may_relay = (s->rc->permissions & PERM_RELAY) != 0;
-	const struct accepted_domain *dom;
-	char user[ADDR_TEXT_MAX];
-
-	v->code = 250;
-	v->enh = "2.1.5";
-	v->text = "Ok";
-
-	if (to->flags & ADDR_F_NO_DOMAIN) {
-		if (str_casecmp(to->local, "postmaster") != 0) {
-			v->code = 501, v->enh = "5.1.3", v->text = "Recipient address must have a domain";
-			return;
-		}
-		str_copy(v->final, c->server.postmaster, sizeof(v->final));
-		return;
-	}
-	if (to->flags & ADDR_F_LITERAL) {
-		int family;
-		unsigned char ip[16];
-		if (addr_literal_ip(to->domain, &family, ip) && s->srv->p.is_local_ip &&
-		    s->srv->p.is_local_ip(family, ip))
-			str_copy(to->domain, default_domain(c), sizeof(to->domain));
-	}
-	if ((to->flags & ADDR_F_ROUTING) && !may_relay) {
-		v->code = 550, v->enh = "5.7.1", v->text = "Relay access denied";
-		return;
-	}
-	dom = conf_find_domain(c, to->domain);
-	if (dom == NULL && !may_relay) {
-		v->code = 550, v->enh = "5.7.1", v->text = "Relay access denied";
-		return;
-	}
-	if (dom == NULL || dom->type == DOMAIN_INTERNAL_RELAY) {
-		/* routed out: a connector must exist, and its restrictions
-		 * apply now when they can be known (never a fallback) */
-		struct route r;
-		route_domain(c, to->domain, &r);
-		if (r.kind == ROUTE_NONE) {
-			v->code = 550, v->enh = "5.4.4", v->text = "Unable to route: no send connector for this domain";
-			return;
-		}
-		if (r.kind == ROUTE_CONNECTOR &&
-		    !route_check(r.sc, s->tx->env.sender,
-				 s->tx->mail.has_size ? s->tx->mail.size : 0, &v->route)) {
-			v->code = v->route.code, v->enh = v->route.enh, v->text = v->route.text;
-			return;
-		}
-		addr_format(to, v->final, sizeof(v->final));
-		return;
-	}
-	if (str_casecmp(to->local, "postmaster") == 0 || str_casecmp(to->local, "abuse") == 0) {
-		/* RFC 5321 4.5.1 and RFC 2142: always accepted */
-		addr_format(to, user, sizeof(user));
-		if (str_casecmp(to->local, "postmaster") == 0 ||
-		    !passwd_db_exists(s->srv->p.users, user)) {
-			str_copy(v->final, c->server.postmaster, sizeof(v->final));
-			return;
-		}
-	}
-	addr_format(to, user, sizeof(user));
-	if (!passwd_db_exists(s->srv->p.users, user)) {
-		v->code = 550, v->enh = "5.1.1", v->text = "Recipient address rejected: mailbox unavailable";
-		return;
-	}
-	str_copy(v->final, user, sizeof(v->final));
+	recipient_decide(s->srv->p.conf, s->srv->p.users, &client, s->tx->env.sender,
+			 s->tx->mail.has_size ? s->tx->mail.size : 0, to, v);
 }
 
 static bool rcpt_is_duplicate(const struct envelope *env, const char *addr)
@@ -277,7 +199,7 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
 	struct mail_addr to;
 	struct rcpt_params rp;
 	struct smtp_err err;
-	struct rcpt_verdict v;
+	struct recipient_verdict v;
 	char shown[ADDR_TEXT_MAX], q[ADDR_TEXT_MAX + 16];
 
 	if (s->tx == NULL) {

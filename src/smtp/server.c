@@ -328,6 +328,11 @@ void smtp_server_accept(struct smtp_server *srv, int fd, const struct sockaddr *
 	srv->sessions = s;
 
 	s->deadline = evtimer_new(srv->p.base, deadline_cb, s);
+	if (s->deadline == NULL) {
+		log_warn("%s smtp session setup failed: no memory for its timer", s->id);
+		session_close(s, "out-of-memory");
+		return;
+	}
 	tv.tv_sec = (time_t)rc->session_timeout;
 	tv.tv_usec = 0;
 	evtimer_add(s->deadline, &tv);
@@ -337,16 +342,35 @@ void smtp_server_accept(struct smtp_server *srv, int fd, const struct sockaddr *
 
 	if (rc->tls == RC_TLS_IMPLICIT) {
 		s->ssl = SSL_new(srv->p.tls_ctx[rc_index]);
+		if (s->ssl == NULL) {
+			ERR_clear_error();
+			log_warn("%s smtp session setup failed: SSL_new", s->id);
+			session_close(s, "out-of-memory");
+			return;
+		}
 		s->bev = bufferevent_openssl_socket_new(srv->p.base, fd, s->ssl,
 							BUFFEREVENT_SSL_ACCEPTING,
 							BEV_OPT_CLOSE_ON_FREE);
 		s->fd = -1; /* owned by the bufferevent now */
+		if (s->bev == NULL) {
+			/* libevent freed the SSL (and the socket, unless it ran
+			 * out of memory before taking them) */
+			s->ssl = NULL;
+			log_warn("%s smtp session setup failed: no memory for its bufferevent", s->id);
+			session_close(s, "out-of-memory");
+			return;
+		}
 		bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
 		session_set_state(s, SS_GREETING);
 		session_setup_bev(s);
 		return;
 	}
 	s->bev = bufferevent_socket_new(srv->p.base, fd, 0);
+	if (s->bev == NULL) {
+		log_warn("%s smtp session setup failed: no memory for its bufferevent", s->id);
+		session_close(s, "out-of-memory"); /* closes fd */
+		return;
+	}
 	session_setup_bev(s);
 	send_banner(s);
 }
@@ -516,10 +540,23 @@ static void starttls_switch(evutil_socket_t fd, short what, void *arg)
 	/* Drop the plaintext bufferevent and whatever it had read: the
 	 * client may have pipelined commands behind STARTTLS. */
 	bufferevent_free(s->bev);
+	s->bev = NULL;
 	s->ssl = SSL_new(ctx);
+	if (s->ssl == NULL) {
+		ERR_clear_error();
+		log_warn("%s smtp STARTTLS failed: SSL_new", s->id);
+		session_close(s, "out-of-memory"); /* closes fd */
+		return;
+	}
 	s->bev = bufferevent_openssl_socket_new(s->srv->p.base, s->fd, s->ssl,
 						BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	s->fd = -1;
+	if (s->bev == NULL) {
+		s->ssl = NULL; /* freed by libevent, as the socket (see accept) */
+		log_warn("%s smtp STARTTLS failed: no memory for its bufferevent", s->id);
+		session_close(s, "out-of-memory");
+		return;
+	}
 	bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
 	session_set_state(s, SS_GREETING);
 	session_setup_bev(s);

@@ -505,6 +505,54 @@ static void test_mixed_batch_statuses_are_per_job(void **state)
 	assert_delivered(&j[2], message, sizeof(message) - 1);
 }
 
+/* The agent delivers only to what the directory knows, and only below
+ * its template: an unknown recipient is a permanent 5.1.1 and nothing is
+ * created; a path with a ".." component is refused. */
+static bool only_alice(void *arg, const char *rcpt)
+{
+	(void)arg;
+	return strcmp(rcpt, "alice@example.test") == 0;
+}
+
+static void test_unknown_recipient_creates_nothing(void **state)
+{
+	struct qfile q;
+	struct maildir_job j[3];
+	char known[256], phantom[256], escape[256], parent[256];
+
+	(void)state;
+	make_queue_file(&q, "q11", message, sizeof(message) - 1);
+	snprintf(known, sizeof(known), "%s/known/example.test/alice", root);
+	snprintf(phantom, sizeof(phantom), "%s/known/example.test/phantom123", root);
+	snprintf(escape, sizeof(escape), "%s/known/example.test/../../escape", root);
+	job_init(&j[0], &q, known, "alice@example.test", 0);
+	job_init(&j[1], &q, phantom, "phantom123@example.test", 1);
+	job_init(&j[2], &q, escape, "alice@example.test", 2);
+	for (int i = 0; i < 3; i++)
+		j[i].mailbox_known = only_alice;
+	maildir_deliver_batch(j, 3);
+	assert_delivered(&j[0], message, sizeof(message) - 1);
+	assert_int_equal(j[1].status, -1);
+	assert_true(strncmp(j[1].error, "5.1.1 ", 6) == 0);
+	assert_int_equal(count_entries(phantom), -1);
+	assert_int_equal(j[2].status, -1);
+	assert_true(strncmp(j[2].error, "5.3.5 ", 6) == 0);
+	snprintf(parent, sizeof(parent), "%s/escape", root);
+	assert_int_equal(count_entries(parent), -1);
+	/* the example.test directory holds alice only */
+	snprintf(parent, sizeof(parent), "%s/known/example.test", root);
+	assert_int_equal(count_entries(parent), 1);
+
+	assert_true(mailbox_path_contained("/m/example.test/alice"));
+	assert_true(mailbox_path_contained("/m/example.test/_._.._etc"));
+	assert_true(mailbox_path_contained("/m/..x/.y"));
+	assert_false(mailbox_path_contained("/m/../x"));
+	assert_false(mailbox_path_contained("/m/./x"));
+	assert_false(mailbox_path_contained("/m/x/.."));
+	assert_false(mailbox_path_contained("m/x"));
+	assert_false(mailbox_path_contained(NULL));
+}
+
 static void test_expand(void **state)
 {
 	static const struct {
@@ -552,6 +600,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_batch_exact_content),
+		cmocka_unit_test(test_unknown_recipient_creates_nothing),
 		cmocka_unit_test(test_redelivery_is_one_file),
 		cmocka_unit_test(test_block_edges),
 		cmocka_unit_test(test_many_jobs_syncfs_and_chunks),

@@ -2,7 +2,8 @@
  * test_route.c - routing (route/route.c) and the configuration value
  * parsers it depends on (conf/values.c): most specific address space
  * wins, cost breaks ties, disabled connectors never match, restrictions
- * are applied to the chosen connector only (no fallback), explain output.
+ * are applied to the chosen connector only (no fallback). The explain
+ * output is tested with the recipient decision in test_recipient.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -115,31 +116,6 @@ static void test_restrictions_no_fallback(void **state)
 	assert_string_equal(r.sc->name, "partner");
 }
 
-static void test_explain(void **state)
-{
-	const struct config *c = *state;
-	struct buf out = BUF_INIT;
-
-	assert_int_equal(route_explain(c, "bob@partner.test", "alice@example.test", 200 * 1024,
-				       "devices", &out), 1);
-	assert_non_null(strstr(out.data, "partner          spaces=partner.test;1  CHOSEN"));
-	assert_non_null(strstr(out.data, "internet         spaces=*;1  dropped: matches"));
-	assert_non_null(strstr(out.data, "off              spaces=off.test;1  dropped: disabled"));
-	assert_non_null(strstr(out.data, "result: refused 552 5.3.4"));
-	assert_non_null(strstr(out.data, "no fallback"));
-	buf_reset(&out);
-	assert_int_equal(route_explain(c, "bob@partner.test", "alice@example.test", 1000, "devices",
-				       &out), 0);
-	assert_non_null(strstr(out.data, "result: accepted, relayed through send connector partner"));
-	buf_reset(&out);
-	assert_int_equal(route_explain(c, "bob@partner.test", NULL, 0, "internet", &out), 1);
-	assert_non_null(strstr(out.data, "550 5.7.1"));
-	buf_reset(&out);
-	assert_int_equal(route_explain(c, "alice@example.test", NULL, 0, NULL, &out), 0);
-	assert_non_null(strstr(out.data, "result: mailbox"));
-	buf_free(&out);
-}
-
 static void test_values(void **state)
 {
 	struct binding b;
@@ -199,7 +175,6 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_most_specific_wins, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restrictions_no_fallback, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_explain, setup, teardown),
 		cmocka_unit_test(test_values),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,238 @@
+/*
+ * recipient.c - the recipient decision (contract in recipient.h).
+ *
+ * The order of the rules matters and is the same for every caller:
+ *   1. a bare <postmaster> goes to server.postmaster; any other bare
+ *      local part is 501 5.1.3;
+ *   2. user@[ip] with one of our addresses is local (first authoritative
+ *      domain);
+ *   3. routing characters in the local part (the relay tricks) are a
+ *      relay attempt, 550 5.7.1, unless the client may relay: refused
+ *      before any mailbox is looked up;
+ *   4. a domain that is not accepted is 550 5.7.1 unless the client may
+ *      relay;
+ *   5. internal-relay and foreign domains need a send connector (else
+ *      550 5.4.4) whose restrictions pass for what is known at RCPT time
+ *      (route_check: sender, declared size; never a fallback);
+ *   6. in an authoritative domain postmaster@ always goes to
+ *      server.postmaster, abuse@ to its own mailbox or else there;
+ *   7. any other local recipient must be in the passwd-file (550 5.1.1).
+ */
+#include "policy/recipient.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "dir/passwd.h"
+#include "route/mailbox.h"
+#include "util/log.h"
+#include "util/str.h"
+
+static const char *default_domain(const struct config *c)
+{
+	size_t i;
+	for (i = 0; i < c->ndomains; i++)
+		if (c->domains[i].type == DOMAIN_AUTHORITATIVE)
+			return c->domains[i].name;
+	return c->server.fqdn;
+}
+
+bool recipient_may_relay(const struct receive_connector *rc, bool authenticated)
+{
+	if (rc == NULL)
+		return true;
+	if (rc->permissions & PERM_RELAY)
+		return true;
+	return authenticated && (rc->permissions & PERM_AUTHENTICATED) != 0;
+}
+
+static void refuse(struct recipient_verdict *v, int code, const char *enh, const char *why,
+		   const char *text)
+{
+	v->kind = RECIPIENT_REFUSED;
+	v->code = code;
+	v->enh = enh;
+	v->why = why;
+	str_copy(v->text, text, sizeof(v->text));
+}
+
+/* "local@domain" -> the domain part, or NULL. */
+static const char *domain_of(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+	return at && at[1] ? at + 1 : NULL;
+}
+
+bool recipient_is_local(const struct config *c, const char *addr)
+{
+	const char *d = domain_of(addr);
+	const struct accepted_domain *ad = d ? conf_find_domain(c, d) : NULL;
+
+	return ad != NULL && ad->type == DOMAIN_AUTHORITATIVE;
+}
+
+bool recipient_mailbox_known(const struct config *c, struct passwd_db *users, const char *addr)
+{
+	if (!recipient_is_local(c, addr))
+		return false;
+	if (str_casecmp(addr, c->server.postmaster) == 0)
+		return true;
+	return users != NULL && passwd_db_exists(users, addr);
+}
+
+/* The maildir path of a local address (split at the last '@'). */
+static bool mailbox_of(const struct config *c, const char *addr, char *out, size_t outsz)
+{
+	const char *at = strrchr(addr, '@');
+	char local[ADDR_TEXT_MAX], domain[ADDR_DOMAIN_MAX];
+	size_t n;
+
+	if (at == NULL || (n = (size_t)(at - addr)) >= sizeof(local) ||
+	    !str_copy(domain, at + 1, sizeof(domain)))
+		return false;
+	memcpy(local, addr, n);
+	local[n] = '\0';
+	str_lower(domain);
+	return maildir_expand(c->maildir, local, domain, out, outsz) == 0;
+}
+
+/* Accept final as a local mailbox. */
+static void accept_mailbox(const struct config *c, struct recipient_verdict *v, const char *final,
+			   const char *why)
+{
+	v->kind = RECIPIENT_MAILBOX;
+	v->why = why;
+	str_copy(v->final, final, sizeof(v->final));
+	if (!recipient_is_local(c, final)) {
+		/* server.postmaster may live elsewhere: route it like any address */
+		const char *d = domain_of(final);
+		str_copy(v->routed_domain, d ? d : "", sizeof(v->routed_domain));
+		str_lower(v->routed_domain);
+		v->kind = RECIPIENT_ROUTED;
+		route_domain(c, v->routed_domain, &v->route);
+		v->routed = true;
+		return;
+	}
+	if (!mailbox_of(c, final, v->mailbox, sizeof(v->mailbox)))
+		v->mailbox[0] = '\0';
+}
+
+void recipient_decide(const struct config *c, struct passwd_db *users,
+		      const struct recipient_client *client, const char *sender, uint64_t size,
+		      struct mail_addr *to, struct recipient_verdict *v)
+{
+	char user[ADDR_TEXT_MAX];
+
+	memset(v, 0, sizeof(*v));
+	v->code = 250;
+	v->enh = "2.1.5";
+	str_copy(v->text, "Ok", sizeof(v->text));
+	v->route.kind = ROUTE_NONE;
+	v->may_relay = recipient_may_relay(client->rc, client->authenticated);
+
+	if (to->flags & ADDR_F_NO_DOMAIN) {
+		if (str_casecmp(to->local, "postmaster") != 0) {
+			refuse(v, 501, "5.1.3", "a bare local part other than <postmaster>",
+			       "Recipient address must have a domain");
+			return;
+		}
+		accept_mailbox(c, v, c->server.postmaster, "bare <postmaster> goes to server.postmaster");
+		return;
+	}
+	if (to->flags & ADDR_F_LITERAL) {
+		int family;
+		unsigned char ip[16];
+		if (addr_literal_ip(to->domain, &family, ip) && client->is_local_ip &&
+		    client->is_local_ip(family, ip))
+			str_copy(to->domain, default_domain(c), sizeof(to->domain));
+	}
+	if ((to->flags & ADDR_F_ROUTING) && !v->may_relay) {
+		refuse(v, 550, "5.7.1", "routing characters in the local part (a relay attempt), "
+		       "and the client may not relay", "Relay access denied");
+		return;
+	}
+	v->domain = conf_find_domain(c, to->domain);
+	if (v->domain == NULL && !v->may_relay) {
+		refuse(v, 550, "5.7.1", "the domain is not accepted and the client may not relay",
+		       "Relay access denied");
+		return;
+	}
+	if (v->domain == NULL || v->domain->type == DOMAIN_INTERNAL_RELAY) {
+		struct route_verdict rv;
+
+		str_copy(v->routed_domain, to->domain, sizeof(v->routed_domain));
+		route_domain(c, v->routed_domain, &v->route);
+		v->routed = true;
+		if (v->route.kind == ROUTE_NONE) {
+			refuse(v, 550, "5.4.4", "no enabled send connector matches the domain",
+			       "Unable to route: no send connector for this domain");
+			return;
+		}
+		if (!route_check(v->route.sc, sender, size, &rv)) {
+			refuse(v, rv.code, rv.enh,
+			       "the chosen send connector's restriction (no fallback to a less "
+			       "specific connector)", rv.text);
+			return;
+		}
+		v->kind = RECIPIENT_ROUTED;
+		v->why = v->domain ? "internal-relay domain: routed out through a send connector"
+				   : "relaying through a send connector";
+		addr_format(to, v->final, sizeof(v->final));
+		return;
+	}
+	addr_format(to, user, sizeof(user));
+	if (str_casecmp(to->local, "postmaster") == 0) {
+		accept_mailbox(c, v, c->server.postmaster,
+			       "postmaster@ of an authoritative domain goes to server.postmaster "
+			       "(RFC 5321 4.5.1)");
+		return;
+	}
+	if (users == NULL || !passwd_db_exists(users, user)) {
+		if (str_casecmp(to->local, "abuse") == 0) {
+			accept_mailbox(c, v, c->server.postmaster,
+				       "abuse@ without a mailbox of its own goes to server.postmaster "
+				       "(RFC 2142)");
+			return;
+		}
+		if (str_casecmp(user, c->server.postmaster) == 0) {
+			accept_mailbox(c, v, user, "server.postmaster");
+			return;
+		}
+		refuse(v, 550, "5.1.1", "no such user in the passwd-file",
+		       "Recipient address rejected: mailbox unavailable");
+		return;
+	}
+	accept_mailbox(c, v, user, "a user of the passwd-file");
+}
+
+int recipient_check_postmaster(const struct config *c, struct passwd_db *users)
+{
+	const char *pm = c->server.postmaster;
+	const char *d = domain_of(pm);
+	char dom[ADDR_DOMAIN_MAX], path[512];
+	struct route r;
+
+	str_copy(dom, d ? d : "", sizeof(dom));
+	str_lower(dom);
+	if (recipient_is_local(c, pm)) {
+		if (users != NULL && passwd_db_exists(users, pm))
+			return 0;
+		if (!mailbox_of(c, pm, path, sizeof(path)))
+			str_copy(path, "(the path does not fit)", sizeof(path));
+		log_warn("postmaster=<%s> is not a user of the passwd-file %s: mail to postmaster@ of "
+			 "every authoritative domain is delivered to %s, where no one can log in to "
+			 "read it (add the user with \"transitctl user add %s\", or set "
+			 "server.postmaster to a mailbox someone reads)",
+			 pm, c->passwd_file, path, pm);
+		return 1;
+	}
+	route_domain(c, dom, &r);
+	if (r.kind == ROUTE_NONE) {
+		log_warn("postmaster=<%s> is not deliverable: %s is not an authoritative domain and "
+			 "no enabled send connector matches it; mail to postmaster@ of every "
+			 "authoritative domain and DSNs that cannot be returned would fail",
+			 pm, dom);
+		return 1;
+	}
+	return 0;
+}
