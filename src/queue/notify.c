@@ -203,7 +203,7 @@ void notify_delay_if_due(struct qentry *e)
 	size_t i, n = 0, *idx;
 
 	if (e->delay_dsn_sent || e->env->sender[0] == '\0' || s->conf->queue.delay_notice == 0 ||
-	    (uint64_t)(time(NULL) - e->env->arrival) < s->conf->queue.delay_notice)
+	    sched_entry_age(e) < s->conf->queue.delay_notice)
 		return;
 	idx = xcalloc(e->env->nrcpt, sizeof(*idx));
 	for (i = 0; i < e->env->nrcpt; i++) {

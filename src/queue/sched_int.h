@@ -12,6 +12,7 @@
 #define TRANSIT_QUEUE_SCHED_INT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/queue.h>
 #include <time.h>
 
@@ -45,7 +46,9 @@ struct qentry {
 	bool deferred;	      /* a recipient got a temporary failure this round */
 	bool delay_dsn_sent;
 	struct event *retry_timer;
-	time_t next_try;
+	time_t next_try;      /* wall clock, for the deferral note and transitctl */
+	uint64_t age_base;    /* age in seconds when the entry was added (wall clock, clamped) */
+	uint64_t mono_base;   /* clock_mono_ms() then: the age grows by the monotonic clock */
 	char last_error[600];
 	TAILQ_ENTRY(qentry) ready;
 	bool on_ready;
@@ -76,6 +79,10 @@ void sched_rcpt_result(struct qentry *e, size_t idx, enum rcpt_outcome o, const 
 void sched_part_done(struct qentry *e); /* a delivery part finished: settle when last */
 void sched_settle(struct qentry *e);	/* nothing in flight: DSNs, removal or retry */
 void sched_write_state(struct qentry *e, size_t idx, char state);
+/* Seconds the message has been queued: its age from the wall clock when
+ * it was added (clamped at 0), then counted on the monotonic clock, so a
+ * clock step while transitd runs changes nothing (util/clock.h). */
+uint64_t sched_entry_age(const struct qentry *e);
 
 /* remote.c */
 void remote_init(struct sched *s);
