@@ -68,6 +68,9 @@ struct sched {
 	unsigned batches_in_flight;
 	struct htable *nexthops; /* key -> struct nexthop */
 	unsigned remote_conns;	 /* outbound connections open */
+	/* next hops with work that wait for a slot under queue.max-connections,
+	 * oldest first: a freed slot goes to the head (remote.c) */
+	TAILQ_HEAD(nh_wait_list, nexthop) nh_waiting;
 	char spool[4096];
 };
 
