@@ -281,8 +281,7 @@ struct queue *queue_open(const char *spool, const char *node, enum queue_sync_mo
 	pthread_mutex_init(&q->mu, NULL);
 	pthread_cond_init(&q->cv, NULL);
 	qf_node_tag(node, q->node);
-	if (!node || strcmp(node, q->node) != 0)
-		log_debug("queue node tag=%s (from node=%s)", q->node, node ? node : "(none)");
+	log_debug("queue node tag=%s (from node=%s)", q->node, node ? node : "(none)");
 	if (sync != QUEUE_SYNC_FSYNC && sync != QUEUE_SYNC_SYNCFS) {
 		snprintf(err, errsz, "unknown sync mode %d", (int)sync);
 		goto fail;

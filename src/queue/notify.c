@@ -184,31 +184,49 @@ bool notify_send_due(struct qentry *e)
 	return a || b;
 }
 
+/* A DELAY notice in commit: what to mark in the original's queue file
+ * once it is durable. A copy, not the entry: the entry may be gone by
+ * then (delivered and removed meanwhile: the marks then find no file). */
+struct delay_commit {
+	struct sched *s;
+	char qid[QID_MAX];
+	size_t n;
+	uint64_t state_off[];
+};
+
 static void delay_committed(void *arg, int error, struct envelope *env)
 {
-	struct sched *s = arg;
+	struct delay_commit *dc = arg;
 
 	if (error) {
-		log_warn("delay DSN commit failed: %s", strerror(error));
-		return;
+		log_warn("%s delay DSN commit failed: %s", dc->qid, strerror(error));
+	} else {
+		/* A crash before this line sends the notice once more at the
+		 * next start (at least once, like every DSN). */
+		if (queue_mark_delay_notified(dc->s->q, dc->qid, dc->state_off, dc->n) != 0 &&
+		    errno != ENOENT && errno != ENOTSUP) /* gone; a version 1 file */
+			log_warn("%s cannot record the delay notice: %s", dc->qid, strerror(errno));
+		sched_add(dc->s, env);
 	}
-	sched_add(s, env);
+	free(dc);
 }
 
 void notify_delay_if_due(struct qentry *e)
 {
 	struct sched *s = e->s;
 	struct buf msg = BUF_INIT;
+	struct delay_commit *dc;
 	char qid[QID_MAX];
 	size_t i, n = 0, *idx;
 
-	if (e->delay_dsn_sent || e->env->sender[0] == '\0' || s->conf->queue.delay_notice == 0 ||
+	if (e->env->sender[0] == '\0' || s->conf->queue.delay_notice == 0 ||
 	    sched_entry_age(e) < s->conf->queue.delay_notice)
 		return;
 	idx = xcalloc(e->env->nrcpt, sizeof(*idx));
 	for (i = 0; i < e->env->nrcpt; i++) {
 		unsigned notify = e->env->rcpt[i].notify;
-		if (e->env->rcpt[i].state != RCPT_QUEUED || e->rt[i].outcome)
+		if (e->env->rcpt[i].state != RCPT_QUEUED || e->rt[i].outcome ||
+		    e->env->rcpt[i].delay_notified)
 			continue;
 		if (notify & DSN_NOTIFY_NEVER)
 			continue;
@@ -216,11 +234,25 @@ void notify_delay_if_due(struct qentry *e)
 			continue;
 		idx[n++] = i;
 	}
-	e->delay_dsn_sent = true;
-	if (n > 0 && build(e, DSN_DELAY, idx, n, &msg) == 0 &&
-	    enqueue_dsn(s, e->env, &msg, qid, delay_committed, s) == 0)
+	if (n == 0) {
+		free(idx);
+		return;
+	}
+	dc = xcalloc(1, sizeof(*dc) + n * sizeof(uint64_t));
+	dc->s = s;
+	memcpy(dc->qid, e->env->qid, QID_MAX);
+	dc->n = n;
+	for (i = 0; i < n; i++) {
+		/* once per recipient, whatever happens to this notice */
+		e->env->rcpt[idx[i]].delay_notified = true;
+		dc->state_off[i] = e->env->rcpt[idx[i]].state_off;
+	}
+	if (build(e, DSN_DELAY, idx, n, &msg) == 0 &&
+	    enqueue_dsn(s, e->env, &msg, qid, delay_committed, dc) == 0)
 		log_info("%s dsn kind=delay dsn-id=%s to=<%s> recipients=%zu", e->env->qid, qid,
 			 e->env->sender, n);
+	else
+		free(dc);
 	buf_free(&msg);
 	free(idx);
 }

@@ -44,7 +44,6 @@ struct qentry {
 	unsigned parts;	      /* deliveries in flight (batches, next-hop jobs) */
 	unsigned dsns;	      /* DSNs being committed for this entry */
 	bool deferred;	      /* a recipient got a temporary failure this round */
-	bool delay_dsn_sent;
 	struct event *retry_timer;
 	time_t next_try;      /* wall clock, for the deferral note and transitctl */
 	uint64_t age_base;    /* age in seconds when the entry was added (wall clock, clamped) */

@@ -140,3 +140,29 @@ def test_restart_with_clock_back_then_forward(transit_conf, dns):
         assert "status=4.4.7" in fails[0], fails[0]
         assert len(re.findall(r"%s dsn kind=failure" % q, text)) == 1
     assert len(t.mail_files(ALICE)) == 3, [d.subject for d in dsns]
+
+
+@pytest.mark.timeout(120)
+def test_delay_notice_once_across_restarts(transit_conf, dns):
+    """delay-notice = 1s: one DELAY DSN; the notice is recorded in the queue
+    file (state byte N), so neither a restart nor a kill -9 sends it again
+    (issue 6 item 11b)."""
+    sp.need(sp.HAVE_NSD, "nsd")
+    t = transit_conf
+    sp.configure_sender(t, dns.port, {"internet": sp.dns_connector(t.port_smtp)},
+                        queue={"retry": ["1s"], "expire": "1h", "delay-notice": "1s"})
+    t.start()
+    qid = relay_send(t, ALICE, ["x@example.net"], message("delayed once"))
+    wait_log(t, r"%s dsn kind=delay " % qid, timeout=20)
+    sp.wait_dsns(t, ALICE, 1)
+    for how in ("restart", "kill9"):
+        if how == "restart":
+            t.stop()
+        else:
+            t.kill9()
+        t.start()
+        wait_since_start(t, r"%s defer to=<x@example\.net>" % qid, count=3)
+    t.stop()
+    assert len(re.findall(r"%s dsn kind=delay" % qid, t.log_text())) == 1, \
+        "\n".join(sp.log_lines(t, qid))
+    assert len(t.mail_files(ALICE)) == 1, "more than one delay notice"
