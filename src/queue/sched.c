@@ -614,6 +614,7 @@ void sched_free(struct sched *s)
 	 * those recipients are tried again at the next start (and Maildir's
 	 * deterministic names make that a no-op). */
 	workq_free(s->wq);
+	notify_free(s);
 	while (batches_in_flight_list)
 		batch_free(batches_in_flight_list);
 	remote_free(s);

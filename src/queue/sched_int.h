@@ -23,6 +23,7 @@
 struct workq;
 struct dns;
 struct nexthop;
+struct dsn_job;
 
 /* What the scheduler remembers about one recipient between attempts. */
 struct rcpt_rt {
@@ -70,6 +71,7 @@ struct sched {
 	/* next hops with work that wait for a slot under queue.max-connections,
 	 * oldest first: a freed slot goes to the head (remote.c) */
 	TAILQ_HEAD(nh_wait_list, nexthop) nh_waiting;
+	struct dsn_job *dsn_jobs; /* DSNs being built on a worker (notify.c) */
 	char spool[4096];
 };
 
@@ -98,5 +100,7 @@ void remote_free(struct sched *s);
 bool notify_send_due(struct qentry *e);
 /* A DELAY DSN when queue.delay-notice has passed and NOTIFY allows. */
 void notify_delay_if_due(struct qentry *e);
+/* After the workers are joined: free the DSN jobs still in flight. */
+void notify_free(struct sched *s);
 
 #endif
