@@ -36,6 +36,7 @@
 #include "queue/queue.h"
 #include "smtp/cmd.h"
 #include "util/buf.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/str.h"
 #include "util/xmalloc.h"
@@ -340,7 +341,7 @@ static void fill_row(const struct envelope *e, time_t now, struct msg_row *r)
 	struct buf b = BUF_INIT;
 	char *p;
 
-	queue_view_age((long long)(now - e->arrival), r->age, sizeof(r->age));
+	queue_view_age((long long)age_seconds(now, e->arrival), r->age, sizeof(r->age));
 	snprintf(r->size, sizeof(r->size), "%llu", (unsigned long long)e->content_len);
 	r->sender = (e->sender && *e->sender) ? printable(e->sender) : xstrdup("<>");
 	for (i = 0; i < e->nrcpt && !first; i++)
@@ -495,7 +496,7 @@ static json_t *json_message(const struct envelope *e, time_t now)
 	json_object_set_new(o, "arrival", json_string(when));
 	json_object_set_new(o, "arrival_epoch", json_integer((json_int_t)e->arrival));
 	json_object_set_new(o, "age_seconds",
-			    json_integer(now > e->arrival ? (json_int_t)(now - e->arrival) : 0));
+			    json_integer((json_int_t)age_seconds(now, e->arrival)));
 	json_object_set_new(o, "size", json_integer((json_int_t)e->content_len));
 	json_object_set_new(o, "sender", json_str(e->sender ? e->sender : ""));
 	json_object_set_new(o, "connector", json_str(e->connector));

@@ -790,20 +790,17 @@ static void free_sc(struct send_connector *sc)
 	free(sc->auth_secret);
 }
 
-/* A node tag for queue ids: the first label of the FQDN, letters and
- * digits only, upper-cased, at most 4 characters. */
+/* The node name: the whole FQDN, lower-cased. Queue ids carry a hash of
+ * it (queue/qfile.c), so nodes whose names differ anywhere get different
+ * ids; a prefix of the name once made mx1.a.example and mx1.b.example
+ * collide. */
 static char *default_node(const char *fqdn)
 {
-	char tag[5];
-	size_t n = 0;
+	char *n = xstrdup(fqdn);
 
-	for (; *fqdn && *fqdn != '.' && n < 4; fqdn++)
-		if (isalnum((unsigned char)*fqdn))
-			tag[n++] = (char)toupper((unsigned char)*fqdn);
-	if (n == 0)
-		tag[n++] = 'X';
-	tag[n] = '\0';
-	return xstrdup(tag);
+	for (char *p = n; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return n;
 }
 
 static int convert(cfg_t *cfg, struct config *c)

@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "route/route.h"
+#include "util/clock.h"
 #include "util/htable.h"
 #include "util/str.h"
 #include "util/xmalloc.h"
@@ -148,7 +149,7 @@ void queue_view_by_next_hop(const struct config *c, struct envelope **env, size_
 			json_object_set_new(o, "messages", json_integer((json_int_t)v[i]->messages));
 			json_object_set_new(o, "recipients", json_integer((json_int_t)v[i]->recipients));
 			json_object_set_new(o, "oldest_age_seconds",
-					    json_integer((json_int_t)(now - v[i]->oldest)));
+					    json_integer((json_int_t)age_seconds(now, v[i]->oldest)));
 			json_object_set_new(o, "last_error",
 					    v[i]->last_error[0] ? json_stringn(v[i]->last_error,
 									       strlen(v[i]->last_error))
@@ -167,7 +168,7 @@ void queue_view_by_next_hop(const struct config *c, struct envelope **env, size_
 			"LAST-ERROR");
 		for (i = 0; i < nv; i++) {
 			char a[32];
-			queue_view_age((long long)(now - v[i]->oldest), a, sizeof(a));
+			queue_view_age((long long)age_seconds(now, v[i]->oldest), a, sizeof(a));
 			fprintf(out, "%-40s %8zu %10zu %7s  %s\n", v[i]->key, v[i]->messages,
 				v[i]->recipients, a, v[i]->last_error[0] ? v[i]->last_error : "-");
 		}

@@ -28,6 +28,7 @@ struct env_rcpt {
 	char *orcpt;	   /* RFC 3461 ORCPT, decoded ("rfc822;alice@example.test"), or NULL */
 	unsigned notify;   /* DSN_NOTIFY_* bits (smtp/cmd.h values) */
 	char state;	   /* enum env_rcpt_state */
+	bool delay_notified; /* RCPT_QUEUED and a DELAY DSN reported it (durable: queue/qfile.c) */
 	uint64_t state_off; /* byte offset of the state byte in the queue file (store-owned) */
 };
 

@@ -38,17 +38,11 @@
 #include <event2/event.h>
 
 #include "queue/qfile.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/str.h"
 #include "util/xmalloc.h"
 
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 /* Append the list starting at w to *tail, return the new tail. */
 static struct queue_writer **list_append(struct queue_writer **tail, struct queue_writer *w)
@@ -74,7 +68,7 @@ unsigned qf_bench_sync_delay_us;
 
 static uint64_t sync_batch(struct queue *q, struct queue_writer *batch)
 {
-	uint64_t t0 = now_us();
+	uint64_t t0 = clock_mono_us();
 	struct queue_writer *w;
 
 	if (qf_bench_sync_delay_us)
@@ -92,7 +86,7 @@ static uint64_t sync_batch(struct queue *q, struct queue_writer *batch)
 		if (fsync(q->dirfd) < 0)
 			fail_batch(batch, errno);
 	}
-	return now_us() - t0;
+	return clock_mono_us() - t0;
 }
 
 static void batch_done(struct queue *q, struct queue_writer *batch, uint64_t us)
@@ -289,8 +283,7 @@ struct queue *queue_open(const char *spool, const char *node, enum queue_sync_mo
 	pthread_mutex_init(&q->mu, NULL);
 	pthread_cond_init(&q->cv, NULL);
 	qf_node_tag(node, q->node);
-	if (!node || strcmp(node, q->node) != 0)
-		log_debug("queue node tag=%s (from node=%s)", q->node, node ? node : "(none)");
+	log_debug("queue node tag=%s (from node=%s)", q->node, node ? node : "(none)");
 	if (sync != QUEUE_SYNC_FSYNC && sync != QUEUE_SYNC_SYNCFS) {
 		snprintf(err, errsz, "unknown sync mode %d", (int)sync);
 		goto fail;

@@ -1,10 +1,11 @@
 /*
- * qfile.c - the queue file format, version 1 (byte by byte in
- * docs/queue.md): writing one message file, reading and validating one,
- * queue ids, the in-place recipient state byte, removal.
+ * qfile.c - the queue file format, version 2 (byte by byte in
+ * docs/queue.md; version 1 files are still read): writing one message
+ * file, reading and validating one, queue ids, the in-place recipient
+ * state byte, removal.
  *
  * A file is <spool>/queue/<qid>:
- *     TRANSIT-QUEUE 1\n
+ *     TRANSIT-QUEUE 2\n
  *     qid/arrival/sender/body/smtputf8/ret/envid/connector/client/helo/auth
  *     records, one line each, in that order
  *     rcpt <state> <notify> <addr> <orcpt>\n   (one per recipient)
@@ -16,7 +17,9 @@
  * contain a space or a newline of the format. The CRC32 (zlib) covers
  * every byte before the trailer with each recipient state byte counted
  * as 'Q', so the state can be overwritten in place (Postfix-style)
- * without rewriting the file. A file is valid only with the right magic,
+ * without rewriting the file. Version 2 adds the state 'N' (still queued,
+ * a DELAY DSN reported it), so a restart does not send that notice
+ * again. A file is valid only with the right magic,
  * version, every record, a trailer exactly at the end whose length and
  * CRC match. Anything else is torn (a prefix of a valid file: removed at
  * recovery) or corrupt (moved aside for the admin).
@@ -38,6 +41,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <openssl/evp.h>
+
 #include "mail/envelope.h"
 #include "util/buf.h"
 #include "util/fileio.h"
@@ -45,7 +50,9 @@
 #include "util/str.h"
 #include "util/xmalloc.h"
 
-#define QF_MAGIC_LINE "TRANSIT-QUEUE 1\n"
+#define QF_MAGIC_LINE "TRANSIT-QUEUE 2\n"	/* what is written */
+#define QF_MAGIC_LINE_V1 "TRANSIT-QUEUE 1\n" /* still read: no state N */
+#define QF_STATE_DELAY_NOTIFIED 'N' /* on disk only: RCPT_QUEUED + delay_notified */
 #define QF_RCPT_PREFIX "rcpt " /* the state byte follows at once */
 #define QF_READ_FIRST (128u << 10) /* first pread: a whole small message */
 #define QF_READ_BULK (1u << 20)	   /* later preads of a large content */
@@ -88,6 +95,13 @@ static ssize_t pread_full(int fd, char *p, size_t n, uint64_t off)
 }
 
 static bool valid_state(char c) { return c == RCPT_QUEUED || c == RCPT_DELIVERED || c == RCPT_FAILED; }
+/* A state byte as it may be found in a version 2 file. */
+static bool valid_disk_state(char c) { return valid_state(c) || c == QF_STATE_DELAY_NOTIFIED; }
+/* The byte written for a recipient. */
+static char disk_state(const struct env_rcpt *r)
+{
+	return r->state == RCPT_QUEUED && r->delay_notified ? QF_STATE_DELAY_NOTIFIED : r->state;
+}
 
 bool qf_valid_qid(const char *s)
 {
@@ -122,19 +136,22 @@ static uint64_t qid_stamp(void)
 
 void qf_node_tag(const char *node, char out[QF_NODE_MAX + 1])
 {
-	size_t n = 0;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	char *folded = xstrdup(node ? node : "");
+	uint64_t bits = 0;
+	size_t i;
 
-	for (; node && *node && n < QF_NODE_MAX; node++) {
-		char c = *node;
-
-		if (c >= 'a' && c <= 'z')
-			c = (char)(c - 'a' + 'A');
-		if ((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-			out[n++] = c;
+	str_lower(folded); /* ASCII only: "MX1.Example" is "mx1.example" */
+	if (EVP_Digest(folded, strlen(folded), md, NULL, EVP_sha256(), NULL) != 1)
+		log_fatal("queue: SHA-256 unavailable for the node tag");
+	free(folded);
+	for (i = 0; i < 5; i++) /* 40 bits = 8 base-32 digits */
+		bits = bits << 8 | md[i];
+	for (i = QF_NODE_MAX; i-- > 0;) {
+		out[i] = qid_b32[bits & 31];
+		bits >>= 5;
 	}
-	if (n == 0)
-		out[n++] = '0';
-	out[n] = '\0';
+	out[QF_NODE_MAX] = '\0';
 }
 
 void queue_new_qid(struct queue *q, char out[QID_MAX])
@@ -193,7 +210,8 @@ static bool envelope_writable(const struct envelope *e)
 		return false;
 	for (i = 0; i < e->nrcpt; i++)
 		if (!e->rcpt[i].addr || !field_ok(e->rcpt[i].addr) || !field_ok(e->rcpt[i].orcpt) ||
-		    !valid_state(e->rcpt[i].state))
+		    !valid_state(e->rcpt[i].state) ||
+		    (e->rcpt[i].delay_notified && e->rcpt[i].state != RCPT_QUEUED))
 			return false;
 	return true;
 }
@@ -219,6 +237,7 @@ static void envelope_copy(struct envelope *dst, const struct envelope *src)
 
 		envelope_set_str(&r->orcpt, src->rcpt[i].orcpt);
 		r->state = src->rcpt[i].state;
+		r->delay_notified = src->rcpt[i].delay_notified;
 	}
 }
 
@@ -256,7 +275,7 @@ static uint32_t build_header(struct buf *b, struct envelope *e)
 	e->content_len = 0;
 	crc = crc_update((uint32_t)crc32(0, NULL, 0), b->data, b->len);
 	for (i = 0; i < e->nrcpt; i++)
-		b->data[e->rcpt[i].state_off] = e->rcpt[i].state;
+		b->data[e->rcpt[i].state_off] = disk_state(&e->rcpt[i]);
 	return crc;
 }
 
@@ -407,6 +426,7 @@ struct qf_parse {
 	uint64_t size;	 /* file size (shrinks if reads come up short) */
 	size_t avail;	 /* bytes of the file in r->buf */
 	size_t pos;	 /* start of the next line */
+	int version;	 /* of the file: 1 or 2 (QF_VERSION) */
 	char *err;
 	size_t errsz;
 };
@@ -577,7 +597,7 @@ static bool split(const char **v, size_t *vn, const char **tok, size_t *tn)
 }
 
 /* "<state> <notify> <addr> <orcpt>" of a rcpt record at line_off. */
-static bool parse_rcpt(const char *v, size_t n, uint64_t line_off, struct envelope *e)
+static bool parse_rcpt(const char *v, size_t n, uint64_t line_off, int version, struct envelope *e)
 {
 	const char *tok;
 	size_t tn;
@@ -586,7 +606,8 @@ static bool parse_rcpt(const char *v, size_t n, uint64_t line_off, struct envelo
 	char *addr, *orcpt;
 	struct env_rcpt *r;
 
-	if (n < 2 || !valid_state(state) || v[1] != ' ')
+	if (n < 2 || v[1] != ' ' ||
+	    !(valid_state(state) || (version >= 2 && state == QF_STATE_DELAY_NOTIFIED)))
 		return false;
 	v += 2;
 	n -= 2;
@@ -601,7 +622,8 @@ static bool parse_rcpt(const char *v, size_t n, uint64_t line_off, struct envelo
 	r = envelope_add_rcpt(e, addr, NULL, (unsigned)notify);
 	free(addr);
 	r->orcpt = orcpt;
-	r->state = state;
+	r->delay_notified = state == QF_STATE_DELAY_NOTIFIED;
+	r->state = r->delay_notified ? RCPT_QUEUED : state;
 	r->state_off = line_off + strlen(QF_RCPT_PREFIX);
 	return true;
 }
@@ -663,12 +685,15 @@ static bool parse_field(enum hdr_field f, const char *v, size_t n, struct envelo
 
 static enum qf_status parse_magic(struct qf_parse *p)
 {
-	static const char magic[] = QF_MAGIC_LINE;
+	static const char magic[] = QF_MAGIC_LINE, magic1[] = QF_MAGIC_LINE_V1;
 	size_t n = p->avail < sizeof(magic) - 1 ? p->avail : sizeof(magic) - 1;
+	bool v2 = memcmp(p->r->buf, magic, n) == 0;
 
-	if (memcmp(p->r->buf, magic, n) == 0) {
+	_Static_assert(sizeof(magic) == sizeof(magic1), "one magic length");
+	if (v2 || memcmp(p->r->buf, magic1, n) == 0) {
 		if (n < sizeof(magic) - 1)
 			return fail(p, QF_TORN, "%s", "file ends inside the magic");
+		p->version = v2 ? 2 : 1;
 		p->pos = n;
 		return QF_OK;
 	}
@@ -700,7 +725,7 @@ static enum qf_status parse_header(struct qf_parse *p, struct envelope *e)
 			return st;
 		if (len == 4 && memcmp(line, "data", 4) == 0)
 			break;
-		if (!tagged(line, len, "rcpt", &v, &vn) || !parse_rcpt(v, vn, line_off, e))
+		if (!tagged(line, len, "rcpt", &v, &vn) || !parse_rcpt(v, vn, line_off, p->version, e))
 			return fail(p, QF_CORRUPT, "%s", "bad rcpt record");
 	}
 	e->content_off = p->pos;
@@ -844,7 +869,7 @@ static bool is_state_byte(int fd, uint64_t off)
 	char b[sizeof(QF_RCPT_PREFIX)];
 
 	return off >= plen && pread_full(fd, b, plen + 1, off - plen) == (ssize_t)(plen + 1) &&
-	       memcmp(b, QF_RCPT_PREFIX, plen) == 0 && valid_state(b[plen]);
+	       memcmp(b, QF_RCPT_PREFIX, plen) == 0 && valid_disk_state(b[plen]);
 }
 
 int queue_set_rcpt_state(struct queue *q, struct envelope *env, size_t idx, char state)
@@ -874,6 +899,7 @@ int queue_set_rcpt_state(struct queue *q, struct envelope *env, size_t idx, char
 		return -1;
 	}
 	env->rcpt[idx].state = state;
+	env->rcpt[idx].delay_notified = false; /* 'N' was overwritten */
 	return 0;
 }
 
@@ -887,4 +913,48 @@ int queue_remove(struct queue *q, const char *qid)
 	}
 	queue_path(q, qid, path, sizeof(path));
 	return unlink(path);
+}
+
+int queue_mark_delay_notified(struct queue *q, const char *qid, const uint64_t *state_off,
+			      size_t n)
+{
+	static const char magic[] = QF_MAGIC_LINE;
+	const char notified = QF_STATE_DELAY_NOTIFIED;
+	char path[PATH_MAX], head[sizeof(magic) - 1];
+	int fd, e = 0;
+	size_t i;
+
+	if (!qf_valid_qid(qid)) {
+		errno = EINVAL;
+		return -1;
+	}
+	queue_path(q, qid, path, sizeof(path));
+	fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	/* a version 1 file has no such state: its readers would refuse it */
+	if (pread_full(fd, head, sizeof(head), 0) != (ssize_t)sizeof(head) ||
+	    memcmp(head, magic, sizeof(head)) != 0) {
+		close(fd);
+		errno = ENOTSUP;
+		return -1;
+	}
+	for (i = 0; i < n && e == 0; i++) {
+		const size_t plen = strlen(QF_RCPT_PREFIX);
+		char b[sizeof(QF_RCPT_PREFIX)];
+
+		/* only a queued recipient: a final state is never overwritten */
+		if (state_off[i] < plen ||
+		    pread_full(fd, b, plen + 1, state_off[i] - plen) != (ssize_t)(plen + 1) ||
+		    memcmp(b, QF_RCPT_PREFIX, plen) != 0 || !valid_disk_state(b[plen]))
+			e = EINVAL;
+		else if (b[plen] == RCPT_QUEUED && pwrite(fd, &notified, 1, (off_t)state_off[i]) != 1)
+			e = errno ? errno : EIO;
+	}
+	close(fd);
+	if (e) {
+		errno = e;
+		return -1;
+	}
+	return 0;
 }

@@ -20,13 +20,13 @@
 struct event;
 
 #define QF_MAGIC "TRANSIT-QUEUE "
-#define QF_VERSION 1
+#define QF_VERSION 2		     /* written; 1 and 2 are read (docs/queue.md) */
 #define QF_TRAILER_LEN 42	     /* "trailer <20 digits> <8 hex>\nend\n" */
 #define QF_FIELD_MAX 8192	     /* longest envelope string (raw bytes) */
 #define QF_LINE_MAX 65536	     /* longest header line, encoded */
 #define QF_ENV_MAX (16u << 20)	     /* header (magic..data) at most 16 MiB */
 #define QF_WBUF 65536		     /* writer buffer: one write(2) per flush */
-#define QF_NODE_MAX 4		     /* node tag characters in a qid */
+#define QF_NODE_MAX 8		     /* node tag characters in a qid (40 bits) */
 
 /* Outcome of reading one queue file. */
 enum qf_status {
@@ -97,8 +97,10 @@ enum qf_status qf_load(struct qf_reader *r, const char *path, struct envelope *e
 		       size_t errsz);
 void qf_reader_free(struct qf_reader *r);
 bool qf_valid_qid(const char *s);
-/* The node tag put into qids: letters/digits of node, uppercased, at
- * most QF_NODE_MAX of them ("0" when none). */
+/* The node tag put into qids: QF_NODE_MAX base-32 digits of a SHA-256
+ * of the whole node name (ASCII case folded), so two nodes whose names
+ * differ anywhere get different tags (40 bits: two of a thousand nodes
+ * share one with a chance of about 5e-7). */
 void qf_node_tag(const char *node, char out[QF_NODE_MAX + 1]);
 
 #endif

@@ -74,6 +74,13 @@ void queue_writer_commit(struct queue_writer *w, queue_commit_cb cb, void *arg);
 /* Record a recipient's final state in place (one byte, Postfix-style,
  * not synced: a lost update means at-least-once redelivery). */
 int queue_set_rcpt_state(struct queue *q, struct envelope *env, size_t idx, char state);
+/* Record durably in the file that a DELAY DSN has reported these
+ * recipients (their state byte 'Q' becomes 'N' in place; not synced, like
+ * every state update; format version 2 only). Recipients no longer 'Q'
+ * are left alone. 0, or -1 + errno (ENOENT: the message is gone; ENOTSUP:
+ * a version 1 file, which cannot record it). */
+int queue_mark_delay_notified(struct queue *q, const char *qid, const uint64_t *state_off,
+			      size_t n);
 /* Remove a message whose recipients are all final. */
 int queue_remove(struct queue *q, const char *qid);
 

@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "queue/qfile.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
 
@@ -55,13 +56,6 @@ struct scan_set {
 	_Atomic size_t next; /* next item to load */
 };
 
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static int by_inode(const void *a, const void *b)
 {
@@ -206,7 +200,7 @@ long queue_scan(struct queue *q, void (*cb)(struct envelope *env, void *arg), vo
 {
 	struct scan_set set = {.qdir = q->qdir};
 	long ok = 0, torn = 0, corrupt = 0, skipped = 0;
-	uint64_t t0 = now_us(), t1;
+	uint64_t t0 = clock_mono_us(), t1;
 	size_t i;
 
 	if (collect_names(&set) < 0) {
@@ -215,7 +209,7 @@ long queue_scan(struct queue *q, void (*cb)(struct envelope *env, void *arg), vo
 		return -1;
 	}
 	load_all(&set);
-	t1 = now_us();
+	t1 = clock_mono_us();
 	for (i = 0; i < set.n; i++) {
 		struct scan_item *it = &set.items[i];
 
@@ -243,7 +237,7 @@ long queue_scan(struct queue *q, void (*cb)(struct envelope *env, void *arg), vo
 	free_set(&set);
 	log_info("queue recovered messages=%ld torn=%ld corrupt=%ld unreadable=%ld load_us=%" PRIu64
 		 " total_us=%" PRIu64,
-		 ok, torn, corrupt, skipped, t1 - t0, now_us() - t0);
+		 ok, torn, corrupt, skipped, t1 - t0, clock_mono_us() - t0);
 	return ok;
 }
 

@@ -8,6 +8,14 @@
  * queue.max-connections in total; each connection takes jobs one after
  * the other (connection reuse) until the queue is empty.
  *
+ * Fairness under queue.max-connections: a next hop that wants a
+ * connection while every slot is taken joins a FIFO of waiting hops
+ * (sched->nh_waiting); each slot that frees goes to the hop at its head.
+ * A connection that has sent REMOTE_TURN_JOBS messages while others wait
+ * ends after the current one and its hop, if it still has work, goes to
+ * the back of the line. Without this a waiting hop started again only
+ * when a new message arrived for it, so its mail never moved.
+ *
  * Where a connection goes (RFC 5321 5.1):
  *  - DNS routing: the domain's MX hosts in preference order (equal
  *    preferences shuffled by net/dns.c), each of their addresses in turn,
@@ -47,6 +55,8 @@ struct nh_job {
 
 struct nexthop {
 	char key[600];
+	TAILQ_ENTRY(nexthop) wait_link; /* in sched->nh_waiting when waiting */
+	bool waiting;
 	const struct send_connector *sc;
 	const struct sc_runtime *scrt;
 	char domain[256];
@@ -64,6 +74,7 @@ struct rconn {
 	uint16_t port;
 	struct smtpc *c;
 	struct nh_job *job;	 /* in flight */
+	unsigned sent;		 /* jobs taken by this connection (its turn) */
 	struct smtpc_rcpt *rcpts;
 	int content_fd;
 	char last_error[600];	 /* "421 4.4.1 connect to ...: refused" */
@@ -73,9 +84,12 @@ struct rconn {
 	char peer[340];	 /* "host[ip]:port" */
 };
 
+#define REMOTE_TURN_JOBS 16 /* messages per connection while other hops wait */
+
 static void rconn_next_target(struct rconn *rc);
 static void rconn_try_next(struct rconn *rc);
 static void rconn_pump(struct rconn *rc);
+static void nexthop_kick(struct sched *s, struct nexthop *nh);
 
 static size_t nh_capacity(const struct nexthop *nh, const struct sched *s)
 {
@@ -83,7 +97,54 @@ static size_t nh_capacity(const struct nexthop *nh, const struct sched *s)
 	return nh->sc->max_connections_per_destination;
 }
 
-void remote_init(struct sched *s) { s->nexthops = htable_new(); }
+void remote_init(struct sched *s)
+{
+	s->nexthops = htable_new();
+	TAILQ_INIT(&s->nh_waiting);
+}
+
+/* ---- waiting for a connection slot ------------------------------------------ */
+
+static bool nexthop_wants_conn(const struct nexthop *nh)
+{
+	return nh->njobs > nh->nconn * 4 && nh->nconn < nh_capacity(nh, NULL);
+}
+
+static void nexthop_wait(struct sched *s, struct nexthop *nh)
+{
+	if (nh->waiting)
+		return;
+	TAILQ_INSERT_TAIL(&s->nh_waiting, nh, wait_link);
+	nh->waiting = true;
+}
+
+static void nexthop_unwait(struct sched *s, struct nexthop *nh)
+{
+	if (!nh->waiting)
+		return;
+	TAILQ_REMOVE(&s->nh_waiting, nh, wait_link);
+	nh->waiting = false;
+}
+
+/* Is a hop other than nh waiting for a slot? */
+static bool others_waiting(const struct sched *s, const struct nexthop *nh)
+{
+	const struct nexthop *w = TAILQ_FIRST(&s->nh_waiting);
+
+	return w != NULL && (w != nh || TAILQ_NEXT(w, wait_link) != NULL);
+}
+
+/* Free slots go to the waiting hops, oldest first. */
+static void remote_start_waiting(struct sched *s)
+{
+	struct nexthop *nh;
+
+	while (s->remote_conns < s->conf->queue.max_connections &&
+	       (nh = TAILQ_FIRST(&s->nh_waiting)) != NULL) {
+		nexthop_unwait(s, nh);
+		nexthop_kick(s, nh); /* waits again if it wants more than it got */
+	}
+}
 
 static void nexthop_free(void *p)
 {
@@ -101,6 +162,7 @@ void remote_free(struct sched *s)
 {
 	/* Open connections are abandoned with the loop; their entries are
 	 * freed by sched_free and retried at the next start. */
+	TAILQ_INIT(&s->nh_waiting);
 	htable_free(s->nexthops, nexthop_free);
 	s->nexthops = NULL;
 }
@@ -148,20 +210,17 @@ static void rconn_free(struct rconn *rc)
 	nh->nconn--;
 	s->remote_conns--;
 	if (nh->njobs == 0 && nh->nconn == 0) {
+		nexthop_unwait(s, nh);
 		htable_del(s->nexthops, nh->key);
 		nexthop_free(nh);
-		return;
+	} else if (nexthop_wants_conn(nh)) {
+		/* jobs left (a connection that was not reusable, or its turn
+		 * ended): back of the line, behind the hops already waiting,
+		 * even if it was waiting already for one more connection */
+		nexthop_unwait(s, nh);
+		nexthop_wait(s, nh);
 	}
-	/* Others may still be waiting (a connection that was not reusable). */
-	if (nh->njobs > 0 && nh->nconn == 0) {
-		struct rconn *again = xcalloc(1, sizeof(*again));
-		again->s = s;
-		again->nh = nh;
-		again->content_fd = -1;
-		nh->nconn++;
-		s->remote_conns++;
-		rconn_next_target(again);
-	}
+	remote_start_waiting(s);
 }
 
 /* Give up on this connection attempt: when no other connection of the
@@ -254,10 +313,11 @@ static void rconn_pump(struct rconn *rc)
 	char path[4200];
 	size_t i;
 
-	if (j == NULL) {
-		rconn_free(rc);
+	if (j == NULL || (rc->sent >= REMOTE_TURN_JOBS && others_waiting(rc->s, nh))) {
+		rconn_free(rc); /* done, or its turn is over: the slot goes on */
 		return;
 	}
+	rc->sent++;
 	TAILQ_REMOVE(&nh->jobs, j, link);
 	nh->njobs--;
 	env = j->e->env;
@@ -479,11 +539,18 @@ static void rconn_next_target(struct rconn *rc)
 		dns_resolve_mx(dns, sc->hosts[rc->target - 1].host, resolved, rc);
 }
 
+/* Open connections while the hop has work for more, within its own limit
+ * and queue.max-connections; when the total is reached, wait in line. */
 static void nexthop_kick(struct sched *s, struct nexthop *nh)
 {
-	while (nh->njobs > nh->nconn * 4 && nh->nconn < nh_capacity(nh, s) &&
-	       s->remote_conns < s->conf->queue.max_connections) {
-		struct rconn *rc = xcalloc(1, sizeof(*rc));
+	while (nexthop_wants_conn(nh)) {
+		struct rconn *rc;
+
+		if (s->remote_conns >= s->conf->queue.max_connections) {
+			nexthop_wait(s, nh);
+			return;
+		}
+		rc = xcalloc(1, sizeof(*rc));
 		rc->s = s;
 		rc->nh = nh;
 		rc->content_fd = -1;

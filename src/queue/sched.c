@@ -32,6 +32,7 @@
 #include "queue/queue.h"
 #include "route/route.h"
 #include "smtp/cmd.h"
+#include "util/clock.h"
 #include "util/htable.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -145,6 +146,27 @@ static void defer_read(struct qentry *e)
 
 /* ---- entries ----------------------------------------------------------------- */
 
+uint64_t sched_entry_age(const struct qentry *e)
+{
+	uint64_t s = mono_elapsed_ms(e->mono_base, clock_mono_ms()) / 1000u;
+
+	return e->age_base > UINT64_MAX - s ? UINT64_MAX : e->age_base + s;
+}
+
+/* The longest retry interval: no wait read back from a deferral note may
+ * be longer (a note written before the clock stepped back says "in two
+ * days" for what was "in 5 minutes"). */
+static uint64_t longest_retry(const struct sched *s)
+{
+	uint64_t m = 0;
+	size_t i;
+
+	for (i = 0; i < s->conf->queue.nretry; i++)
+		if (s->conf->queue.retry[i] > m)
+			m = s->conf->queue.retry[i];
+	return m;
+}
+
 void sched_add(struct sched *s, struct envelope *env)
 {
 	struct qentry *e = xcalloc(1, sizeof(*e));
@@ -156,11 +178,13 @@ void sched_add(struct sched *s, struct envelope *env)
 	e->retry_timer = evtimer_new(s->base, retry_cb, e);
 	if (e->retry_timer == NULL) /* out of memory, as xmalloc: the message is safe on disk */
 		log_fatal("%s sched: cannot create the retry timer", env->qid);
+	e->age_base = age_seconds(now, env->arrival);
+	e->mono_base = clock_mono_ms();
 	LIST_INSERT_HEAD(&s->all_list, e, all);
 	s->count++;
 	defer_read(e);
 	if (e->next_try > now) {
-		struct timeval tv = {e->next_try - now, 0};
+		struct timeval tv = {(time_t)wait_seconds(now, e->next_try, longest_retry(s)), 0};
 		evtimer_add(e->retry_timer, &tv);
 		return;
 	}
@@ -206,7 +230,7 @@ void sched_rcpt_result(struct qentry *e, size_t idx, enum rcpt_outcome o, const 
 {
 	struct envelope *env = e->env;
 	struct rcpt_rt *rt = &e->rt[idx];
-	long delay = (long)(time(NULL) - env->arrival);
+	unsigned long long delay = (unsigned long long)sched_entry_age(e);
 	char q[700];
 
 	rt->busy = false;
@@ -219,7 +243,7 @@ void sched_rcpt_result(struct qentry *e, size_t idx, enum rcpt_outcome o, const 
 	switch (o) {
 	case OUT_DELIVERED:
 	case OUT_RELAYED:
-		log_info("%s %s to=<%s> from=<%s> via=%s%s%s delay=%lds status=%s reply=%s", env->qid,
+		log_info("%s %s to=<%s> from=<%s> via=%s%s%s delay=%llus status=%s reply=%s", env->qid,
 			 o == OUT_DELIVERED ? "deliver" : "send", env->rcpt[idx].addr, env->sender,
 			 via, remote_mta ? " relay=" : "", remote_mta ? remote_mta : "", delay,
 			 rt->status, q);
@@ -234,12 +258,12 @@ void sched_rcpt_result(struct qentry *e, size_t idx, enum rcpt_outcome o, const 
 	case OUT_DEFERRED:
 		e->deferred = true;
 		str_copy(e->last_error, diag ? diag : "", sizeof(e->last_error));
-		log_info("%s defer to=<%s> from=<%s> via=%s%s%s attempt=%u delay=%lds status=%s reason=%s",
+		log_info("%s defer to=<%s> from=<%s> via=%s%s%s attempt=%u delay=%llus status=%s reason=%s",
 			 env->qid, env->rcpt[idx].addr, env->sender, via, remote_mta ? " relay=" : "",
 			 remote_mta ? remote_mta : "", e->attempts + 1, delay, rt->status, q);
 		break;
 	case OUT_FAILED:
-		log_info("%s fail to=<%s> from=<%s> via=%s%s%s delay=%lds status=%s reason=%s", env->qid,
+		log_info("%s fail to=<%s> from=<%s> via=%s%s%s delay=%llus status=%s reason=%s", env->qid,
 			 env->rcpt[idx].addr, env->sender, via, remote_mta ? " relay=" : "",
 			 remote_mta ? remote_mta : "", delay, rt->status, q);
 		rt->action = "failed";
@@ -287,7 +311,7 @@ static void removal_work(void *arg)
 void sched_settle(struct qentry *e)
 {
 	struct sched *s = e->s;
-	uint64_t wait;
+	uint64_t wait, age, expire = s->conf->queue.expire;
 
 	if (e->parts || e->dsns)
 		return;
@@ -315,12 +339,10 @@ void sched_settle(struct qentry *e)
 	wait = s->conf->queue.retry[e->attempts < s->conf->queue.nretry ? e->attempts
 									 : s->conf->queue.nretry - 1];
 	e->attempts++;
-	if ((uint64_t)(time(NULL) - e->env->arrival) + wait > s->conf->queue.expire) {
+	age = sched_entry_age(e);
+	if (age >= expire || wait > expire - age) {
 		/* the next try would be past expiry: wake up at expiry to give up */
-		uint64_t left = s->conf->queue.expire > (uint64_t)(time(NULL) - e->env->arrival)
-					? s->conf->queue.expire - (uint64_t)(time(NULL) - e->env->arrival)
-					: 0;
-		wait = left + 1;
+		wait = (age < expire ? expire - age : 0) + 1;
 	}
 	e->next_try = time(NULL) + (time_t)wait;
 	defer_write(e);
@@ -580,7 +602,6 @@ static void sched_dispatch(evutil_socket_t fd, short what, void *arg)
 {
 	struct sched *s = arg;
 	size_t cap = s->conf->queue.max_batch;
-	time_t now = time(NULL);
 	struct batch *b = NULL;
 	(void)fd;
 	(void)what;
@@ -593,7 +614,7 @@ static void sched_dispatch(evutil_socket_t fd, short what, void *arg)
 
 		TAILQ_REMOVE(&s->ready_list, e, ready);
 		e->on_ready = false;
-		if ((uint64_t)(now - e->env->arrival) >= s->conf->queue.expire) {
+		if (sched_entry_age(e) >= s->conf->queue.expire) {
 			e->parts++;
 			expire_entry(e);
 			sched_part_done(e);
@@ -626,6 +647,7 @@ void sched_free(struct sched *s)
 	 * those recipients are tried again at the next start (and Maildir's
 	 * deterministic names make that a no-op). */
 	workq_free(s->wq);
+	notify_free(s);
 	while (batches_in_flight_list)
 		batch_free(batches_in_flight_list);
 	remote_free(s);

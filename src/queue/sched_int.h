@@ -12,6 +12,7 @@
 #define TRANSIT_QUEUE_SCHED_INT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/queue.h>
 #include <time.h>
 
@@ -22,6 +23,7 @@
 struct workq;
 struct dns;
 struct nexthop;
+struct dsn_job;
 
 /* What the scheduler remembers about one recipient between attempts. */
 struct rcpt_rt {
@@ -43,9 +45,10 @@ struct qentry {
 	unsigned parts;	      /* deliveries in flight (batches, next-hop jobs) */
 	unsigned dsns;	      /* DSNs being committed for this entry */
 	bool deferred;	      /* a recipient got a temporary failure this round */
-	bool delay_dsn_sent;
 	struct event *retry_timer;
-	time_t next_try;
+	time_t next_try;      /* wall clock, for the deferral note and transitctl */
+	uint64_t age_base;    /* age in seconds when the entry was added (wall clock, clamped) */
+	uint64_t mono_base;   /* clock_mono_ms() then: the age grows by the monotonic clock */
 	char last_error[600];
 	TAILQ_ENTRY(qentry) ready;
 	bool on_ready;
@@ -66,6 +69,10 @@ struct sched {
 	struct htable *nexthops; /* key -> struct nexthop */
 	unsigned remote_conns;	 /* outbound connections open */
 	bool stopped;		 /* sched_stop(): dispatch nothing more */
+	/* next hops with work that wait for a slot under queue.max-connections,
+	 * oldest first: a freed slot goes to the head (remote.c) */
+	TAILQ_HEAD(nh_wait_list, nexthop) nh_waiting;
+	struct dsn_job *dsn_jobs; /* DSNs being built on a worker (notify.c) */
 	char spool[4096];
 };
 
@@ -77,6 +84,10 @@ void sched_rcpt_result(struct qentry *e, size_t idx, enum rcpt_outcome o, const 
 void sched_part_done(struct qentry *e); /* a delivery part finished: settle when last */
 void sched_settle(struct qentry *e);	/* nothing in flight: DSNs, removal or retry */
 void sched_write_state(struct qentry *e, size_t idx, char state);
+/* Seconds the message has been queued: its age from the wall clock when
+ * it was added (clamped at 0), then counted on the monotonic clock, so a
+ * clock step while transitd runs changes nothing (util/clock.h). */
+uint64_t sched_entry_age(const struct qentry *e);
 
 /* remote.c */
 void remote_init(struct sched *s);
@@ -90,5 +101,7 @@ void remote_free(struct sched *s);
 bool notify_send_due(struct qentry *e);
 /* A DELAY DSN when queue.delay-notice has passed and NOTIFY allows. */
 void notify_delay_if_due(struct qentry *e);
+/* After the workers are joined: free the DSN jobs still in flight. */
+void notify_free(struct sched *s);
 
 #endif

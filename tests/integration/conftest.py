@@ -231,6 +231,7 @@ class Transit:
         for key, value in (overrides or {}).items():
             self.override(key, value)
         self.proc = None
+        self.env = None             # extra environment for transitd (e.g. libfaketime), or None
         self.starts = 0
         self.problems = []          # reasons to fail the test at teardown
         self._clients = []
@@ -284,8 +285,9 @@ class Transit:
         with open(self.log_path, "ab") as log:
             log.write(b"=== test harness: start %d ===\n" % self.starts)
             log.flush()
+            env = dict(os.environ, **self.env) if self.env else None
             self.proc = subprocess.Popen([TRANSITD, "-c", self.conf_path], stdin=subprocess.DEVNULL,
-                                         stdout=log, stderr=log, cwd=self.dir)
+                                         stdout=log, stderr=log, cwd=self.dir, env=env)
         if wait:
             self.wait_ready()
         return self.proc

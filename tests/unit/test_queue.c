@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <zlib.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 
@@ -341,7 +342,7 @@ static void test_roundtrip_hostile(void **state)
 	assert_int_equal(loaded.content_len, sizeof(hostile_content) - 1);
 	file = slurp(path, &flen);
 	assert_memory_equal(file + loaded.content_off, hostile_content, loaded.content_len);
-	assert_memory_equal(file, "TRANSIT-QUEUE 1\n", 16);
+	assert_memory_equal(file, "TRANSIT-QUEUE 2\n", 16);
 	for (i = 0; i < loaded.nrcpt; i++) {
 		assert_int_equal(loaded.rcpt[i].state_off, c->rcpt[i].state_off);
 		assert_int_equal(file[loaded.rcpt[i].state_off], 'Q');
@@ -544,7 +545,7 @@ static void test_scan_foreign_files(void **state)
 	spit(p2, file, flen);
 	/* a future format version */
 	snprintf(p2, sizeof(p2), "%s/ZZZZZZZZZZZ0", f->qdir);
-	spit(p2, "TRANSIT-QUEUE 2\nwhatever\n", 25);
+	spit(p2, "TRANSIT-QUEUE 3\nwhatever\n", 25);
 	/* not a queue file name at all */
 	snprintf(p2, sizeof(p2), "%s/junk.tmp", f->qdir);
 	spit(p2, "junk", 4);
@@ -652,28 +653,156 @@ static void test_qids(void **state)
 	char err[128];
 	int i;
 
+	char tag[QF_NODE_MAX + 1];
+
+	qf_node_tag("test-1", tag);
 	queue_new_qid(f->q, prev);
-	assert_int_equal(strlen(prev), 11 + 4);
-	assert_string_equal(prev + 11, "TEST");
+	assert_int_equal(strlen(prev), 11 + 8);
+	assert_string_equal(prev + 11, tag);
 	for (i = 0; i < 100000; i++) {
 		queue_new_qid(f->q, cur);
 		if (strcmp(prev, cur) >= 0)
 			fail_msg("qid %s after %s", cur, prev);
-		assert_int_equal(strlen(cur), 15);
-		assert_int_equal(strspn(cur, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"), 15);
+		assert_int_equal(strlen(cur), 19);
+		assert_int_equal(strspn(cur, "0123456789ABCDEFGHJKMNPQRSTVWXYZ"), 19);
 		memcpy(prev, cur, QID_MAX);
 	}
-	/* another queue in the same process, other tags */
+	/* another queue in the same process, another tag; the time part
+	 * still sorts across both */
 	q2 = queue_open(f->dir, "mx-1.example", QUEUE_SYNC_FSYNC, NULL, err, sizeof(err));
 	assert_non_null(q2);
 	queue_new_qid(q2, cur);
-	assert_string_equal(cur + 11, "MX1E");
+	qf_node_tag("mx-1.example", tag);
+	assert_string_equal(cur + 11, tag);
 	assert_true(strncmp(prev, cur, 11) < 0);
 	queue_close(q2);
 	q2 = queue_open(f->dir, "-.-", QUEUE_SYNC_FSYNC, NULL, err, sizeof(err));
 	queue_new_qid(q2, cur);
-	assert_string_equal(cur + 11, "0");
+	assert_int_equal(strlen(cur), 19);
+	assert_true(qf_valid_qid(cur));
 	queue_close(q2);
+	/* ids of the old form (11 + a 1..4 character tag) stay valid names */
+	assert_true(qf_valid_qid("1K0W2BFYH83MX1E"));
+	assert_true(qf_valid_qid("1K0W2BFYH830"));
+}
+
+/* Node names that the 4-character tag made collide get different tags
+ * (issue 6 item 11a); the tag depends on the whole name, not its case. */
+static void test_node_tags_do_not_collide(void **state)
+{
+	static const char *const pairs[][2] = {
+		{"mailhost1", "mailhost2"},
+		{"mx1.site-a.example", "mx1.site-b.example"},
+		{"mx-1.example", "mx1e"},
+		{"relay", "relay.example"},
+		{"", "-.-"},
+	};
+	char a[QF_NODE_MAX + 1], b[QF_NODE_MAX + 1];
+	size_t i;
+	(void)state;
+
+	for (i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+		qf_node_tag(pairs[i][0], a);
+		qf_node_tag(pairs[i][1], b);
+		if (strcmp(a, b) == 0)
+			fail_msg("node %s and node %s share the tag %s", pairs[i][0], pairs[i][1], a);
+	}
+	qf_node_tag("MX1.Example.ORG", a);
+	qf_node_tag("mx1.example.org", b);
+	assert_string_equal(a, b);
+	assert_int_equal(strlen(a), QF_NODE_MAX);
+	assert_int_equal(strspn(a, "0123456789ABCDEFGHJKMNPQRSTVWXYZ"), QF_NODE_MAX);
+}
+
+/* Rewrite a file's trailer CRC after changing its bytes (states as 'Q'). */
+static void recrc(char *file, size_t flen, const struct envelope *env)
+{
+	char t[16];
+	uLong crc = crc32(0, NULL, 0);
+	size_t i, off = 0, end = flen - 42;
+
+	for (i = 0; i < env->nrcpt; i++) {
+		crc = crc32(crc, (const Bytef *)file + off, (uInt)(env->rcpt[i].state_off - off));
+		crc = crc32(crc, (const Bytef *)"Q", 1);
+		off = env->rcpt[i].state_off + 1;
+	}
+	crc = crc32(crc, (const Bytef *)file + off, (uInt)(end - off));
+	snprintf(t, sizeof(t), "%08lx", crc);
+	memcpy(file + end + 29, t, 8);
+}
+
+/* The DELAY notice is recorded in the file (state byte N, format 2), read
+ * back at recovery, never over a final state; version 1 files are still
+ * read, cannot record it, and may not contain N (issue 6 item 11b). */
+static void test_delay_notified(void **state)
+{
+	struct fx *f = *state;
+	struct envelope e, loaded;
+	struct envelope *c;
+	struct scan_seen s;
+	char path[256], err[128], *file;
+	uint64_t offs[3];
+	size_t flen;
+
+	basic_env(f->q, &e, 3);
+	c = commit_one(f, &e, "Subject: x\r\n\r\nhi\r\n", 18);
+	assert_int_equal(queue_set_rcpt_state(f->q, c, 2, RCPT_DELIVERED), 0);
+	offs[0] = c->rcpt[0].state_off;
+	offs[1] = c->rcpt[2].state_off;
+	assert_int_equal(queue_mark_delay_notified(f->q, c->qid, offs, 2), 0);
+	queue_path(f->q, e.qid, path, sizeof(path));
+	file = slurp(path, &flen);
+	assert_int_equal(file[c->rcpt[0].state_off], 'N');
+	assert_int_equal(file[c->rcpt[1].state_off], 'Q');
+	assert_int_equal(file[c->rcpt[2].state_off], 'D'); /* final: untouched */
+	free(file);
+	assert_int_equal(queue_load(path, &loaded, err, sizeof(err)), 0);
+	assert_int_equal(loaded.rcpt[0].state, RCPT_QUEUED);
+	assert_true(loaded.rcpt[0].delay_notified);
+	assert_false(loaded.rcpt[1].delay_notified);
+	assert_int_equal(loaded.rcpt[2].state, RCPT_DELIVERED);
+	assert_int_equal(envelope_pending(&loaded), 2);
+	envelope_free(&loaded);
+	assert_int_equal(scan(f, &s), 1);
+	assert_true(s.last->rcpt[0].delay_notified);
+	/* a final state after the notice overwrites N */
+	assert_int_equal(queue_set_rcpt_state(f->q, s.last, 0, RCPT_FAILED), 0);
+	assert_int_equal(queue_load(path, &loaded, err, sizeof(err)), 0);
+	assert_int_equal(loaded.rcpt[0].state, RCPT_FAILED);
+	assert_false(loaded.rcpt[0].delay_notified);
+	envelope_free(&loaded);
+	free_env(s.last);
+	/* not a state byte: refused */
+	offs[2] = c->rcpt[1].state_off - 1;
+	assert_int_equal(queue_mark_delay_notified(f->q, c->qid, offs + 2, 1), -1);
+	assert_int_equal(errno, EINVAL);
+	/* gone */
+	assert_int_equal(queue_mark_delay_notified(f->q, "ZZZZZZZZZZZ9", offs, 1), -1);
+	assert_int_equal(errno, ENOENT);
+	free_env(c);
+	envelope_free(&e);
+
+	/* A version 1 file (what transit wrote before): read as before */
+	basic_env(f->q, &e, 2);
+	c = commit_one(f, &e, "Subject: v1\r\n\r\nhi\r\n", 19);
+	queue_path(f->q, e.qid, path, sizeof(path));
+	file = slurp(path, &flen);
+	memcpy(file, "TRANSIT-QUEUE 1\n", 16);
+	recrc(file, flen, c);
+	spit(path, file, flen);
+	assert_int_equal(queue_load(path, &loaded, err, sizeof(err)), 0);
+	assert_int_equal(loaded.nrcpt, 2);
+	envelope_free(&loaded);
+	offs[0] = c->rcpt[0].state_off;
+	assert_int_equal(queue_mark_delay_notified(f->q, c->qid, offs, 1), -1);
+	assert_int_equal(errno, ENOTSUP);
+	/* and N is not a version 1 state */
+	file[c->rcpt[0].state_off] = 'N';
+	spit(path, file, flen);
+	assert_int_equal(queue_load(path, &loaded, err, sizeof(err)), -1);
+	free(file);
+	free_env(c);
+	envelope_free(&e);
 }
 
 /* Writers finished in the same loop iteration share one sync. */
@@ -1088,6 +1217,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_walk_read_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_large_message, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_qids, setup, teardown),
+		cmocka_unit_test(test_node_tags_do_not_collide),
+		cmocka_unit_test_setup_teardown(test_delay_notified, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_abort_and_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_flushes, setup, teardown),
