@@ -1,7 +1,9 @@
 /*
  * smtp_client_int.h - private to smtp_client.c (the connection: connect,
- * replies, EHLO, STARTTLS, AUTH, QUIT, lifetime) and smtp_client_tx.c (one
- * message: MAIL/RCPT/DATA, pipelining, the content stream, the result).
+ * replies, EHLO, STARTTLS, AUTH, QUIT, lifetime), smtp_client_sec.c (TLS,
+ * AUTH), smtp_client_tx.c (one message: MAIL/RCPT/DATA, pipelining, the
+ * content stream, the result) and smtp_client_conv.c (SMTPUTF8 and
+ * 8BITMIME when the peer lacks them).
  * Nothing outside src/deliver/smtp_client*.c includes this.
  *
  * Lifetime rule: every libevent callback brackets its work with
@@ -21,6 +23,7 @@
 #include <event2/event.h>
 
 #include "deliver/smtp_client.h"
+#include "mail/mime7bit.h"
 #include "util/buf.h"
 #include "util/log.h"
 
@@ -103,6 +106,10 @@ struct smtpc_tx {
 	enum smtpc_status preset_status;
 	struct smtpc_reply preset_reply;
 	bool lone_dot;	     /* sent "." alone after an unexpected 354 */
+	bool utf8;	     /* send the SMTPUTF8 parameter */
+	struct mime7 *mime;  /* converting the content to 7 bit, or NULL */
+	struct buf conv;     /* converted octets of the current block */
+	struct buf stuffed;  /* ... and their dot-stuffed form */
 	/* content */
 	int fd;
 	uint64_t pos, end, len;
@@ -186,6 +193,12 @@ void smtpc_tls_failed(struct smtpc *c);
 void smtpc_ssl_error(struct smtpc *c, char *out, size_t outsz);
 void smtpc_auth_start(struct smtpc *c);
 void smtpc_on_auth(struct smtpc *c, const struct smtpc_reply *r);
+
+/* smtp_client_conv.c */
+bool smtpc_is_ascii(const char *s);
+/* Before MAIL: SMTPUTF8 and 8BITMIME decisions for m (sets tx->utf8 and
+ * tx->mime). false when the message is refused (tx->preset set). */
+bool smtpc_conv_check(struct smtpc *c, const struct smtpc_msg *m);
 
 /* smtp_client_tx.c */
 void smtpc_tx_reply(struct smtpc *c, const struct smtpc_reply *r);

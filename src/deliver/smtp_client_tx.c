@@ -18,9 +18,16 @@
  * the message size, and a peer that stops reading makes the client stop
  * reading the file and time out (command_timeout without progress).
  *
+ * A peer without 8BITMIME gets the content converted to 7 bit on the way
+ * (smtp_client_conv.c decides before MAIL, mail/mime7bit.c converts each
+ * block before it is dot-stuffed); without SMTPUTF8, a message that does
+ * not need it is sent without the parameter.
+ *
  * Outcome (struct smtpc_result):
- *  - refused before anything is sent (SMTPUTF8 not offered: 553 5.6.7;
- *    larger than the peer's SIZE: 552 5.3.4): PERM, still reusable;
+ *  - refused before anything is sent (SMTPUTF8 needed but not offered:
+ *    553 5.6.7; 8-bit and neither 8BITMIME nor convertible: 554 5.6.3;
+ *    larger than the peer's SIZE: 552 5.3.4): PERM, still reusable; a
+ *    non-ASCII recipient without SMTPUTF8: that recipient 553 5.6.7;
  *  - MAIL 4xx/5xx: TEMP/PERM, every recipient gets the MAIL reply;
  *  - no recipient accepted: DONE, each recipient has its RCPT reply,
  *    msg_reply is the first refusal;
@@ -97,7 +104,7 @@ static void smtpc_mail_line(const struct smtpc *c, const struct smtpc_msg *m, st
 		buf_printf(l, " SIZE=%llu", (unsigned long long)m->content_len);
 	if (m->body == BODY_8BITMIME && c->ext.eightbitmime)
 		buf_puts(l, " BODY=8BITMIME");
-	if (m->smtputf8)
+	if (c->tx->utf8)
 		buf_puts(l, " SMTPUTF8");
 	if (!c->ext.dsn)
 		return;
@@ -173,9 +180,6 @@ static bool smtpc_tx_check(struct smtpc *c, const struct smtpc_msg *m)
 	if (c->dead || c->state != SC_IDLE || c->open_cb != NULL) {
 		snprintf(text, sizeof(text), "connection to %s is not usable", c->info.peer);
 		smtpc_preset(tx, SMTPC_TEMP, 421, "4.4.2", text);
-	} else if (m->smtputf8 && !c->ext.smtputf8) {
-		snprintf(text, sizeof(text), "%s does not support SMTPUTF8", c->info.peer);
-		smtpc_preset(tx, SMTPC_PERM, 553, "5.6.7", text);
 	} else if (c->ext.size > 0 && m->content_len > c->ext.size) {
 		snprintf(text, sizeof(text), "message size %llu exceeds the limit %llu of %s",
 			 (unsigned long long)m->content_len, (unsigned long long)c->ext.size,
@@ -213,6 +217,13 @@ static bool smtpc_tx_build(struct smtpc *c, const struct smtpc_msg *m)
 		if (!smtpc_addr_ok(m->rcpt[i].addr)) {
 			smtpc_set_reply(&tx->rcpt[i], 553, "5.1.3", true,
 					"invalid recipient address");
+			tx->rstate[i] = RS_REFUSED;
+			continue;
+		}
+		if (!tx->utf8 && !smtpc_is_ascii(m->rcpt[i].addr)) {
+			smtpc_set_reply(&tx->rcpt[i], 553, "5.6.7", true,
+					"the recipient address is not ASCII and %s does not "
+					"support SMTPUTF8", c->info.peer);
 			tx->rstate[i] = RS_REFUSED;
 			continue;
 		}
@@ -273,7 +284,9 @@ void smtpc_send(struct smtpc *c, const struct smtpc_msg *m, smtpc_send_cb cb, vo
 	tx->end = m->content_off + m->content_len;
 	buf_init(&tx->cmds);
 	c->tx = tx;
-	if (!smtpc_tx_check(c, m) || !smtpc_tx_build(c, m)) {
+	buf_init(&tx->conv);
+	buf_init(&tx->stuffed);
+	if (!smtpc_tx_check(c, m) || !smtpc_conv_check(c, m) || !smtpc_tx_build(c, m)) {
 		smtpc_later(c); /* the callback never runs inside smtpc_send */
 		return;
 	}
@@ -367,6 +380,32 @@ static void smtpc_tx_read_failed(struct smtpc *c, const char *why)
 	smtpc_tx_fail(c, &r);
 }
 
+/* Dot-stuff p[0..n) onto the output, through tx->stuffed (the 7-bit
+ * conversion path, whose blocks are larger than SMTPC_BLOCK). */
+static void smtpc_tx_put(struct smtpc *c, const char *p, size_t n)
+{
+	struct smtpc_tx *tx = c->tx;
+
+	buf_reset(&tx->stuffed);
+	buf_reserve(&tx->stuffed, 2 * n + 2);
+	evbuffer_add(bufferevent_get_output(c->bev), tx->stuffed.data,
+		     smtpc_stuff(&tx->st, p, n, tx->stuffed.data));
+}
+
+/* One block of content (or its end, n == 0 and end) through the 7-bit
+ * conversion. */
+static void smtpc_tx_convert(struct smtpc *c, const char *p, size_t n, bool end)
+{
+	struct smtpc_tx *tx = c->tx;
+
+	buf_reset(&tx->conv);
+	if (end)
+		mime7_end(tx->mime, &tx->conv);
+	else
+		mime7_feed(tx->mime, p, n, &tx->conv);
+	smtpc_tx_put(c, tx->conv.data, tx->conv.len);
+}
+
 static void smtpc_tx_fill(struct smtpc *c)
 {
 	struct smtpc_tx *tx = c->tx;
@@ -379,6 +418,8 @@ static void smtpc_tx_fill(struct smtpc *c)
 		ssize_t n;
 
 		if (left == 0) {
+			if (tx->mime != NULL)
+				smtpc_tx_convert(c, NULL, 0, true);
 			smtpc_tx_end_body(c);
 			return;
 		}
@@ -389,7 +430,10 @@ static void smtpc_tx_fill(struct smtpc *c)
 			smtpc_tx_read_failed(c, n < 0 ? strerror(errno) : "file too short");
 			return;
 		}
-		evbuffer_add(out, stuffed, smtpc_stuff(&tx->st, tx->blk, (size_t)n, stuffed));
+		if (tx->mime != NULL)
+			smtpc_tx_convert(c, tx->blk, (size_t)n, false);
+		else
+			evbuffer_add(out, stuffed, smtpc_stuff(&tx->st, tx->blk, (size_t)n, stuffed));
 		tx->pos += (uint64_t)n;
 	}
 	smtpc_arm(c, c->t_command); /* progress: the peer is reading */
@@ -635,6 +679,9 @@ void smtpc_tx_free(struct smtpc_tx *tx)
 	free(tx->rcpt);
 	free(tx->rstate);
 	free(tx->blk);
+	free(tx->mime);
+	buf_free(&tx->conv);
+	buf_free(&tx->stuffed);
 	free(tx);
 }
 

@@ -192,6 +192,20 @@ static bool is_ascii(const char *s)
 
 /* r->status if "2.1.5"-shaped (RFC 3463 2: class 2/4/5, 1-3 digits, 1-3
  * digits), else the kind's default. */
+/* Whether the diagnostic is a reply a remote server sent (RFC 3464 2.3.5:
+ * Remote-MTA only when the status came from a remote MTA; 2.3.6: type
+ * "smtp" for an SMTP reply): the caller names the server that answered
+ * and the text starts with the reply code ("550 5.1.1 ...", "421-..."),
+ * the contract in dsn.h. Anything else is a reason transit gave itself. */
+static bool diag_from_remote(const struct dsn_rcpt *r)
+{
+	const char *d = r->diagnostic;
+
+	return r->remote_mta != NULL && *r->remote_mta != '\0' && d != NULL && d[0] >= '2' &&
+	       d[0] <= '5' && d[1] >= '0' && d[1] <= '9' && d[2] >= '0' && d[2] <= '9' &&
+	       (d[3] == ' ' || d[3] == '-' || d[3] == '\0');
+}
+
 static const char *status_of(const struct dsn_info *info, const struct dsn_rcpt *r)
 {
 	const char *s = r->status;
@@ -277,10 +291,11 @@ static void build_status(const struct dsn_info *info, struct buf *b)
 		put_address_field(b, "Final-Recipient", false, r->addr ? r->addr : "", g);
 		put_field(b, "Action", action_of(info, r), false);
 		put_field(b, "Status", status_of(info, r), false);
-		if (r->remote_mta && *r->remote_mta)
+		if (diag_from_remote(r))
 			put_typed_field(b, "Remote-MTA", "dns", r->remote_mta, g);
 		if (r->diagnostic && *r->diagnostic)
-			put_typed_field(b, "Diagnostic-Code", "smtp", r->diagnostic, g);
+			put_typed_field(b, "Diagnostic-Code", diag_from_remote(r) ? "smtp" : "X-Transit",
+					r->diagnostic, g);
 		if (r->last_attempt)
 			put_date_field(b, "Last-Attempt-Date", r->last_attempt);
 		if (info->kind == DSN_DELAY && info->retry_until)
@@ -290,7 +305,8 @@ static void build_status(const struct dsn_info *info, struct buf *b)
 
 /* One recipient for part 1: the address, what happened, and the remote
  * reply quoted line by line as the server sent it (lines are split at its
- * CR/LF; other control characters are handled by text_to_crlf). */
+ * CR/LF; other control characters are handled by text_to_crlf), or our
+ * own reason, which is never attributed to a server. */
 static void text_recipient(struct buf *t, const struct dsn_info *info, const struct dsn_rcpt *r)
 {
 	const char *d = r->diagnostic;
@@ -308,7 +324,7 @@ static void text_recipient(struct buf *t, const struct dsn_info *info, const str
 	}
 	if (!d || !*d)
 		return;
-	if (r->remote_mta && *r->remote_mta) {
+	if (diag_from_remote(r)) {
 		buf_puts(t, "    The server ");
 		clean_value(t, r->remote_mta, true);
 		buf_puts(t, " said:\n");

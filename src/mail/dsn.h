@@ -37,8 +37,13 @@ struct dsn_rcpt {
 	const char *orcpt;	  /* "rfc822;bob@partner.test" or NULL */
 	const char *action;	  /* "failed", "delayed", "delivered", "relayed", "expanded" */
 	const char *status;	  /* "5.1.1" */
-	const char *remote_mta;	  /* "mx1.partner.test" or NULL */
-	const char *diagnostic;	  /* the remote reply "550 5.1.1 <bob@...>: unknown user" or our reason, or NULL */
+	const char *remote_mta;	  /* "mx1.partner.test" (the host we talked to) or NULL */
+	/* The remote reply, starting with its code ("550 5.1.1 <bob@...>:
+	 * unknown user"), or our own reason ("no route to far.test"), or NULL.
+	 * Only a reply (with remote_mta) is reported as the server's: "The
+	 * server X said:", Remote-MTA, "Diagnostic-Code: smtp;". Our own reason
+	 * gets "Reason:", no Remote-MTA, "Diagnostic-Code: X-Transit;". */
+	const char *diagnostic;
 	time_t last_attempt;	  /* 0: none */
 };
 

@@ -64,7 +64,9 @@ class Conn:
             ext.append("PIPELINING")
         if a.size is not None:
             ext.append("SIZE %d" % a.size)
-        ext += ["8BITMIME", "ENHANCEDSTATUSCODES"]
+        if not a.no_8bitmime:
+            ext.append("8BITMIME")
+        ext.append("ENHANCEDSTATUSCODES")
         if a.smtputf8:
             ext.append("SMTPUTF8")
         if a.dsn:
@@ -285,6 +287,7 @@ def main():
     ap.add_argument("--smtputf8", action="store_true")
     ap.add_argument("--dsn", action="store_true")
     ap.add_argument("--no-pipelining", action="store_true")
+    ap.add_argument("--no-8bitmime", action="store_true")
     ap.add_argument("--reject-rcpt", action="append", default=[], help="addr=reply")
     ap.add_argument("--greeting", default="220 peer.test ESMTP")
     ap.add_argument("--ehlo-reply")

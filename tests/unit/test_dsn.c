@@ -364,7 +364,7 @@ static void test_failure_headers_only(void **state)
 		"Final-Recipient: rfc822; carol@far.test\r\n"
 		"Action: failed\r\n"
 		"Status: 5.4.4\r\n"
-		"Diagnostic-Code: smtp; no route to far.test\r\n");
+		"Diagnostic-Code: X-Transit; no route to far.test\r\n");
 	/* part 3: exactly the header section of the original */
 	assert_string_equal(r.body[2],
 		"Received: from client.example.test by mx.example.test\r\n"
@@ -534,11 +534,45 @@ static void test_hostile_peer_text(void **state)
 	assert_non_null(strstr(r.body[1], "Remote-MTA: dns; mx1.partner.test X-Evil: 1\r\n"));
 	/* the empty-after-cleaning diagnostic still gives a well-formed field */
 	assert_non_null(strstr(r.body[1], "Final-Recipient: rfc822; dave@far.test\r\n"
-					  "Action: failed\r\nStatus: 5.0.0\r\nDiagnostic-Code: smtp;"));
+					  "Action: failed\r\nStatus: 5.0.0\r\nDiagnostic-Code: X-Transit;"));
 	/* the long word is broken into continuation lines */
-	assert_non_null(strstr(r.body[1], "Diagnostic-Code: smtp;\r\n AAAA"));
+	assert_non_null(strstr(r.body[1], "Diagnostic-Code: X-Transit;\r\n AAAA"));
 	assert_head_has(&r, "To", "<alice@example.test> Bcc: <all@x.test>");
 	assert_python_ok(&fx->out, 3, "text/rfc822-headers", false);
+	free_report(&r);
+}
+
+/* A reason transit gave itself while talking to a server (the peer lacks
+ * SMTPUTF8, a connection timed out) is not the server's word: no "The
+ * server ... said", no Remote-MTA (RFC 3464 2.3.5), Diagnostic-Code type
+ * X-Transit, not smtp (2.3.6). A real reply keeps all three. */
+static void test_local_reason_not_attributed(void **state)
+{
+	struct fixture *fx = *state;
+	struct dsn_info info = base_info(fx, DSN_FAILURE);
+	struct dsn_rcpt rc[] = {
+		{"bob@partner.test", NULL, "failed", "5.6.7", "mx1.partner.test",
+		 "the message header is not ASCII and mx1.partner.test[192.0.2.1]:25 does not "
+		 "support SMTPUTF8", ATTEMPT},
+		{"carol@partner.test", NULL, "failed", "5.1.1", "mx1.partner.test",
+		 "550 5.1.1 no such user", ATTEMPT},
+	};
+	struct report r;
+
+	info.rcpt = rc;
+	info.nrcpt = 2;
+	build_ok(fx, &info);
+	parse_report(&fx->out, &r);
+	assert_int_equal(count(r.body[0], " said:"), 1); /* carol's real reply only */
+	assert_non_null(strstr(r.body[0], "<bob@partner.test>: failed, status 5.6.7\r\n"
+					  "    Reason:\r\n      the message header is not ASCII"));
+	assert_non_null(strstr(r.body[1], "Final-Recipient: rfc822; bob@partner.test\r\n"
+					  "Action: failed\r\nStatus: 5.6.7\r\n"
+					  "Diagnostic-Code: X-Transit; the message header"));
+	assert_int_equal(count(r.body[1], "Remote-MTA:"), 1);
+	assert_non_null(strstr(r.body[1], "Status: 5.1.1\r\nRemote-MTA: dns; mx1.partner.test\r\n"
+					  "Diagnostic-Code: smtp; 550 5.1.1 no such user"));
+	assert_python_ok(&fx->out, 2, "text/rfc822-headers", false);
 	free_report(&r);
 }
 
@@ -798,6 +832,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failure_ret_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failure_full_too_big, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delay, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_local_reason_not_attributed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_success_and_defaults, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_peer_text, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_original_normalised, setup, teardown),

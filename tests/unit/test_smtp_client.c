@@ -1113,9 +1113,12 @@ static void test_reuse_two_messages(void **state)
 	peer_stop(&p);
 }
 
-static void test_smtputf8_not_offered(void **state)
+/* RFC 6531 3.4: SMTPUTF8 not offered, but nothing in the message needs it
+ * (ASCII addresses and header): sent without the parameter. */
+static void test_smtputf8_not_needed(void **state)
 {
 	static const char *const args[] = {NULL};
+	static const char body[] = "Subject: ascii\r\n\r\nbody caf\xc3\xa9\r\n";
 	struct peer p;
 	struct smtpc_opts o;
 	struct run r;
@@ -1125,18 +1128,104 @@ static void test_smtputf8_not_offered(void **state)
 	peer_py(&p, args);
 	opts_default(&o);
 	client_ready(&r, p.port, &o);
-	msg_make(&mf, body_dots, strlen(body_dots), 0, three);
+	msg_make(&mf, body, strlen(body), 0, three);
 	mf.m.smtputf8 = true;
+	mf.m.body = BODY_8BITMIME;
 	client_send(&r, &mf.m, 1);
-	assert_int_equal(r.res[0].status, SMTPC_PERM);
-	assert_reply(&r.res[0].msg_reply, 553, "5.6.7", "does not support SMTPUTF8");
-	assert_true(r.res[0].msg_reply.local);
-	assert_reply(&r.rcpt[0][2], 553, "5.6.7", NULL);
-	assert_true(r.res[0].reusable);
+	assert_int_equal(r.res[0].status, SMTPC_DONE);
+	assert_int_equal(r.rcpt[0][2].code, 250);
 	client_close(&r);
 	msg_free(&mf);
-	assert_false(file_contains(p.transcript, "C MAIL"));
-	assert_true(file_contains(p.transcript, "C QUIT"));
+	assert_true(file_contains(p.transcript, "C MAIL FROM:<sender@example.test> BODY=8BITMIME +"));
+	assert_false(file_contains(p.transcript, "SMTPUTF8"));
+	peer_stop(&p);
+}
+
+/* SMTPUTF8 not offered and needed: a non-ASCII recipient is refused alone
+ * (the others are sent), a non-ASCII header refuses the message; both are
+ * local replies (the peer never said them). */
+static void test_smtputf8_needed(void **state)
+{
+	static const char *const args[] = {NULL};
+	static const char *const mixed[] = {"a@example.test", "j\xc3\xb6rg@example.test", NULL};
+	static const char hdr[] = "Subject: caf\xc3\xa9\r\n\r\nbody\r\n";
+	struct peer p;
+	struct smtpc_opts o;
+	struct run r;
+	struct msgf mf;
+
+	(void)state;
+	peer_py(&p, args);
+	opts_default(&o);
+	client_ready(&r, p.port, &o);
+	msg_make(&mf, body_dots, strlen(body_dots), 0, mixed);
+	mf.m.smtputf8 = true;
+	client_send(&r, &mf.m, 1);
+	assert_int_equal(r.res[0].status, SMTPC_DONE);
+	assert_int_equal(r.rcpt[0][0].code, 250);
+	assert_reply(&r.rcpt[0][1], 553, "5.6.7", "does not support SMTPUTF8");
+	assert_true(r.rcpt[0][1].local);
+	assert_true(r.res[0].reusable);
+	msg_free(&mf);
+	msg_make(&mf, hdr, strlen(hdr), 0, three);
+	mf.m.smtputf8 = true;
+	client_send(&r, &mf.m, 2);
+	assert_int_equal(r.res[1].status, SMTPC_PERM);
+	assert_reply(&r.res[1].msg_reply, 553, "5.6.7", "header is not ASCII");
+	assert_true(r.res[1].msg_reply.local);
+	assert_reply(&r.rcpt[1][2], 553, "5.6.7", NULL);
+	assert_true(r.res[1].reusable);
+	client_close(&r);
+	msg_free(&mf);
+	assert_false(file_contains(p.transcript, "jörg"));
+	assert_false(file_contains(p.transcript, "SMTPUTF8"));
+	assert_true(file_contains(p.transcript, "MSG 1 "));
+	assert_false(file_contains(p.transcript, "MSG 2 "));
+	peer_stop(&p);
+}
+
+/* RFC 6152: no 8BITMIME at the peer: the 8-bit body goes out as
+ * quoted-printable (dot-stuffed after conversion); an 8-bit header is
+ * refused with 554 5.6.3 before MAIL. */
+static void test_8bit_to_7bit_peer(void **state)
+{
+	static const char *const args[] = {"--no-8bitmime", NULL};
+	static const char body[] = "Subject: x\r\n\r\n.caf\xc3\xa9\r\n";
+	static const char wire[] = "Subject: x\r\nMIME-Version: 1.0\r\n"
+				   "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+				   "..caf=C3=A9\r\n";
+	static const char hdr[] = "Subject: caf\xc3\xa9\r\n\r\nbody\r\n";
+	struct peer p;
+	struct smtpc_opts o;
+	struct run r;
+	struct msgf mf;
+	char *msg;
+	size_t len;
+
+	(void)state;
+	peer_py(&p, args);
+	opts_default(&o);
+	client_ready(&r, p.port, &o);
+	msg_make(&mf, body, strlen(body), 0, one);
+	mf.m.body = BODY_8BITMIME;
+	client_send(&r, &mf.m, 1);
+	assert_int_equal(r.res[0].status, SMTPC_DONE);
+	msg_free(&mf);
+	msg_make(&mf, hdr, strlen(hdr), 0, one);
+	mf.m.body = BODY_8BITMIME;
+	client_send(&r, &mf.m, 2);
+	assert_int_equal(r.res[1].status, SMTPC_PERM);
+	assert_reply(&r.res[1].msg_reply, 554, "5.6.3", "cannot be converted to 7 bit");
+	assert_true(r.res[1].msg_reply.local);
+	assert_true(r.res[1].reusable);
+	client_close(&r);
+	msg_free(&mf);
+	assert_false(file_contains(p.transcript, "BODY=8BITMIME"));
+	msg = peer_msg(&p, 1, &len);
+	assert_int_equal(len, strlen(wire));
+	assert_memory_equal(msg, wire, len);
+	free(msg);
+	assert_false(file_contains(p.transcript, "MSG 2 "));
 	peer_stop(&p);
 }
 
@@ -1837,7 +1926,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_all_refused_then_rset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_354_without_recipients, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reuse_two_messages, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_smtputf8_not_offered, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_smtputf8_not_needed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_smtputf8_needed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_8bit_to_7bit_peer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_smtputf8_offered, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_size_too_big, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bare_lf_and_cr, setup, teardown),
