@@ -61,6 +61,8 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sanitizer/common_interface_defs.h>
 
 #include "conf/conf.h"
@@ -94,6 +96,7 @@ static SSL_CTX **g_tls;
 static struct smtp_server *g_srv;
 static int g_report_fd = 2; /* the real stderr; fd 2 is /dev/null while the server runs */
 static int g_null_fd = -1;
+static SSL_CTX *g_client_tls;
 
 /* ---- per input ----------------------------------------------------------- */
 
@@ -117,6 +120,10 @@ static struct {
 	const uint8_t *input;
 	size_t input_len;
 	int fd; /* the client's end */
+	bool want_tls;	  /* do the TLS handshake after a 220 to STARTTLS */
+	SSL *ssl;	  /* the client's TLS session once the handshake is done */
+	bool tls_done;	  /* ... and it was (g.ssl is freed before the checks) */
+	size_t tls_from;  /* where the decrypted part of g_out starts */
 	struct accepted acc[MAX_ACCEPTED];
 	size_t nacc;
 	bool acc_overflow; /* more than MAX_ACCEPTED: the exact check is off */
@@ -283,6 +290,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	sp.is_local_ip = local_ip;
 	sp.on_message = on_message;
 	g_srv = smtp_server_new(&sp);
+	g_client_tls = SSL_CTX_new(TLS_client_method());
+	if (!g_client_tls)
+		fail("client SSL_CTX_new");
+	SSL_CTX_set_verify(g_client_tls, SSL_VERIFY_NONE, NULL);
 	buf_init(&g_out);
 	return 0;
 }
@@ -297,6 +308,16 @@ static size_t drain_client(void)
 	size_t total = 0;
 	ssize_t n;
 
+	if (g.ssl) {
+		int r;
+		while ((r = SSL_read(g.ssl, b, sizeof(b))) > 0) {
+			if (g_out.len + (size_t)r <= TRANSCRIPT_MAX)
+				buf_append(&g_out, b, (size_t)r);
+			total += (size_t)r;
+		}
+		ERR_clear_error();
+		return total;
+	}
 	while ((n = read(g.fd, b, sizeof(b))) > 0) {
 		if (g_out.len + (size_t)n <= TRANSCRIPT_MAX)
 			buf_append(&g_out, b, (size_t)n);
@@ -355,8 +376,19 @@ static bool send_bytes(const uint8_t *p, size_t n)
 	time_t deadline = time(NULL) + 10;
 
 	while (n > 0) {
-		ssize_t w = write(g.fd, p, n);
+		ssize_t w;
 
+		if (g.ssl) {
+			int r = SSL_write(g.ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+			int e = r > 0 ? 0 : SSL_get_error(g.ssl, r);
+			ERR_clear_error();
+			if (e != 0 && e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+				return false;
+			w = r > 0 ? r : -1;
+			errno = EAGAIN;
+		} else {
+			w = write(g.fd, p, n);
+		}
 		if (w > 0) {
 			p += w;
 			n -= (size_t)w;
@@ -581,6 +613,8 @@ static void check_transcript(void)
 				     m->nrcpt, rcpt_ok);
 		}
 		p += len;
+		if (g.tls_done && (size_t)(p - g_out.data) == g.tls_from)
+			continue; /* the handshake was done: TLS replies follow */
 		if (len == sizeof(tls220) - 1 && memcmp(p - len, tls220, len) == 0) {
 			/* only TLS records (handshake, alert) may follow */
 			if (p < end && *p != 0x15 && *p != 0x16)
@@ -615,6 +649,44 @@ static size_t data_piece(const uint8_t *p, size_t n)
 	return n;
 }
 
+/* The client side of STARTTLS (RFC 3207), driven step by step with the
+ * server's loop. false if it failed (the session is then gone or going). */
+static bool client_handshake(void)
+{
+	time_t deadline = time(NULL) + 10;
+	size_t before;
+
+	g.ssl = SSL_new(g_client_tls);
+	if (!g.ssl || SSL_set_fd(g.ssl, g.fd) != 1)
+		fail("client SSL_new");
+	SSL_set_connect_state(g.ssl);
+	for (;;) {
+		int r = SSL_do_handshake(g.ssl);
+		int e = r == 1 ? 0 : SSL_get_error(g.ssl, r);
+
+		ERR_clear_error();
+		if (r == 1)
+			break;
+		if ((e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) ||
+		    g_srv->nsessions == 0 || time(NULL) > deadline) {
+			SSL_free(g.ssl);
+			g.ssl = NULL;
+			return false;
+		}
+		event_base_loop(g_base, EVLOOP_NONBLOCK);
+	}
+	g.tls_from = g_out.len;
+	g.tls_done = true;
+	before = g_out.len;
+	pump();
+	/* RFC 3207 4: the server must not speak first, and anything the
+	 * client pipelined behind STARTTLS was discarded, never answered */
+	if (g_out.len != before)
+		fail("the server sent \"%.*s\" after the TLS handshake, before any command",
+		     (int)(g_out.len - before > 80 ? 80 : g_out.len - before), g_out.data + before);
+	return true;
+}
+
 static void run_lockstep(const uint8_t *p, size_t n)
 {
 	while (n > 0) {
@@ -647,6 +719,24 @@ static void run_lockstep(const uint8_t *p, size_t n)
 			send_piece(p, n);
 			return;
 		}
+		if (clean && g.want_tls && !s->tls && s->helo[0] &&
+		    (s->rc->tls == RC_TLS_OFFER || s->rc->tls == RC_TLS_REQUIRE) && piece == 10 &&
+		    memcmp(p, "STARTTLS\r\n", 10) == 0) {
+			/* a line pipelined behind STARTTLS goes in the same write:
+			 * the server must drop it (CVE-2011-0411) */
+			const uint8_t *nl = memchr(p + piece, '\n', n - piece);
+			size_t extra = nl ? (size_t)(nl - (p + piece)) + 1 : 0;
+			if (!send_bytes(p, piece + extra))
+				return;
+			pump();
+			if (first_reply_code(from) != 220)
+				fail("STARTTLS after EHLO on a TLS connector not answered 220");
+			p += piece + extra;
+			n -= piece + extra;
+			if (!client_handshake())
+				return;
+			continue;
+		}
 		if (!send_piece(p, piece))
 			return;
 		if (clean) {
@@ -661,6 +751,12 @@ static void run_lockstep(const uint8_t *p, size_t n)
 			if (c.verb == SMTP_MAIL && code == 250) {
 				g.nacc = 0;
 				g.acc_overflow = false;
+			} else if (c.verb == SMTP_STARTTLS && code == 220 && g.want_tls) {
+				p += piece;
+				n -= piece;
+				if (!client_handshake())
+					return;
+				continue;
 			} else if (c.verb == SMTP_RCPT && code == 250) {
 				struct accepted a;
 				if (!accepted_from_arg(c.arg, c.arg_len, &a))
@@ -704,6 +800,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rc = (size_t)(data[0] & 3) % g_conf->nrcs;
 	memset(&g, 0, sizeof(g));
 	g.pipelined = (data[0] & 4) != 0;
+	g.want_tls = !g.pipelined && (data[0] & 8) != 0;
 	g.input = data + 1;
 	g.input_len = size - 1;
 	for (size_t i = 0; i < size; i++)
@@ -728,6 +825,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		run_lockstep(g.input, g.input_len);
 	pump();
 	/* the client goes away; the session must be freed */
+	if (g.ssl) {
+		SSL_free(g.ssl); /* no close_notify: an abrupt end is what a server must survive */
+		g.ssl = NULL;
+	}
 	close(g.fd);
 	deadline = time(NULL) + 10;
 	while (g_srv->nsessions > 0 || g_q->inflight > 0) {
