@@ -20,6 +20,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -44,6 +45,18 @@ static char g_spool[128], g_path[256];
 static struct event_base *g_base;
 static struct queue *g_q;
 
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+/* The spool on tmpfs goes when the fuzzer exits normally (a crash leaves
+ * it, with the input, for whoever looks). */
+static void remove_spool(void) { nftw(g_spool, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	const char *tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
@@ -54,6 +67,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(g_spool, sizeof(g_spool), "%s/fuzz_qfile.XXXXXX", tmp);
 	if (!mkdtemp(g_spool) || evthread_use_pthreads() != 0 || !(g_base = event_base_new()))
 		abort();
+	atexit(remove_spool);
 	g_q = queue_open(g_spool, "fz", QUEUE_SYNC_SYNCFS, g_base, err, sizeof(err));
 	if (!g_q) {
 		fprintf(stderr, "queue_open: %s\n", err);

@@ -42,6 +42,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -186,6 +187,18 @@ static bool local_ip(int family, const void *ip)
 
 static void on_message(void *arg, struct envelope *env);
 
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+/* The spool on tmpfs goes when the fuzzer exits normally (a crash leaves
+ * it, with the input, for whoever looks). */
+static void remove_spool(void) { nftw(g_spool, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	char path[256], conf[4096], err[256];
@@ -205,6 +218,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(g_spool, sizeof(g_spool), "%s/fuzz_session.XXXXXX", tmp);
 	if (!mkdtemp(g_spool))
 		fail("mkdtemp: %s", strerror(errno));
+	atexit(remove_spool);
 	snprintf(path, sizeof(path), "%s/users", g_spool);
 	write_file(path, "alice@example.test:{CRYPT}x::::::\n"
 			 "bob@example.test:{CRYPT}x::::::\n"
