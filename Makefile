@@ -13,7 +13,7 @@ DEB_TEST_PACKAGES := clang libcmocka-dev libclang-rt-14-dev python3 python3-pyte
 	postfix nsd faketime
 SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-FUZZ_SECONDS ?= 15
+FUZZ_SECONDS ?= 10
 FUZZ_LONG_SECONDS ?= 600
 
 .PHONY: all deps test-deps install-packages build build-san build-fuzz run test unit integration fuzz fuzz-short clean

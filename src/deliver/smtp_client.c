@@ -398,7 +398,7 @@ static void smtpc_auth_mechs(struct smtpc_ext *x, const char *p)
 
 /* One EHLO reply line after the first: "KEYWORD [params]" (RFC 5321
  * 4.1.1.1), also the old "AUTH=..." form. */
-static void smtpc_ext_line(struct smtpc_ext *x, const char *t)
+void smtpc_ext_line(struct smtpc_ext *x, const char *t)
 {
 	char kw[32];
 	size_t n = 0;
@@ -532,7 +532,7 @@ static void smtpc_dispatch(struct smtpc *c, const struct smtpc_reply *r)
 /* Length of an enhanced status code "c.sss.ddd" (RFC 3463 2) at the start
  * of t whose class matches the reply code, including one following
  * space; 0 when there is none. */
-static size_t smtpc_enh_len(const char *t, int code)
+size_t smtpc_enh_len(const char *t, int code)
 {
 	size_t i = 2, k;
 
@@ -551,7 +551,7 @@ static size_t smtpc_enh_len(const char *t, int code)
 }
 
 /* "250-text", "250 text", "250": code, last line?, text. */
-static bool smtpc_parse_line(const char *l, size_t n, int *code, bool *last, const char **text)
+bool smtpc_parse_line(const char *l, size_t n, int *code, bool *last, const char **text)
 {
 	if (n < 3 || l[0] < '2' || l[0] > '5' || l[1] < '0' || l[1] > '5' || !is_digit(l[2]))
 		return false;

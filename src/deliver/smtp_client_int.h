@@ -183,6 +183,16 @@ void smtpc_send_hello(struct smtpc *c, const char *verb);
 /* Send a command whose argument is secret (AUTH): logged as "shown". */
 void smtpc_secret(struct smtpc *c, const char *shown, char *line, size_t len);
 
+/* The reply and EHLO parsers (also driven by tests/fuzz/fuzz_smtpc_reply.c).
+ * One reply line "250-text", "250 text" or "250" (n octets, no CRLF):
+ * its code, whether it is the last line, its text. */
+bool smtpc_parse_line(const char *l, size_t n, int *code, bool *last, const char **text);
+/* Length of an enhanced status code "c.sss.ddd" (RFC 3463) at the start of
+ * t whose class matches code, with one following space; 0 when none. */
+size_t smtpc_enh_len(const char *t, int code);
+/* One EHLO reply line after the first (its text): note the extension. */
+void smtpc_ext_line(struct smtpc_ext *x, const char *t);
+
 /* Route bev's events to the client (read, write, event callbacks) and enable it. */
 void smtpc_watch(struct smtpc *c, struct bufferevent *bev);
 
