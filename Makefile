@@ -15,8 +15,9 @@ SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 FUZZ_SECONDS ?= 10
 FUZZ_LONG_SECONDS ?= 600
+SOAK_SECONDS ?= 180
 
-.PHONY: all deps test-deps install-packages build build-san build-fuzz run test unit integration fuzz fuzz-short clean
+.PHONY: all deps test-deps install-packages build build-san build-fuzz run test unit integration fuzz fuzz-short soak clean
 
 all: build
 
@@ -78,6 +79,16 @@ fuzz: build-fuzz
 	./tests/fuzz/run.sh build-fuzz $(FUZZ_LONG_SECONDS)
 
 test: test-deps build unit fuzz-short integration
+
+# A few minutes of mixed traffic through the ASan build (not part of `make test`):
+# see tests/soak/soak.py. A small quarantine, so that RSS shows the heap, not
+# ASan's pool of freed blocks (256 MiB by default).
+soak: build-san
+	TRANSITD=$(CURDIR)/build-san/transitd TRANSITCTL=$(CURDIR)/build-san/transitctl \
+	SOAK_SECONDS=$(SOAK_SECONDS) \
+	ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:quarantine_size_mb=32 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	$(PYTHON) tests/soak/soak.py
 
 clean:
 	rm -rf build build-san build-fuzz

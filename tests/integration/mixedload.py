@@ -1,0 +1,575 @@
+"""
+mixedload.py - numbered mixed SMTP traffic and the reconciliation of what
+came out of transitd, for the crash test (test_crash_mixed.py) and the soak
+test (tests/soak/soak.py).
+
+Owns:
+  - the numbered test message: an `X-Soak-Id: N` header, `Subject: soak-N`,
+    a body of fixed 78-octet lines (some starting with "." to exercise
+    RFC 5321 4.5.2 transparency) and a last line `SOAK-END N`;
+  - an asyncio SMTP client (Conn, send_one) that sends one message by DATA
+    or by BDAT chunks (RFC 3030), MAIL/RCPT pipelined (RFC 2920), or drops
+    the connection in the middle of the content, and records in a Rec what
+    the server answered: "250" (with the queue id), "refused NNN",
+    "aborted", or "unanswered" (the content was sent whole, the final reply
+    never came: the message may or may not have been queued);
+  - RecordingPeer, a threaded SMTP receiver on 127.0.0.x that accepts
+    (recording each message by id and time, after the final "." and before
+    its 250), defers (4xx) or refuses (5xx) at RCPT;
+  - readers that count messages by id: in Maildirs (ordinary deliveries and
+    DSNs, RFC 3464, which carry the original header in their third part),
+    in smtp-sink dump files, and in `transitctl queue list --json`;
+  - reconcile(): the verdict. Every 250 is delivered (Maildir or healthy
+    peer), bounced (one DSN for a 5xx destination) or still queued (4xx
+    destination) exactly once; nothing refused or aborted is ever
+    delivered; duplicates are counted by kind.
+
+Every network wait has a deadline.
+"""
+
+import asyncio
+import collections
+import os
+import random
+import re
+import socket
+import threading
+import time
+
+LINE_LEN = 78                       # octets per body line, CRLF included
+DOT_EVERY = 50                      # every 50th body line starts with "."
+MAX_BODY = 1 << 20                  # 1 MiB
+ID_RE = re.compile(rb"^X-Soak-Id: (\d+)\r?$", re.M)
+END_RE = re.compile(rb"SOAK-END (\d+)\r?\n(?:\r?\n)*\Z")
+QUEUED_RE = re.compile(r"queued as ([A-Za-z0-9]+)")
+
+
+def _body_lines(n):
+    out = []
+    for i in range(n):
+        text = "%s line %07d of the soak body abcdefghijklmnopqrstuvwxyz 0123456789" % (
+            "." if i % DOT_EVERY == 7 else "x", i)
+        out.append(text[:LINE_LEN - 2].ljust(LINE_LEN - 2, "-").encode() + b"\r\n")
+    return out
+
+
+_LINES = _body_lines(MAX_BODY // LINE_LEN + 2)
+BODY = b"".join(_LINES)
+BODY_STUFFED = b"".join(b"." + ln if ln.startswith(b".") else ln for ln in _LINES)
+
+
+def _stuffed_len(nlines):
+    dots = nlines // DOT_EVERY + (1 if nlines % DOT_EVERY > 7 else 0)
+    return nlines * LINE_LEN + dots
+
+
+def message(mid, size, sender, rcpt, stuffed=False):
+    """Message number mid, about `size` octets (at least its header and one
+    line), CRLF; dot-stuffed for DATA when stuffed=True (the final "."
+    line is NOT added)."""
+    head = ("From: <%s>\r\nTo: <%s>\r\nSubject: soak-%d\r\nMessage-ID: <soak-%d@soak.test>\r\n"
+            "Date: Thu, 01 Jan 2026 00:00:00 +0000\r\nX-Soak-Id: %d\r\n\r\n"
+            % (sender, rcpt, mid, mid, mid)).encode()
+    end = b"SOAK-END %d\r\n" % mid
+    nlines = max(1, min(len(_LINES), (size - len(head) - len(end)) // LINE_LEN))
+    body = BODY_STUFFED[:_stuffed_len(nlines)] if stuffed else BODY[:nlines * LINE_LEN]
+    return head + body + end
+
+
+def log_uniform_size(rnd, lo=1 << 10, hi=1 << 20):
+    """1 KiB .. 1 MiB, uniform in log: as many 1-2 KiB as 512 KiB-1 MiB."""
+    return int(2 ** rnd.uniform(lo.bit_length() - 1, hi.bit_length() - 1))
+
+
+# -- records --------------------------------------------------------------------
+
+class Rec:
+    """One message the client tried to send and what happened to it."""
+    __slots__ = ("id", "dest", "rcpt", "sender", "mode", "size", "abort", "outcome", "qid",
+                 "t_sent", "t_reply")
+
+    def __init__(self, mid, dest, rcpt, sender, mode, size, abort):
+        self.id, self.dest, self.rcpt, self.sender = mid, dest, rcpt, sender
+        self.mode, self.size, self.abort = mode, size, abort
+        self.outcome, self.qid, self.t_sent, self.t_reply = "not-sent", None, None, None
+
+    def __repr__(self):
+        return "Rec(%d %s %s %s %d%s: %s %s)" % (self.id, self.dest, self.rcpt, self.mode,
+                                                self.size, " abort" if self.abort else "",
+                                                self.outcome, self.qid or "")
+
+
+class Aborted(Exception):
+    """The client dropped the connection on purpose."""
+
+
+class SMTPFailure(Exception):
+    """The connection failed, timed out or broke the reply syntax."""
+
+
+# -- the asyncio client ---------------------------------------------------------------
+
+class Conn:
+    """One client connection: byte-exact writes, replies read with a deadline."""
+
+    def __init__(self, reader, writer, timeout):
+        self.r, self.w, self.timeout = reader, writer, timeout
+        self.ehlo_keywords = set()
+
+    @classmethod
+    async def open(cls, host, port, source=None, timeout=30.0):
+        try:
+            r, w = await asyncio.wait_for(
+                asyncio.open_connection(host, port, local_addr=(source, 0) if source else None,
+                                        limit=1 << 16), timeout)
+        except (OSError, asyncio.TimeoutError) as e:
+            raise SMTPFailure("connect: %r" % e)
+        return cls(r, w, timeout)
+
+    async def reply(self):
+        """(code, text) of one reply; SMTPFailure on EOF, timeout or bad syntax."""
+        lines = []
+        while True:
+            try:
+                line = await asyncio.wait_for(self.r.readline(), self.timeout)
+            except (OSError, asyncio.TimeoutError, ValueError, asyncio.LimitOverrunError) as e:
+                raise SMTPFailure("reading a reply: %r" % e)
+            if not line.endswith(b"\r\n") or len(line) < 5 or not line[:3].isdigit() \
+                    or line[3:4] not in (b" ", b"-", b"\r"):
+                raise SMTPFailure("bad reply line %r" % line[:200])
+            lines.append(line[4:-2].decode("utf-8", "replace"))
+            if line[3:4] != b"-":
+                return int(line[:3]), "\n".join(lines)
+
+    async def send(self, data):
+        try:
+            self.w.write(data)
+            await asyncio.wait_for(self.w.drain(), self.timeout)
+        except (OSError, asyncio.TimeoutError) as e:
+            raise SMTPFailure("write: %r" % e)
+
+    async def cmd(self, line):
+        await self.send(line.encode() + b"\r\n")
+        return await self.reply()
+
+    async def greet_and_ehlo(self, name="soak-client.example.net"):
+        code, text = await self.reply()
+        if code != 220:
+            raise SMTPFailure("greeting %d %s" % (code, text))
+        code, text = await self.cmd("EHLO " + name)
+        if code != 250:
+            raise SMTPFailure("EHLO %d %s" % (code, text))
+        self.ehlo_keywords = {ln.split()[0].upper() for ln in text.split("\n")[1:] if ln.split()}
+
+    def drop(self, reset):
+        """Close now: a RST (SO_LINGER 0) or a plain FIN."""
+        sock = self.w.get_extra_info("socket")
+        if reset and sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            except OSError:
+                pass
+        self.w.transport.abort() if reset else self.w.close()
+
+    async def quit(self):
+        try:
+            await self.cmd("QUIT")
+        except SMTPFailure:
+            pass
+        self.close()
+
+    def close(self):
+        try:
+            self.w.close()
+        except (OSError, RuntimeError):
+            pass
+
+
+async def send_one(conn, rec, rnd):
+    """One transaction for rec on an open session. Records the outcome in
+    rec; raises Aborted after dropping the connection on purpose, and
+    SMTPFailure when the session broke (the caller opens a new one)."""
+    mail = "MAIL FROM:<%s>" % rec.sender
+    if "8BITMIME" in conn.ehlo_keywords and rnd.random() < 0.2:
+        mail += " BODY=8BITMIME"
+    if "SIZE" in conn.ehlo_keywords:
+        mail += " SIZE=%d" % rec.size
+    head = "%s\r\nRCPT TO:<%s>\r\n" % (mail, rec.rcpt)
+    if rec.mode == "DATA":
+        await conn.send((head + "DATA\r\n").encode())
+        replies = [await conn.reply() for _ in range(3)]
+    else:
+        await conn.send(head.encode())
+        replies = [await conn.reply() for _ in range(2)]
+    if replies[0][0] != 250 or replies[1][0] != 250:
+        bad = replies[0] if replies[0][0] != 250 else replies[1]
+        rec.outcome = "refused %d %s" % bad
+        if rec.mode == "DATA" and replies[2][0] == 354:         # should never happen
+            await conn.send(b".\r\n")
+            await conn.reply()
+        await conn.cmd("RSET")
+        return
+    if rec.mode == "DATA":
+        if replies[2][0] != 354:
+            rec.outcome = "refused %d %s" % replies[2]
+            await conn.cmd("RSET")
+            return
+        data = message(rec.id, rec.size, rec.sender, rec.rcpt, stuffed=True)
+        if rec.abort:
+            await conn.send(data[:rnd.randint(1, len(data) - 1)])
+            rec.outcome = "aborted"
+            conn.drop(reset=rnd.random() < 0.5)
+            raise Aborted()
+        rec.t_sent = time.time()
+        rec.outcome = "unanswered"
+        await conn.send(data + b".\r\n")
+        code, text = await conn.reply()
+    else:
+        data = message(rec.id, rec.size, rec.sender, rec.rcpt)
+        cuts = sorted(rnd.sample(range(1, len(data)), min(rnd.randint(0, 3), len(data) - 1)))
+        pieces = [data[a:b] for a, b in zip([0] + cuts, cuts + [len(data)])]
+        if rnd.random() < 0.1:
+            pieces.append(b"")                              # BDAT 0 LAST
+        if rec.abort:
+            # stop inside a chunk that has octets (so it cannot be complete)
+            k = rnd.choice([i for i, p in enumerate(pieces) if p])
+            out = b"".join(b"BDAT %d\r\n" % len(p) + p for p in pieces[:k])
+            partial = pieces[k][:rnd.randint(0, max(0, len(pieces[k]) - 1))]
+            await conn.send(out + b"BDAT %d%s\r\n" % (len(pieces[k]), b" LAST" if
+                                                      k == len(pieces) - 1 else b"") + partial)
+            rec.outcome = "aborted"
+            conn.drop(reset=rnd.random() < 0.5)
+            raise Aborted()
+        out = b"".join(b"BDAT %d%s\r\n" % (len(p), b" LAST" if i == len(pieces) - 1 else b"") + p
+                       for i, p in enumerate(pieces))
+        rec.t_sent = time.time()
+        rec.outcome = "unanswered"
+        await conn.send(out)
+        replies = [await conn.reply() for _ in pieces]
+        bad = [r for r in replies[:-1] if r[0] != 250]
+        code, text = bad[0] if bad else replies[-1]
+        if bad:
+            # a chunk was refused; the transaction is over, whatever LAST says
+            rec.outcome = "refused %d %s" % (code, text)
+            return
+    rec.t_reply = time.time()
+    if code == 250:
+        m = QUEUED_RE.search(text)
+        rec.outcome, rec.qid = "250", m.group(1) if m else None
+    else:
+        rec.outcome = "refused %d %s" % (code, text)
+
+
+# -- a recording SMTP peer ---------------------------------------------------------------
+
+class RecordingPeer:
+    """An SMTP receiver on ip:port. mode "ok": every message is accepted and
+    recorded as (id, time, recipients) after its final "." and before the
+    250; "temp": every RCPT gets `reply` (4xx); "perm": every RCPT gets
+    `reply` (5xx). One thread per connection; stop() ends them all."""
+
+    def __init__(self, ip, port, mode="ok", reply=None):
+        self.mode = mode
+        self.reply = (reply or {"ok": "250 2.1.5 ok", "temp": "451 4.3.0 peer says try later",
+                                "perm": "550 5.1.1 peer says no such user"}[mode]).encode()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((ip, port))
+        self.sock.listen(128)
+        self.sock.settimeout(0.3)
+        self.lock = threading.Lock()
+        self.received = []          # (id or None, time, [rcpts], size)
+        self.sessions = 0
+        self.rcpts_seen = 0
+        self.stopping = False
+        self.conns = set()
+        self.acceptor = threading.Thread(target=self._accept, daemon=True)
+        self.acceptor.start()
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.conns.add(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        try:
+            conn.settimeout(30)
+            with conn, conn.makefile("rwb", buffering=0) as f:
+                self._session(f)
+        except (OSError, ValueError):
+            pass
+        finally:
+            with self.lock:
+                self.conns.discard(conn)
+
+    def _session(self, f):
+        with self.lock:
+            self.sessions += 1
+        f.write(b"220 peer.test ESMTP recording peer\r\n")
+        rcpts = []
+        while not self.stopping:
+            line = f.readline(4096)
+            if not line:
+                return
+            verb = line[:4].upper()
+            if verb in (b"EHLO", b"HELO"):
+                f.write(b"250-peer.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 0\r\n")
+            elif verb == b"MAIL":
+                rcpts = []
+                f.write(b"250 2.1.0 ok\r\n")
+            elif verb == b"RCPT":
+                with self.lock:
+                    self.rcpts_seen += 1
+                if self.mode == "ok":
+                    rcpts.append(line[8:].strip().split(b">")[0].strip(b"<").decode())
+                    f.write(b"250 2.1.5 ok\r\n")
+                else:
+                    f.write(self.reply + b"\r\n")
+            elif verb == b"DATA":
+                if not rcpts:
+                    f.write(b"554 5.5.1 no valid recipients\r\n")
+                    continue
+                f.write(b"354 go ahead\r\n")
+                buf = bytearray()
+                while True:
+                    ln = f.readline(1 << 17)
+                    if not ln:
+                        return                              # dropped mid-data: not received
+                    if ln == b".\r\n":
+                        break
+                    buf += ln
+                m = ID_RE.search(buf)
+                complete = END_RE.search(bytes(buf[-64:])) is not None
+                with self.lock:
+                    self.received.append((int(m.group(1)) if m and complete else None,
+                                          time.time(), list(rcpts), len(buf)))
+                f.write(b"250 2.0.0 recorded\r\n")
+                rcpts = []
+            elif verb == b"RSET":
+                rcpts = []
+                f.write(b"250 2.0.0 ok\r\n")
+            elif verb == b"QUIT":
+                f.write(b"221 2.0.0 bye\r\n")
+                return
+            else:
+                f.write(b"250 2.0.0 ok\r\n")
+
+    def ids(self):
+        """{id: [times]} of every complete message received."""
+        out = collections.defaultdict(list)
+        with self.lock:
+            for mid, t, _, _ in self.received:
+                out[mid].append(t)
+        return out
+
+    def stop(self):
+        self.stopping = True
+        self.sock.close()
+        self.acceptor.join(5)
+        with self.lock:
+            conns = list(self.conns)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+# -- counting what came out ---------------------------------------------------------------
+
+def read_id_and_end(path, head=16384):
+    """(id, complete) of one delivered or dumped file: the X-Soak-Id in its
+    first `head` octets, and whether it ends with that id's SOAK-END line."""
+    with open(path, "rb") as f:
+        start = f.read(head)
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - 64))
+        tail = f.read()
+    m = ID_RE.search(start)
+    mid = int(m.group(1)) if m else None
+    e = END_RE.search(tail)
+    return mid, bool(e and mid is not None and int(e.group(1)) == mid)
+
+
+def maildir_files(maildir):
+    out = []
+    for sub in ("new", "cur"):
+        d = os.path.join(maildir, sub)
+        try:
+            names = os.listdir(d)
+        except FileNotFoundError:
+            continue
+        out += [os.path.join(d, n) for n in names if not n.startswith(".")]
+    return out
+
+
+def count_maildir(maildir):
+    """{id: [mtimes]} of complete deliveries, and the list of odd files (no
+    id, or torn)."""
+    ids, odd = collections.defaultdict(list), []
+    for p in maildir_files(maildir):
+        try:
+            mid, complete = read_id_and_end(p)
+            mtime = os.stat(p).st_mtime
+        except OSError:
+            continue
+        if mid is None or not complete:
+            odd.append(p)
+        else:
+            ids[mid].append(mtime)
+    return ids, odd
+
+
+def count_dsns(maildir):
+    """{id: [mtimes]} of the DSNs in a Maildir (envelope sender <>; the
+    original header with X-Soak-Id is in the third part), and the odd files
+    (a DSN without an id, or a non-DSN)."""
+    ids, odd = collections.defaultdict(list), []
+    for p in maildir_files(maildir):
+        try:
+            with open(p, "rb") as f:
+                data = f.read(1 << 20)
+            mtime = os.stat(p).st_mtime
+        except OSError:
+            continue
+        m = ID_RE.search(data)
+        if not data.startswith(b"Return-Path: <>\n") or not m \
+                or b"multipart/report" not in data[:4096]:
+            odd.append(p)
+            continue
+        ids[int(m.group(1))].append(mtime)
+    return ids, odd
+
+
+def count_sink_dumps(files):
+    """{id: [mtimes]} of complete smtp-sink dump files, and the torn ones."""
+    ids, torn = collections.defaultdict(list), []
+    for p in files:
+        try:
+            mid, complete = read_id_and_end(p)
+            mtime = os.stat(p).st_mtime
+        except OSError:
+            continue
+        if mid is not None and complete:
+            ids[mid].append(mtime)
+        else:
+            torn.append(p)
+    return ids, torn
+
+
+def queued_qids(entries):
+    """{qid: entry} from `transitctl queue list --json`."""
+    return {e.get("id"): e for e in entries if isinstance(e, dict)}
+
+
+# -- the verdict ---------------------------------------------------------------------------
+
+class Verdict:
+    def __init__(self):
+        self.counts = collections.Counter()
+        self.errors = []                    # (kind, id, detail): each one fails the run
+        self.dups = collections.defaultdict(list)   # kind -> [(id, times)]
+
+    def error(self, kind, mid, detail):
+        self.errors.append((kind, mid, detail))
+
+    def summary(self):
+        return ", ".join("%s %d" % kv for kv in sorted(self.counts.items()))
+
+
+def reconcile(recs, local, remote, dsns, queued, kills=(), allow_remote_dups=False):
+    """recs: [Rec]; local: {id: [mtimes]} from the recipients' Maildirs;
+    remote: {id: [times]} at the healthy peer; dsns: {id: [mtimes]} at the
+    senders' Maildirs; queued: {qid: entry} still in the queue; kills:
+    [(t_kill, t_restarted)]. A duplicate at the healthy peer or of a DSN is
+    allowed only with allow_remote_dups and only when a kill falls between
+    its first and its last copy; a duplicate in a Maildir never."""
+    v = Verdict()
+    by_id = {r.id: r for r in recs}
+
+    def straddles_kill(times):
+        first, last = min(times), max(times)
+        return any(first <= tk and last >= tr - 1.0 for tk, tr in kills)
+
+    for name, table in (("local", local), ("remote", remote), ("dsn", dsns)):
+        for mid in table:
+            if mid not in by_id:
+                v.error("foreign-" + name, mid, "delivered but never sent")
+    for r in recs:
+        n_local = len(local.get(r.id, ()))
+        n_remote = len(remote.get(r.id, ()))
+        n_dsn = len(dsns.get(r.id, ()))
+        in_queue = r.qid is not None and r.qid in queued
+        v.counts["sent"] += 1
+        v.counts["outcome " + r.outcome.split()[0]] += 1
+        if r.outcome in ("aborted", "not-sent") or r.outcome.startswith("refused"):
+            if n_local or n_remote or n_dsn or in_queue:
+                v.error("delivered-without-250", r.id, "%r: local %d remote %d dsn %d queued %s"
+                        % (r, n_local, n_remote, n_dsn, in_queue))
+            continue
+        if r.outcome == "unanswered":
+            # the final reply was lost: delivered once or not at all
+            total = n_local + n_remote + n_dsn + (1 if in_queue else 0)
+            v.counts["unanswered-then-delivered"] += 1 if total else 0
+            if total > 1 and not (allow_remote_dups and n_local <= 1):
+                v.error("unanswered-duplicated", r.id, "%r: local %d remote %d dsn %d" % (
+                    r, n_local, n_remote, n_dsn))
+            continue
+        want = {"local": (1, 0, 0, False), "remote": (0, 1, 0, False),
+                "perm": (0, 0, 1, False), "temp": (0, 0, 0, True)}[r.dest]
+        got = (n_local, n_remote, n_dsn, in_queue)
+        if r.dest == "local":
+            v.counts["delivered-local"] += n_local
+        elif r.dest == "remote":
+            v.counts["delivered-remote"] += n_remote
+        elif r.dest == "perm":
+            v.counts["bounced"] += n_dsn
+        else:
+            v.counts["queued"] += in_queue
+        if got == want:
+            continue
+        # duplicates: the only tolerated difference
+        if got[0] > 1:
+            v.dups["local"].append((r.id, local[r.id]))
+        if got[1] > 1 and want[1] == 1:
+            v.dups["remote"].append((r.id, remote[r.id]))
+            if allow_remote_dups and straddles_kill(remote[r.id]):
+                got = (got[0], 1, got[2], got[3])
+        if got[2] > 1 and want[2] == 1:
+            v.dups["dsn"].append((r.id, dsns[r.id]))
+            if allow_remote_dups and straddles_kill(dsns[r.id]):
+                got = (got[0], got[1], 1, got[3])
+        if got != want:
+            v.error("wrong-" + r.dest, r.id, "%r: want local/remote/dsn/queued %r, got %r"
+                    % (r, want, (n_local, n_remote, n_dsn, in_queue)))
+    known = {r.qid for r in recs if r.qid}
+    unknown = sorted(q for q in queued if q not in known)
+    unanswered = sum(1 for r in recs if r.outcome == "unanswered")
+    if len(unknown) > unanswered:
+        v.error("queued-without-250", None, "%d queue entries are no message answered 250 "
+                "(and only %d replies went missing): %r" % (len(unknown), unanswered, unknown[:20]))
+    for kind, lst in v.dups.items():
+        v.counts["duplicates-" + kind] = len(lst)
+    return v
+
+
+def pick_destination(rnd, weights):
+    """One of weights' keys, by weight."""
+    x = rnd.random() * sum(weights.values())
+    for k, w in weights.items():
+        x -= w
+        if x < 0:
+            return k
+    return k
+
+
+def new_random(seed):
+    return random.Random(seed)
