@@ -684,14 +684,19 @@ static size_t read_data(struct smtp_session *s, const char *p, size_t len)
 			if (len - off > max) {
 				content_fail_long_line(s);
 				tx->skipping_long_line = true;
+				tx->skipped_cr = p[len - 1] == '\r';
 				off = len;
 			}
 			break;
 		}
 		linelen = (size_t)(lf - (p + off)) + 1;
-		if (tx->skipping_long_line) {
+		if (tx->skipping_long_line || linelen > max + 2) {
+			/* An over-long line still decides whether a "." line after
+			 * it may end the data: "<long line><LF>.<CRLF>" must not. */
+			bool crlf = linelen >= 2 ? p[off + linelen - 2] == '\r'
+						 : tx->skipping_long_line && tx->skipped_cr;
+			tx->after_bare_lf = !crlf;
 			tx->skipping_long_line = false;
-		} else if (linelen > max + 2) {
 			content_fail_long_line(s);
 		} else {
 			switch (data_line_kind(s, p + off, linelen, &c, &clen)) {

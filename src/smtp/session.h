@@ -70,6 +70,7 @@ struct smtp_tx {
 	const char *fail_text;
 	char fail_buf[256];	     /* fail_text when it is built at run time */
 	bool skipping_long_line;     /* discarding the rest of an over-long line */
+	bool skipped_cr;	     /* ... whose last octet so far was a CR */
 	bool after_bare_lf;	     /* the previous DATA line (or the DATA command)
 					ended in a bare LF: a "." line is no end */
 	bool bdat;		     /* content came by BDAT */

@@ -563,3 +563,21 @@ def test_tls_handshake_peer_gone_logged_with_reason(transit):
     (line,) = log_lines(transit, r"reason=tls-handshake-failed")
     print(line)
     assert re.search(r"tls-error=\S+", line), line
+
+
+@pytest.mark.parametrize("mode", ["default", "normalize"])
+@pytest.mark.transit(internet={"max-text-line-length": 1000})
+def test_long_line_ending_in_bare_lf_does_not_end_data(transit_conf, mode):
+    """<over-long line><LF>.<CRLF> is no end of data either: the smuggled
+    commands behind it must stay content of the refused message."""
+    start_in_mode(transit_conf, mode)
+    c = transit_conf.raw()
+    c.ehlo()
+    c.expect("MAIL FROM:<%s>" % BOB, 250, "2.1.0")
+    c.expect("RCPT TO:<%s>" % ALICE, 250, "2.1.5")
+    c.expect("DATA", 354)
+    c.send(b"Subject: carrier\r\n\r\n" + b"y" * 3000 + b"\n.\r\n" + SMUGGLED + b"\r\n.\r\n")
+    check_reply(c.read_reply(), 554, "5.6.0", what="over-long line")
+    c.expect("NOOP", 250, "2.0.0")              # one reply: nothing smuggled ran
+    time.sleep(1.0)
+    assert transit_conf.all_delivered() == []
