@@ -231,7 +231,7 @@ static void stop_poll_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (stop_quiet(st))
-		event_base_loopexit(st->base, NULL);
+		event_base_loopbreak(st->base); /* now: nothing may start after the check */
 }
 
 static void stop_server_done(void *arg) { ((struct stopping *)arg)->server_done = true; }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 
@@ -31,12 +32,21 @@ static pid_t read_holder(int fd)
 int pidlock_acquire(const char *path, pid_t *holder, char *err, size_t errsz)
 {
 	char text[32];
+	struct stat st;
 	int fd, n;
 
 	*holder = 0;
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	/* The directory may belong to the unprivileged user: never follow a
+	 * symlink or block on a FIFO planted there, only lock a plain file. */
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
 	if (fd < 0) {
 		snprintf(err, errsz, "open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errsz, "%s is not a regular file", path);
+		close(fd);
+		errno = EINVAL;
 		return -1;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {

@@ -71,6 +71,8 @@ def test_full_fd_table_pauses_accept(transit):
         time.sleep(WINDOW)
         lines1, cpu1, t1 = accept_lines(transit), cpu_seconds(pid), time.monotonic()
         share = (cpu1 - cpu0) / (t1 - t0)
+        print("full fd table: transitd cpu %.1f%% of a core, %d accept log lines in %.1fs"
+              % (100 * share, lines1 - lines0, t1 - t0))
         assert transit.alive()
         assert share < 0.20, "transitd used %.0f%% of a core with a full fd table" % (100 * share)
         assert lines1 - lines0 <= WINDOW + 3, \
@@ -83,6 +85,8 @@ def test_full_fd_table_pauses_accept(transit):
                 greeted += 1
             elif data and data.startswith(b"421 4.3.2 "):
                 refused += 1
+        print("clients: %d greeted, %d refused with 421 4.3.2, %d waiting"
+              % (greeted, refused, CLIENTS - greeted - refused))
         assert greeted >= 1, "nobody was served"
         assert greeted <= SPARE_FDS
         assert refused >= 1, "no waiting client got 421 4.3.2 (greeted=%d)" % greeted

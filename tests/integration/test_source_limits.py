@@ -104,3 +104,15 @@ def _probe6(port):
         return True
     finally:
         c.close()
+
+
+@pytest.mark.parametrize("key,value", [("source-prefix-ipv4", 33), ("source-prefix-ipv4", 0),
+                                       ("source-prefix-ipv6", 129)])
+def test_prefix_out_of_range_refused(transit_conf, key, value):
+    transit_conf.override("internet", {key: value})
+    transit_conf.write_config()
+    r = transit_conf.run_daemon("-c", transit_conf.conf_path, "-n")
+    err = r.stderr.decode(errors="replace")
+    assert r.returncode != 0
+    assert "%s: %d is out of range" % (key, value) in err, err
+    assert transit_conf.conf_path + ":" in err, "no file:line in %r" % err
