@@ -40,9 +40,10 @@ static void explain_connector(const struct receive_connector *rc, bool authentic
 
 int recipient_explain(const struct config *c, struct passwd_db *users, const char *rcpt,
 		      const char *sender, uint64_t size, const char *rc_name, bool authenticated,
-		      struct buf *out)
+		      bool (*is_local_ip)(int family, const void *ip), struct buf *out)
 {
-	struct recipient_client client = {.rc = NULL, .authenticated = authenticated};
+	struct recipient_client client = {
+		.rc = NULL, .authenticated = authenticated, .is_local_ip = is_local_ip};
 	struct recipient_verdict v;
 	struct mail_addr to;
 	char shown[ADDR_TEXT_MAX];
