@@ -41,6 +41,7 @@
 #include "util/str.h"
 #include "util/xmalloc.h"
 #include "ctl/queue_view.h"
+#include "net/listener.h"
 #include "policy/recipient.h"
 #include "util/buf.h"
 #include "util/str.h"
@@ -633,7 +634,9 @@ static int cmd_route(int argc, char **argv)
 	/* the same directory the daemon reads: whether a mailbox exists is
 	 * part of the answer (550 5.1.1) */
 	users = passwd_db_open(c->passwd_file);
-	rv = recipient_explain(c, users, rcpt, from, size, rc, authenticated, &out);
+	listeners_note_local_ips(c); /* user@[one of our addresses] is local */
+	rv = recipient_explain(c, users, rcpt, from, size, rc, authenticated, listeners_is_local_ip,
+			       &out);
 	fwrite(out.data, 1, out.len, stdout);
 	buf_free(&out);
 	passwd_db_free(users);

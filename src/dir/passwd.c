@@ -20,8 +20,8 @@
  * once a second and the table rebuilt when it changed. Every reload after
  * the first is logged with the number of users; a reload that fails
  * (cannot open or read, or the file has gone) keeps the previous table
- * and is logged as a warning with the reason. The password check runs outside the
- * lock; unknown users are checked against a fixed dummy yescrypt hash so
+ * and is logged as a warning with the reason. The password check runs
+ * outside the lock; unknown users are checked against a fixed dummy yescrypt hash so
  * the work done does not tell whether a user exists.
  *
  * Tool side: every change happens under flock(2) on "<file>.lock": read

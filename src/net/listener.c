@@ -60,7 +60,7 @@ static bool local_any4, local_any6;
 
 static void local_add(int family, const void *ip)
 {
-	if (nlocal >= LOCAL_MAX)
+	if (nlocal >= LOCAL_MAX || listeners_is_local_ip(family, ip))
 		return;
 	local_ips[nlocal].family = family;
 	memcpy(local_ips[nlocal].ip, ip, family == AF_INET ? 4 : 16);
@@ -92,6 +92,34 @@ bool listeners_is_local_ip(int family, const void *ip)
 		    memcmp(local_ips[i].ip, ip, family == AF_INET ? 4 : 16) == 0)
 			return true;
 	return false;
+}
+
+void listeners_note_local_ips(const struct config *c)
+{
+	size_t i, j;
+
+	nlocal = 0;
+	local_any4 = local_any6 = false;
+	for (i = 0; i < c->nrcs; i++) {
+		for (j = 0; j < c->rcs[i].nbindings; j++) {
+			const struct binding *b = &c->rcs[i].bindings[j];
+			if (b->ss.ss_family == AF_INET) {
+				const struct sockaddr_in *sin = (const struct sockaddr_in *)&b->ss;
+				if (sin->sin_addr.s_addr == htonl(INADDR_ANY))
+					local_any4 = true;
+				else
+					local_add(AF_INET, &sin->sin_addr);
+			} else {
+				const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&b->ss;
+				if (IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr))
+					local_any6 = true;
+				else
+					local_add(AF_INET6, &sin6->sin6_addr);
+			}
+		}
+	}
+	if (local_any4 || local_any6)
+		local_add_interfaces();
 }
 
 static bool same_binding(const struct binding *a, const struct binding *b)
@@ -174,23 +202,9 @@ struct listeners *listeners_bind(const struct config *c, char *err, size_t errsz
 				return NULL;
 			}
 			l->n++;
-			if (b->ss.ss_family == AF_INET) {
-				const struct sockaddr_in *sin = (const struct sockaddr_in *)&b->ss;
-				if (sin->sin_addr.s_addr == htonl(INADDR_ANY))
-					local_any4 = true;
-				else
-					local_add(AF_INET, &sin->sin_addr);
-			} else {
-				const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&b->ss;
-				if (IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr))
-					local_any6 = true;
-				else
-					local_add(AF_INET6, &sin6->sin6_addr);
-			}
 		}
 	}
-	if (local_any4 || local_any6)
-		local_add_interfaces();
+	listeners_note_local_ips(c);
 	return l;
 }
 

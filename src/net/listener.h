@@ -32,5 +32,9 @@ int listeners_pick_connector(const struct config *c, const struct binding *b,
  * (the bound addresses, or every interface address when a wildcard
  * binding exists). Used for user@[ip] literals. */
 bool listeners_is_local_ip(int family, const void *ip);
+/* Learn those addresses from the configuration's bindings (and the
+ * interfaces): listeners_bind() does it; "transitctl route explain" calls
+ * it to judge user@[ip] as the daemon does. */
+void listeners_note_local_ips(const struct config *c);
 
 #endif

@@ -13,24 +13,37 @@
 static void explain_connector(const struct receive_connector *rc, bool authenticated, bool relay,
 			      struct buf *out)
 {
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} perms[] = {{PERM_ANONYMOUS, "anonymous"},
+		     {PERM_AUTHENTICATED, "authenticated"},
+		     {PERM_RELAY, "relay"}};
+	const char *sep = "";
+	size_t i;
+
 	if (rc == NULL) {
 		buf_printf(out, "receive connector: not given (relaying assumed allowed; name one "
 				"with --receive-connector)\n");
 		return;
 	}
-	buf_printf(out, "receive connector %s: permissions=%s%s%s%s; client %s; relaying %s\n",
-		   rc->name, rc->permissions & PERM_ANONYMOUS ? "anonymous," : "",
-		   rc->permissions & PERM_AUTHENTICATED ? "authenticated," : "",
-		   rc->permissions & PERM_RELAY ? "relay," : "", rc->permissions ? "" : "none",
+	buf_printf(out, "receive connector %s: permissions=", rc->name);
+	for (i = 0; i < sizeof(perms) / sizeof(perms[0]); i++)
+		if (rc->permissions & perms[i].bit) {
+			buf_printf(out, "%s%s", sep, perms[i].name);
+			sep = ",";
+		}
+	buf_printf(out, "%s; client %s; relaying %s\n", *sep ? "" : "none",
 		   authenticated ? "authenticated" : "not authenticated",
 		   relay ? "allowed" : "not allowed");
 }
 
 int recipient_explain(const struct config *c, struct passwd_db *users, const char *rcpt,
 		      const char *sender, uint64_t size, const char *rc_name, bool authenticated,
-		      struct buf *out)
+		      bool (*is_local_ip)(int family, const void *ip), struct buf *out)
 {
-	struct recipient_client client = {.rc = NULL, .authenticated = authenticated};
+	struct recipient_client client = {
+		.rc = NULL, .authenticated = authenticated, .is_local_ip = is_local_ip};
 	struct recipient_verdict v;
 	struct mail_addr to;
 	char shown[ADDR_TEXT_MAX];

@@ -20,7 +20,6 @@
  */
 #include "policy/recipient.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #include "dir/passwd.h"
@@ -96,7 +95,8 @@ static bool mailbox_of(const struct config *c, const char *addr, char *out, size
 	return maildir_expand(c->maildir, local, domain, out, outsz) == 0;
 }
 
-/* Accept final as a local mailbox. */
+/* Accept final: its local mailbox, or its route when server.postmaster
+ * lives in a domain that is not authoritative. */
 static void accept_mailbox(const struct config *c, struct recipient_verdict *v, const char *final,
 			   const char *why)
 {

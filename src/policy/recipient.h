@@ -84,13 +84,14 @@ int recipient_check_postmaster(const struct config *c, struct passwd_db *users);
 /* "transitctl route explain": the decision above for rcpt (an address as
  * in RCPT TO:<...>, brackets optional) from sender (NULL: <>) with size
  * (0: not declared), arriving on receive connector rc_name (NULL: not
- * given, relaying assumed allowed), authenticated or not. Writes the
+ * given, relaying assumed allowed), authenticated or not, with the
+ * daemon's idea of its own addresses (is_local_ip, may be NULL). Writes the
  * rules that applied, the send connectors considered, the expanded
  * mailbox path and a last line "result: accepted, ..." or "result:
  * refused CODE ENH TEXT", TEXT being what the RCPT reply would say.
  * Returns 0 when the recipient would be accepted, 1 when not. */
 int recipient_explain(const struct config *c, struct passwd_db *users, const char *rcpt,
 		      const char *sender, uint64_t size, const char *rc_name, bool authenticated,
-		      struct buf *out);
+		      bool (*is_local_ip)(int family, const void *ip), struct buf *out);
 
 #endif

@@ -134,6 +134,7 @@ RCPTS = [
     "alice@example.test", "Alice@EXAMPLE.test", "carol@example.test", "postmaster@example.test",
     "postmaster", "abuse@example.test", "nobody", "x@other.test", "bob@partner.test",
     "user%other.test@example.test", "x@relay.example.test", "x@[192.0.2.1]",
+    "alice@[127.0.0.1]", "carol@[127.0.0.1]",      # a literal of our own listening address
 ]
 
 

@@ -209,20 +209,20 @@ static void test_explain(void **state)
 
 	/* the unknown mailbox: what RCPT answers, exit 1 */
 	assert_int_equal(recipient_explain(fx->c, fx->users, "bob@example.test", NULL, 0, "internet",
-					   false, &out), 1);
+					   false, NULL, &out), 1);
 	assert_non_null(strstr(out.data, "result: refused 550 5.1.1 <bob@example.test>: Recipient "
 					 "address rejected: mailbox unavailable\n"));
 	buf_reset(&out);
 	/* a mailbox: the expanded path, never the template */
 	assert_int_equal(recipient_explain(fx->c, fx->users, "<Alice@example.test>", NULL, 0, NULL,
-					   false, &out), 0);
+					   false, NULL, &out), 0);
 	assert_non_null(strstr(out.data, "result: accepted, local delivery to mailbox "
 					 "/m/example.test/alice/Maildir\n"));
 	assert_null(strstr(out.data, "%u"));
 	buf_reset(&out);
 	/* restrictions of the chosen connector, with the connectors considered */
 	assert_int_equal(recipient_explain(fx->c, fx->users, "bob@partner.test", "alice@example.test",
-					   200 * 1024, "devices", false, &out), 1);
+					   200 * 1024, "devices", false, NULL, &out), 1);
 	assert_non_null(strstr(out.data, "partner          spaces=partner.test;1,relay.example.test;1"
 					 "  CHOSEN"));
 	assert_non_null(strstr(out.data, "result: refused 552 5.3.4 <bob@partner.test>: "));
@@ -230,21 +230,21 @@ static void test_explain(void **state)
 	buf_reset(&out);
 	/* "authenticated" relays only after AUTH: the disagreement of old */
 	assert_int_equal(recipient_explain(fx->c, fx->users, "bob@partner.test", "alice@example.test",
-					   0, "submission", false, &out), 1);
+					   0, "submission", false, NULL, &out), 1);
 	assert_non_null(strstr(out.data, "relaying not allowed"));
 	assert_non_null(strstr(out.data, "result: refused 550 5.7.1 <bob@partner.test>: Relay "
 					 "access denied\n"));
 	buf_reset(&out);
 	assert_int_equal(recipient_explain(fx->c, fx->users, "bob@partner.test", "alice@example.test",
-					   0, "submission", true, &out), 0);
+					   0, "submission", true, NULL, &out), 0);
 	assert_non_null(strstr(out.data, "result: accepted, relayed through send connector partner\n"));
 	buf_reset(&out);
 	assert_int_equal(recipient_explain(fx->c, fx->users, "bob@partner.test", NULL, 0, "nope",
-					   false, &out), 1);
+					   false, NULL, &out), 1);
 	assert_non_null(strstr(out.data, "receive connector nope: not configured"));
 	buf_reset(&out);
 	assert_int_equal(recipient_explain(fx->c, fx->users, "not an address", NULL, 0, NULL, false,
-					   &out), 1);
+					   NULL, &out), 1);
 	assert_non_null(strstr(out.data, "result: refused 501 5.1.3"));
 	buf_free(&out);
 }
