@@ -316,11 +316,9 @@ static void delay_committed(void *arg, int error, struct envelope *env)
 	if (error) {
 		log_warn("%s delay DSN commit failed: %s", j->qid, strerror(error));
 	} else {
-		/* A crash before this line sends the notice once more at the
-		 * next start (at least once, like every DSN). */
-		if (queue_mark_delay_notified(j->s->q, j->qid, j->state_off, j->n) != 0 &&
-		    errno != ENOENT && errno != ENOTSUP) /* gone; a version 1 file */
-			log_warn("%s cannot record the delay notice: %s", j->qid, strerror(errno));
+		/* A crash before this is written sends the notice once more
+		 * at the next start (at least once, like every DSN). */
+		sched_file_update(j->s, j->qid, j->state_off, j->n, QUEUE_STATE_DELAY_NOTIFIED);
 		sched_add(j->s, env);
 	}
 	job_free(j);

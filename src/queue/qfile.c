@@ -52,7 +52,7 @@
 
 #define QF_MAGIC_LINE "TRANSIT-QUEUE 2\n"	/* what is written */
 #define QF_MAGIC_LINE_V1 "TRANSIT-QUEUE 1\n" /* still read: no state N */
-#define QF_STATE_DELAY_NOTIFIED 'N' /* on disk only: RCPT_QUEUED + delay_notified */
+#define QF_STATE_DELAY_NOTIFIED QUEUE_STATE_DELAY_NOTIFIED
 #define QF_RCPT_PREFIX "rcpt " /* the state byte follows at once */
 #define QF_READ_FIRST (128u << 10) /* first pread: a whole small message */
 #define QF_READ_BULK (1u << 20)	   /* later preads of a large content */
@@ -861,43 +861,62 @@ int queue_load(const char *path, struct envelope *env, char *err, size_t errsz)
 
 /* ---- after commit -------------------------------------------------- */
 
-/* Is off the state byte of a rcpt record in fd? Guards against an
- * envelope that does not belong to this file. */
-static bool is_state_byte(int fd, uint64_t off)
+int queue_file_set_states(const char *path, const uint64_t *state_off, size_t n, char state)
 {
+	static const char magic[] = QF_MAGIC_LINE;
 	const size_t plen = strlen(QF_RCPT_PREFIX);
-	char b[sizeof(QF_RCPT_PREFIX)];
+	int fd, e = 0;
+	size_t i;
 
-	return off >= plen && pread_full(fd, b, plen + 1, off - plen) == (ssize_t)(plen + 1) &&
-	       memcmp(b, QF_RCPT_PREFIX, plen) == 0 && valid_disk_state(b[plen]);
+	if (!valid_disk_state(state) || path == NULL || path[0] == '\0') {
+		errno = EINVAL;
+		return -1;
+	}
+	fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (state == QF_STATE_DELAY_NOTIFIED) {
+		/* a version 1 file has no such state: its readers would refuse it */
+		char head[sizeof(magic) - 1];
+
+		if (pread_full(fd, head, sizeof(head), 0) != (ssize_t)sizeof(head) ||
+		    memcmp(head, magic, sizeof(head)) != 0)
+			e = ENOTSUP;
+	}
+	for (i = 0; i < n && e == 0; i++) {
+		char b[sizeof(QF_RCPT_PREFIX)];
+
+		/* Before writing, check that the byte at state_off is a state
+		 * byte after "rcpt " in this very file. */
+		if (state_off[i] < plen ||
+		    pread_full(fd, b, plen + 1, state_off[i] - plen) != (ssize_t)(plen + 1) ||
+		    memcmp(b, QF_RCPT_PREFIX, plen) != 0 || !valid_disk_state(b[plen]))
+			e = EINVAL;
+		/* N only ever replaces Q: a final state is never overwritten */
+		else if (state == QF_STATE_DELAY_NOTIFIED && b[plen] != RCPT_QUEUED)
+			continue;
+		else if (pwrite(fd, &state, 1, (off_t)state_off[i]) != 1)
+			e = errno ? errno : EIO;
+	}
+	close(fd);
+	if (e) {
+		errno = e;
+		return -1;
+	}
+	return 0;
 }
 
 int queue_set_rcpt_state(struct queue *q, struct envelope *env, size_t idx, char state)
 {
 	char path[PATH_MAX];
-	int fd, rc = -1, e = EINVAL;
 
 	if (!env || idx >= env->nrcpt || !valid_state(state) || !qf_valid_qid(env->qid)) {
 		errno = EINVAL;
 		return -1;
 	}
 	queue_path(q, env->qid, path, sizeof(path));
-	fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
+	if (queue_file_set_states(path, &env->rcpt[idx].state_off, 1, state) != 0)
 		return -1;
-	if (is_state_byte(fd, env->rcpt[idx].state_off)) {
-		ssize_t r = pwrite(fd, &state, 1, (off_t)env->rcpt[idx].state_off);
-
-		if (r == 1)
-			rc = 0;
-		else
-			e = r < 0 ? errno : EIO;
-	}
-	close(fd);
-	if (rc < 0) {
-		errno = e;
-		return -1;
-	}
 	env->rcpt[idx].state = state;
 	env->rcpt[idx].delay_notified = false; /* 'N' was overwritten */
 	return 0;
@@ -913,48 +932,4 @@ int queue_remove(struct queue *q, const char *qid)
 	}
 	queue_path(q, qid, path, sizeof(path));
 	return unlink(path);
-}
-
-int queue_mark_delay_notified(struct queue *q, const char *qid, const uint64_t *state_off,
-			      size_t n)
-{
-	static const char magic[] = QF_MAGIC_LINE;
-	const char notified = QF_STATE_DELAY_NOTIFIED;
-	char path[PATH_MAX], head[sizeof(magic) - 1];
-	int fd, e = 0;
-	size_t i;
-
-	if (!qf_valid_qid(qid)) {
-		errno = EINVAL;
-		return -1;
-	}
-	queue_path(q, qid, path, sizeof(path));
-	fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	/* a version 1 file has no such state: its readers would refuse it */
-	if (pread_full(fd, head, sizeof(head), 0) != (ssize_t)sizeof(head) ||
-	    memcmp(head, magic, sizeof(head)) != 0) {
-		close(fd);
-		errno = ENOTSUP;
-		return -1;
-	}
-	for (i = 0; i < n && e == 0; i++) {
-		const size_t plen = strlen(QF_RCPT_PREFIX);
-		char b[sizeof(QF_RCPT_PREFIX)];
-
-		/* only a queued recipient: a final state is never overwritten */
-		if (state_off[i] < plen ||
-		    pread_full(fd, b, plen + 1, state_off[i] - plen) != (ssize_t)(plen + 1) ||
-		    memcmp(b, QF_RCPT_PREFIX, plen) != 0 || !valid_disk_state(b[plen]))
-			e = EINVAL;
-		else if (b[plen] == RCPT_QUEUED && pwrite(fd, &notified, 1, (off_t)state_off[i]) != 1)
-			e = errno ? errno : EIO;
-	}
-	close(fd);
-	if (e) {
-		errno = e;
-		return -1;
-	}
-	return 0;
 }

@@ -33,8 +33,8 @@ enum queue_sync_mode {
 	QUEUE_SYNC_SYNCFS = 1, /* one syncfs(2) of the spool filesystem per batch */
 };
 
-/* Open (creating <spool>/queue if needed) the store. node: short tag
- * (letters/digits) put into queue ids so ids are unique across nodes.
+/* Open (creating <spool>/queue if needed) the store. node: this node's
+ * name; a hash of it ends every queue id so ids are unique across nodes.
  * base may be NULL for read-only use (transitctl); then no sync thread
  * is started and writers must not be used. NULL + err on failure. */
 struct queue *queue_open(const char *spool, const char *node, enum queue_sync_mode sync,
@@ -42,7 +42,7 @@ struct queue *queue_open(const char *spool, const char *node, enum queue_sync_mo
 void queue_close(struct queue *q);
 
 /* New unique, sortable queue id (time-based, strictly increasing in
- * this process; A-Z0-9 only, fixed length). */
+ * this process; A-Z0-9 only, fixed length: 11 + 8 characters). */
 void queue_new_qid(struct queue *q, char out[QID_MAX]);
 
 /* Full path of a message file. */
@@ -74,13 +74,15 @@ void queue_writer_commit(struct queue_writer *w, queue_commit_cb cb, void *arg);
 /* Record a recipient's final state in place (one byte, Postfix-style,
  * not synced: a lost update means at-least-once redelivery). */
 int queue_set_rcpt_state(struct queue *q, struct envelope *env, size_t idx, char state);
-/* Record durably in the file that a DELAY DSN has reported these
- * recipients (their state byte 'Q' becomes 'N' in place; not synced, like
- * every state update; format version 2 only). Recipients no longer 'Q'
- * are left alone. 0, or -1 + errno (ENOENT: the message is gone; ENOTSUP:
- * a version 1 file, which cannot record it). */
-int queue_mark_delay_notified(struct queue *q, const char *qid, const uint64_t *state_off,
-			      size_t n);
+/* On disk only: still queued, and a DELAY DSN reported it (format 2). In
+ * memory such a recipient is RCPT_QUEUED with delay_notified set. */
+#define QUEUE_STATE_DELAY_NOTIFIED 'N'
+/* The same for a thread that has no struct queue (the scheduler's file
+ * worker): state ('Q', 'D', 'F', or 'N' = delay notified, which only
+ * replaces 'Q' and only in a version 2 file) into the state bytes at
+ * state_off[0..n) of the queue file at path, each checked to be a state
+ * byte after "rcpt " first. 0, or -1 + errno. */
+int queue_file_set_states(const char *path, const uint64_t *state_off, size_t n, char state);
 /* Remove a message whose recipients are all final. */
 int queue_remove(struct queue *q, const char *qid);
 

@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,7 @@ struct sched *sched_new(const struct config *conf, const struct sched_runtime *r
 	s->base = base;
 	s->q = q;
 	s->wq = workq_new(base, (int)conf->queue.delivery_threads);
+	s->io = workq_new(base, 1);
 	s->kick = event_new(base, -1, 0, sched_dispatch, s);
 	if (s->kick == NULL)
 		log_fatal("sched: cannot create the dispatch event");
@@ -204,12 +206,52 @@ static void entry_free(struct qentry *e)
 	free(e);
 }
 
+/* ---- queue file updates, off the loop ------------------------------------------ */
+
+/* One update of state bytes in a queue file, run on the scheduler's file
+ * thread (s->io: one thread, so updates of one file land in the order
+ * they were made: a DELAY mark N never overtakes the D or F after it).
+ * The job owns all it needs (the path, not the queue or the entry), logs
+ * its own failure and frees itself. */
+struct file_update {
+	char path[PATH_MAX];
+	char qid[QID_MAX];
+	char state;
+	size_t n;
+	uint64_t state_off[];
+};
+
+static void file_update_work(void *arg)
+{
+	struct file_update *u = arg;
+
+	/* ENOENT: removed meanwhile (every recipient was final);
+	 * ENOTSUP: a version 1 file cannot record a DELAY notice */
+	if (queue_file_set_states(u->path, u->state_off, u->n, u->state) != 0 && errno != ENOENT &&
+	    !(errno == ENOTSUP && u->state == QUEUE_STATE_DELAY_NOTIFIED))
+		log_warn("%s cannot record recipient state %c: %s", u->qid, u->state,
+			 strerror(errno));
+	free(u);
+}
+
+void sched_file_update(struct sched *s, const char *qid, const uint64_t *state_off, size_t n,
+		       char state)
+{
+	struct file_update *u = xcalloc(1, sizeof(*u) + n * sizeof(uint64_t));
+
+	queue_path(s->q, qid, u->path, sizeof(u->path));
+	str_copy(u->qid, qid, sizeof(u->qid));
+	u->state = state;
+	u->n = n;
+	memcpy(u->state_off, state_off, n * sizeof(uint64_t));
+	workq_submit(s->io, file_update_work, NULL, u);
+}
+
 void sched_write_state(struct qentry *e, size_t idx, char state)
 {
-	if (queue_set_rcpt_state(e->s->q, e->env, idx, state) != 0)
-		log_warn("%s cannot record recipient state to=<%s>", e->env->qid,
-			 e->env->rcpt[idx].addr);
+	sched_file_update(e->s, e->env->qid, &e->env->rcpt[idx].state_off, 1, state);
 	e->env->rcpt[idx].state = state;
+	e->env->rcpt[idx].delay_notified = false;
 	e->rt[idx].outcome = 0;
 	e->rt[idx].dsn_due = false;
 }
@@ -292,7 +334,7 @@ static bool pending_work(const struct qentry *e)
  * before it leaves a file whose recipients are all final; recovery
  * removes it. */
 struct removal {
-	struct queue *q;
+	char path[PATH_MAX]; /* the job's own: it needs no struct queue */
 	char qid[QID_MAX];
 	char defer[4200];
 };
@@ -301,7 +343,7 @@ static void removal_work(void *arg)
 {
 	struct removal *r = arg;
 
-	if (queue_remove(r->q, r->qid) != 0 && errno != ENOENT)
+	if (unlink(r->path) != 0 && errno != ENOENT)
 		log_warn("%s cannot remove queue file: %s", r->qid, strerror(errno));
 	unlink(r->defer);
 	free(r);
@@ -319,7 +361,7 @@ void sched_settle(struct qentry *e)
 		return; /* comes back here when the DSNs are committed */
 	if (envelope_pending(e->env) == 0) {
 		struct removal *r = xmalloc(sizeof(*r));
-		r->q = s->q;
+		queue_path(s->q, e->env->qid, r->path, sizeof(r->path));
 		memcpy(r->qid, e->env->qid, sizeof(r->qid));
 		defer_path(s, e->env->qid, r->defer, sizeof(r->defer));
 		workq_submit(s->wq, removal_work, NULL, r);
@@ -647,6 +689,7 @@ void sched_free(struct sched *s)
 	 * those recipients are tried again at the next start (and Maildir's
 	 * deterministic names make that a no-op). */
 	workq_free(s->wq);
+	workq_free(s->io); /* the state updates still queued are written */
 	notify_free(s);
 	while (batches_in_flight_list)
 		batch_free(batches_in_flight_list);

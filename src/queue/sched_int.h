@@ -60,7 +60,8 @@ struct sched {
 	const struct sched_runtime *rt;
 	struct event_base *base;
 	struct queue *q;
-	struct workq *wq;
+	struct workq *wq;	 /* delivery workers: Maildir batches, DSN builds, removals */
+	struct workq *io;	 /* one thread: queue file state updates, in order */
 	struct event *kick;
 	TAILQ_HEAD(, qentry) ready_list;
 	LIST_HEAD(, qentry) all_list;
@@ -83,7 +84,11 @@ void sched_rcpt_result(struct qentry *e, size_t idx, enum rcpt_outcome o, const 
 		       const char *diag, const char *remote_mta, const char *via);
 void sched_part_done(struct qentry *e); /* a delivery part finished: settle when last */
 void sched_settle(struct qentry *e);	/* nothing in flight: DSNs, removal or retry */
+/* Record a final state: in memory now, in the queue file on s->io. */
 void sched_write_state(struct qentry *e, size_t idx, char state);
+/* Write state bytes of a queue file on s->io (queue_file_set_states). */
+void sched_file_update(struct sched *s, const char *qid, const uint64_t *state_off, size_t n,
+		       char state);
 /* Seconds the message has been queued: its age from the wall clock when
  * it was added (clamped at 0), then counted on the monotonic clock, so a
  * clock step while transitd runs changes nothing (util/clock.h). */

@@ -29,6 +29,7 @@ import tempfile
 
 import pytest
 
+import harness
 import sendpeers as sp
 from sendpeers import message, relay_send, wait_log
 
@@ -82,7 +83,6 @@ def count_since_start(t, pattern):
 
 
 def wait_since_start(t, pattern, count=1, timeout=20.0):
-    import harness
     return harness.wait_until(lambda: count_since_start(t, pattern) >= count, timeout,
                               what="%d x /%s/ since the last start\n%s" % (count, pattern,
                                                                           t.log_tail(30)))
@@ -147,7 +147,6 @@ def test_delay_notice_once_across_restarts(transit_conf, dns):
     """delay-notice = 1s: one DELAY DSN; the notice is recorded in the queue
     file (state byte N), so neither a restart nor a kill -9 sends it again
     (issue 6 item 11b)."""
-    sp.need(sp.HAVE_NSD, "nsd")
     t = transit_conf
     sp.configure_sender(t, dns.port, {"internet": sp.dns_connector(t.port_smtp)},
                         queue={"retry": ["1s"], "expire": "1h", "delay-notice": "1s"})

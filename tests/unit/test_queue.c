@@ -10,6 +10,12 @@
  *         modes, the disk's raw sync rate, and the time to scan nscan
  *         (20k) queued files; delay_us adds that much latency to every group
  *         sync to show batching on a disk slower than this one.
+ *     test_queue bench-io [dir]
+ *         what the blocking file I/O of the scheduler costs (issue 6 item
+ *         11c): one recipient state update (open, pread, pwrite, close;
+ *         on the event loop) and building a DSN from a 10 MiB message,
+ *         headers only and RET=FULL, warm and with the file's pages
+ *         dropped (on a worker since item 11c).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -31,6 +37,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "mail/dsn.h"
 #include "mail/envelope.h"
 #include "queue/qfile.h" /* internals: to inject a write error */
 #include "queue/queue.h"
@@ -740,7 +747,7 @@ static void test_delay_notified(void **state)
 	struct envelope e, loaded;
 	struct envelope *c;
 	struct scan_seen s;
-	char path[256], err[128], *file;
+	char path[256], p2[256], err[128], *file;
 	uint64_t offs[3];
 	size_t flen;
 
@@ -749,8 +756,8 @@ static void test_delay_notified(void **state)
 	assert_int_equal(queue_set_rcpt_state(f->q, c, 2, RCPT_DELIVERED), 0);
 	offs[0] = c->rcpt[0].state_off;
 	offs[1] = c->rcpt[2].state_off;
-	assert_int_equal(queue_mark_delay_notified(f->q, c->qid, offs, 2), 0);
 	queue_path(f->q, e.qid, path, sizeof(path));
+	assert_int_equal(queue_file_set_states(path, offs, 2, QUEUE_STATE_DELAY_NOTIFIED), 0);
 	file = slurp(path, &flen);
 	assert_int_equal(file[c->rcpt[0].state_off], 'N');
 	assert_int_equal(file[c->rcpt[1].state_off], 'Q');
@@ -774,10 +781,13 @@ static void test_delay_notified(void **state)
 	free_env(s.last);
 	/* not a state byte: refused */
 	offs[2] = c->rcpt[1].state_off - 1;
-	assert_int_equal(queue_mark_delay_notified(f->q, c->qid, offs + 2, 1), -1);
+	assert_int_equal(queue_file_set_states(path, offs + 2, 1, QUEUE_STATE_DELAY_NOTIFIED), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(queue_file_set_states(path, offs, 1, 'X'), -1);
 	assert_int_equal(errno, EINVAL);
 	/* gone */
-	assert_int_equal(queue_mark_delay_notified(f->q, "ZZZZZZZZZZZ9", offs, 1), -1);
+	queue_path(f->q, "ZZZZZZZZZZZ9", p2, sizeof(p2));
+	assert_int_equal(queue_file_set_states(p2, offs, 1, QUEUE_STATE_DELAY_NOTIFIED), -1);
 	assert_int_equal(errno, ENOENT);
 	free_env(c);
 	envelope_free(&e);
@@ -794,7 +804,7 @@ static void test_delay_notified(void **state)
 	assert_int_equal(loaded.nrcpt, 2);
 	envelope_free(&loaded);
 	offs[0] = c->rcpt[0].state_off;
-	assert_int_equal(queue_mark_delay_notified(f->q, c->qid, offs, 1), -1);
+	assert_int_equal(queue_file_set_states(path, offs, 1, QUEUE_STATE_DELAY_NOTIFIED), -1);
 	assert_int_equal(errno, ENOTSUP);
 	/* and N is not a version 1 state */
 	file[c->rcpt[0].state_off] = 'N';
@@ -1205,6 +1215,83 @@ static int bench_main(const char *parent, unsigned delay_us, long nscan)
 	return 0;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int bench_io_main(const char *parent)
+{
+	enum { N = 20000, SIZE = 10 << 20, DSN_RUNS = 5 };
+	static double t[N];
+	struct fx *f;
+	struct envelope e, *c;
+	char *content = malloc(SIZE), path[256];
+	size_t i;
+	void *st;
+
+	(void)parent;
+	if (setup(&st) != 0)
+		return 1;
+	f = st;
+	for (i = 0; i < SIZE; i++)
+		content[i] = (i % 78 == 76) ? '\r' : (i % 78 == 77) ? '\n' : 'a' + (char)(i % 26);
+	{
+		static const char hdr[] = "Subject: bench\r\nFrom: <a@example.test>\r\n\r\n";
+		memcpy(content, hdr, sizeof(hdr) - 1);
+	}
+	basic_env(f->q, &e, 4);
+	c = commit_one(f, &e, content, SIZE);
+	for (i = 0; i < N; i++) {
+		double t0 = now_s();
+		queue_set_rcpt_state(f->q, c, i % 4, i % 2 ? RCPT_QUEUED : RCPT_DELIVERED);
+		t[i] = now_s() - t0;
+	}
+	qsort(t, N, sizeof(t[0]), cmp_double);
+	printf("state update (open+pread+pwrite+close), %d runs: p50 %.1f us, p99 %.1f us, "
+	       "max %.1f us\n", N, t[N / 2] * 1e6, t[N * 99 / 100] * 1e6, t[N - 1] * 1e6);
+	queue_path(f->q, c->qid, path, sizeof(path));
+	for (int full = 0; full < 2; full++)
+		for (int cold = 0; cold < 2; cold++) {
+			double best = 1e9, worst = 0;
+			for (int r = 0; r < DSN_RUNS; r++) {
+				struct dsn_rcpt rc = {.addr = "x@example.net", .action = "failed",
+						      .status = "5.1.1", .diagnostic = "550 5.1.1 no"};
+				struct dsn_info info = {
+					.kind = DSN_FAILURE, .reporting_mta = "mx.example.test",
+					.qid = c->qid, .sender = "a@example.test", .ret = full ? 1 : 2,
+					.rcpt = &rc, .nrcpt = 1, .content_path = path,
+					.content_off = c->content_off, .content_len = c->content_len,
+					.max_full_size = SIZE + 1, .message_id = "<b@x>"};
+				struct buf out = BUF_INIT;
+				char err[128];
+				double t0, dt;
+
+				if (cold) {
+					int fd = open(path, O_RDONLY);
+					fdatasync(fd);
+					posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+					close(fd);
+				}
+				t0 = now_s();
+				if (dsn_build(&info, &out, err, sizeof(err)) != 0)
+					printf("dsn_build: %s\n", err);
+				dt = now_s() - t0;
+				best = dt < best ? dt : best;
+				worst = dt > worst ? dt : worst;
+				buf_free(&out);
+			}
+			printf("dsn_build %s, %s: best %.2f ms, worst %.2f ms (%d runs)\n",
+			       full ? "RET=FULL 10 MiB" : "headers only", cold ? "pages dropped" : "warm",
+			       best * 1e3, worst * 1e3, DSN_RUNS);
+		}
+	free_env(c);
+	envelope_free(&e);
+	free(content);
+	return teardown(&st);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest fsync_tests[] = {
@@ -1232,6 +1319,8 @@ int main(int argc, char **argv)
 	int failed;
 
 	evthread_use_pthreads();
+	if (argc > 1 && strcmp(argv[1], "bench-io") == 0)
+		return bench_io_main(argc > 2 ? argv[2] : "/tmp");
 	if (argc > 1 && strcmp(argv[1], "bench") == 0)
 		return bench_main(argc > 2 ? argv[2] : "/tmp",
 				  argc > 3 ? (unsigned)strtoul(argv[3], NULL, 10) : 0,
