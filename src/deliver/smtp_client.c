@@ -518,7 +518,10 @@ static void smtpc_dispatch(struct smtpc *c, const struct smtpc_reply *r)
 	case SC_TX:
 	case SC_DATA_BODY:
 	case SC_DATA_DOT: smtpc_tx_reply(c, r); break;
-	case SC_QUIT: smtpc_release(c); break;
+	case SC_QUIT:
+		smtpc_tls_close(c); /* the reply to QUIT: end the TLS session cleanly */
+		smtpc_release(c);
+		break;
 	case SC_IDLE:
 		log_debug("smtpc peer=%s unsolicited reply while idle", c->info.peer);
 		smtpc_kill(c);

@@ -201,6 +201,8 @@ void smtpc_start_tls(struct smtpc *c);
 void smtpc_tls_done(struct smtpc *c);
 void smtpc_tls_failed(struct smtpc *c);
 void smtpc_ssl_error(struct smtpc *c, char *out, size_t outsz);
+/* Send close_notify now (after the reply to QUIT, before the socket closes). */
+void smtpc_tls_close(struct smtpc *c);
 void smtpc_auth_start(struct smtpc *c);
 void smtpc_on_auth(struct smtpc *c, const struct smtpc_reply *r);
 

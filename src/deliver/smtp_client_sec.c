@@ -4,7 +4,9 @@
  * policy, with certificate and host name verification under "require"
  * (SSL_set1_host, SNI), and AUTH PLAIN (RFC 4616) or LOGIN (RFC 4954)
  * only over TLS. Failures are local 4.7.x replies: a misconfiguration
- * must defer mail, never bounce it.
+ * must defer mail, never bounce it. A session that ends with QUIT ends
+ * with close_notify (RFC 8446 6.1): libevent's OpenSSL bufferevent frees
+ * the SSL without one, which peers log as a truncated session.
  */
 #include "deliver/smtp_client.h"
 #include <arpa/inet.h>
@@ -180,6 +182,35 @@ void smtpc_start_tls(struct smtpc *c)
 	smtpc_watch(c, tb);
 	c->state = SC_HANDSHAKE;
 	smtpc_arm(c, c->t_command);
+}
+
+void smtpc_tls_close(struct smtpc *c)
+{
+	struct bufferevent *plain;
+	struct evbuffer *out;
+	evutil_socket_t fd;
+	int n;
+
+	if (c->ssl == NULL || !c->info.tls || c->bev == NULL || c->dead)
+		return;
+	plain = bufferevent_get_underlying(c->bev);
+	if (plain == NULL || (fd = bufferevent_getfd(plain)) < 0)
+		return;
+	/* The alert goes through the filter's BIO into the plain
+	 * bufferevent's output (empty after the 221), and from there to the
+	 * socket at once: a few dozen octets, non-blocking, nothing to wait
+	 * for (RFC 8446 6.1 does not require waiting for the peer's alert).
+	 * libevent keeps a socket bufferevent's output frozen at the start
+	 * (only libevent drains it): unfreeze it for this one write. */
+	if (SSL_shutdown(c->ssl) < 0) {
+		ERR_clear_error();
+		return;
+	}
+	out = bufferevent_get_output(plain);
+	evbuffer_unfreeze(out, 1);
+	n = evbuffer_write(out, fd);
+	evbuffer_freeze(out, 1);
+	log_debug("smtpc peer=%s tls close_notify %s", c->info.peer, n > 0 ? "sent" : "not sent");
 }
 
 void smtpc_ssl_error(struct smtpc *c, char *out, size_t outsz)
