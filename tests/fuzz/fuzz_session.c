@@ -5,8 +5,9 @@
  *
  * Input: byte 0 chooses the receive connector (bits 0-1: "mx" anonymous
  * with STARTTLS offered and small limits, "relay" with relay permission,
- * "sub" with TLS required) and the mode (bit 2: pipelined); the rest is
- * what the client sends. The server end of a socketpair(AF_UNIX) is
+ * "sub" with TLS required), the mode (bit 2: pipelined) and, in lock-step
+ * mode, whether the client does the TLS handshake after a 220 to STARTTLS
+ * (bit 3); the rest is what the client sends. The server end of a socketpair(AF_UNIX) is
  * handed to smtp_server_accept() as a connection from 127.0.0.1; the
  * fuzzer writes to the other end and reads the replies, running the
  * event loop until the session is idle (a commit in flight is waited
@@ -17,15 +18,17 @@
  * of a BDAT chunk, DATA content up to CRLF.CRLF), peeking at the session
  * state; each piece may be written in a few parts to exercise partial
  * lines, and the replies it caused are read before the next piece. A
- * command line the server is sure to take as one command (it ends in
- * CRLF, has no other CR, fits the line limit, nothing else is buffered)
- * is paired with its reply. Checked:
+ * command line the server takes as one command (it ends in LF, fits the
+ * line limit, nothing else is buffered) is paired with its reply. Checked:
  *  - THE ENVELOPE INVARIANT: every committed envelope holds exactly the
  *    recipients answered 250 to a RCPT since the MAIL that opened the
  *    transaction: none answered 250 is missing, none not answered 250 is
  *    there (recipients compare as the server maps them: the formatted
  *    address, a local [IP] literal on the default domain, postmaster);
- *  - MAIL, RCPT, RSET and NOOP get a reply.
+ *  - MAIL, RCPT, RSET and NOOP in proper CRLF lines get a reply;
+ *  - with the TLS handshake done, the server says nothing before the
+ *    first command over TLS, though the client pipelined a command in
+ *    the same write as STARTTLS (RFC 3207 4.2, CVE-2011-0411).
  * Pipelined mode: the stream is written in a few arbitrary parts without
  * waiting. Checked: every committed recipient is one some RCPT line of
  * the input names, and a committed envelope has no more recipients than
@@ -34,9 +37,8 @@
  * "ddd-", CRLF, under 512 octets, one code per reply); every committed
  * message was answered "250 ... queued as <qid>" and every such reply
  * names a committed message; the queue file on disk holds the same
- * envelope (queue_load); after a 220 to STARTTLS no plaintext reply
- * follows (pipelined commands are discarded; only TLS records may
- * follow); the session is freed once the client has gone and no file is
+ * envelope (queue_load); after a 220 to STARTTLS without a handshake no
+ * plaintext reply follows (only TLS records may); the session is freed once the client has gone and no file is
  * left in the queue (committed ones are removed after the checks).
  * ASan/UBSan and libFuzzer's leak check cover the rest.
  */
