@@ -648,9 +648,12 @@ static void check_transcript(void)
 
 /* ---- the two modes ---------------------------------------------------------- */
 
+/* The session reads command lines (any state but these; a state added
+ * later for commands, like one between BDAT chunks, counts too). */
 static bool command_state(enum session_state st)
 {
-	return st == SS_CONNECTED || st == SS_READY || st == SS_MAIL || st == SS_RCPT;
+	return st != SS_GREETING && st != SS_DATA && st != SS_BDAT && st != SS_COMMIT &&
+	       st != SS_STARTTLS && st != SS_CLOSING;
 }
 
 /* Length of the DATA content piece at p: through the first CRLF.CRLF
