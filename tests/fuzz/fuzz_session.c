@@ -254,6 +254,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		 "  remote-ip-ranges = { \"127.0.0.0/8\" }\n"
 		 "  permissions = { \"relay\" }\n"
 		 "  tls = \"none\"\n"
+		 "  max-errors = 8\n" /* under the 1 s reply delay from the 10th error */
 		 "  max-message-size = \"64k\"\n"
 		 "  max-recipients = 20\n"
 		 "}\n"
@@ -262,6 +263,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		 "  remote-ip-ranges = { \"0.0.0.0/0\" }\n"
 		 "  permissions = { \"anonymous\" }\n"
 		 "  tls = \"require\"\n"
+		 "  max-errors = 8\n"
 		 "}\n"
 		 "send-connector \"small\" {\n"
 		 "  address-spaces = { \"small.test\" }\n"
