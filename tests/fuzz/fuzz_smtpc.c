@@ -419,7 +419,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fail("the session never ends");
 		event_base_loop(g_base, EVLOOP_NONBLOCK);
 		serve();
-		if (g.n + g.rx.len == before && in_flight(g.fd) == 0 && in_flight(client_fd()) == 0)
+		if (g.n + g.rx.len == before &&
+		    (g.closed || (in_flight(g.fd) == 0 && in_flight(client_fd()) == 0)))
 			idle++;
 		else
 			idle = 0;
@@ -431,8 +432,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			g.server_closed = true;
 			idle = 0;
 		}
-		if (g.server_closed && g.closed && event_base_get_num_events(g_base, EVENT_BASE_COUNT_ADDED) == 0)
-			break;
+		if (g.closed && event_base_get_num_events(g_base, EVENT_BASE_COUNT_ADDED) == 0)
+			break; /* the client has finished and freed itself */
 	}
 	close(g.fd);
 	g.fd = -1;
