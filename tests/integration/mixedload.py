@@ -42,6 +42,7 @@ MAX_BODY = 1 << 20                  # 1 MiB
 ID_RE = re.compile(rb"^X-Soak-Id: (\d+)\r?$", re.M)
 END_RE = re.compile(rb"SOAK-END (\d+)\r?\n(?:\r?\n)*\Z")
 QUEUED_RE = re.compile(r"queued as ([A-Za-z0-9]+)")
+KILL_LAG = 2.0                      # seconds; see reconcile()
 
 
 def _body_lines(n):
@@ -301,18 +302,18 @@ class RecordingPeer:
     def _serve(self, conn):
         try:
             conn.settimeout(30)
-            with conn, conn.makefile("rwb", buffering=0) as f:
-                self._session(f)
+            with conn, conn.makefile("rb") as rf:     # buffered: readline() must not read
+                self._session(rf, conn.sendall)     # one octet per recv()
         except (OSError, ValueError):
             pass
         finally:
             with self.lock:
                 self.conns.discard(conn)
 
-    def _session(self, f):
+    def _session(self, f, write):
         with self.lock:
             self.sessions += 1
-        f.write(b"220 peer.test ESMTP recording peer\r\n")
+        write(b"220 peer.test ESMTP recording peer\r\n")
         rcpts = []
         while not self.stopping:
             line = f.readline(4096)
@@ -320,23 +321,23 @@ class RecordingPeer:
                 return
             verb = line[:4].upper()
             if verb in (b"EHLO", b"HELO"):
-                f.write(b"250-peer.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 0\r\n")
+                write(b"250-peer.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 0\r\n")
             elif verb == b"MAIL":
                 rcpts = []
-                f.write(b"250 2.1.0 ok\r\n")
+                write(b"250 2.1.0 ok\r\n")
             elif verb == b"RCPT":
                 with self.lock:
                     self.rcpts_seen += 1
                 if self.mode == "ok":
                     rcpts.append(line[8:].strip().split(b">")[0].strip(b"<").decode())
-                    f.write(b"250 2.1.5 ok\r\n")
+                    write(b"250 2.1.5 ok\r\n")
                 else:
-                    f.write(self.reply + b"\r\n")
+                    write(self.reply + b"\r\n")
             elif verb == b"DATA":
                 if not rcpts:
-                    f.write(b"554 5.5.1 no valid recipients\r\n")
+                    write(b"554 5.5.1 no valid recipients\r\n")
                     continue
-                f.write(b"354 go ahead\r\n")
+                write(b"354 go ahead\r\n")
                 buf = bytearray()
                 while True:
                     ln = f.readline(1 << 17)
@@ -350,16 +351,16 @@ class RecordingPeer:
                 with self.lock:
                     self.received.append((int(m.group(1)) if m and complete else None,
                                           time.time(), list(rcpts), len(buf)))
-                f.write(b"250 2.0.0 recorded\r\n")
+                write(b"250 2.0.0 recorded\r\n")
                 rcpts = []
             elif verb == b"RSET":
                 rcpts = []
-                f.write(b"250 2.0.0 ok\r\n")
+                write(b"250 2.0.0 ok\r\n")
             elif verb == b"QUIT":
-                f.write(b"221 2.0.0 bye\r\n")
+                write(b"221 2.0.0 bye\r\n")
                 return
             else:
-                f.write(b"250 2.0.0 ok\r\n")
+                write(b"250 2.0.0 ok\r\n")
 
     def ids(self):
         """{id: [times]} of every complete message received."""
@@ -429,9 +430,9 @@ def count_maildir(maildir):
 
 
 def count_dsns(maildir):
-    """{id: [mtimes]} of the DSNs in a Maildir (envelope sender <>; the
-    original header with X-Soak-Id is in the third part), and the odd files
-    (a DSN without an id, or a non-DSN)."""
+    """{id: [mtimes]} of the failure DSNs in a Maildir (envelope sender <>,
+    multipart/report, Action: failed, Status: 5.x.x; the original header
+    with X-Soak-Id is in the third part), and the odd files (anything else)."""
     ids, odd = collections.defaultdict(list), []
     for p in maildir_files(maildir):
         try:
@@ -442,7 +443,9 @@ def count_dsns(maildir):
             continue
         m = ID_RE.search(data)
         if not data.startswith(b"Return-Path: <>\n") or not m \
-                or b"multipart/report" not in data[:4096]:
+                or b"multipart/report" not in data[:4096] \
+                or not re.search(rb"(?mi)^Action: failed\r?$", data) \
+                or not re.search(rb"(?mi)^Status: 5\.\d+\.\d+\r?$", data):
             odd.append(p)
             continue
         ids[int(m.group(1))].append(mtime)
@@ -489,15 +492,20 @@ def reconcile(recs, local, remote, dsns, queued, kills=(), allow_remote_dups=Fal
     """recs: [Rec]; local: {id: [mtimes]} from the recipients' Maildirs;
     remote: {id: [times]} at the healthy peer; dsns: {id: [mtimes]} at the
     senders' Maildirs; queued: {qid: entry} still in the queue; kills:
-    [(t_kill, t_restarted)]. A duplicate at the healthy peer or of a DSN is
-    allowed only with allow_remote_dups and only when a kill falls between
-    its first and its last copy; a duplicate in a Maildir never."""
+    [(t_kill, t_spawn)]: when SIGKILL was sent, and when the next process
+    was started (after the old one was reaped). A duplicate at the healthy
+    peer or of a DSN is allowed only with allow_remote_dups and only when a
+    kill falls between its first and its last copy: the last copy came
+    after a restart (last >= t_spawn: a new process cannot send earlier)
+    and the first before that kill (first <= t_kill + KILL_LAG: a peer
+    thread notes the time a little after the octets arrived). A duplicate
+    in a Maildir never."""
     v = Verdict()
     by_id = {r.id: r for r in recs}
 
     def straddles_kill(times):
         first, last = min(times), max(times)
-        return any(first <= tk and last >= tr - 1.0 for tk, tr in kills)
+        return any(first <= tk + KILL_LAG and last >= ts for tk, ts in kills)
 
     for name, table in (("local", local), ("remote", remote), ("dsn", dsns)):
         for mid in table:
@@ -516,13 +524,11 @@ def reconcile(recs, local, remote, dsns, queued, kills=(), allow_remote_dups=Fal
                         % (r, n_local, n_remote, n_dsn, in_queue))
             continue
         if r.outcome == "unanswered":
-            # the final reply was lost: delivered once or not at all
-            total = n_local + n_remote + n_dsn + (1 if in_queue else 0)
-            v.counts["unanswered-then-delivered"] += 1 if total else 0
-            if total > 1 and not (allow_remote_dups and n_local <= 1):
-                v.error("unanswered-duplicated", r.id, "%r: local %d remote %d dsn %d" % (
-                    r, n_local, n_remote, n_dsn))
-            continue
+            # the final reply was lost: not queued at all, or handled like a 250
+            if not (n_local or n_remote or n_dsn or in_queue):
+                v.counts["unanswered-not-delivered"] += 1
+                continue
+            v.counts["unanswered-delivered"] += 1
         want = {"local": (1, 0, 0, False), "remote": (0, 1, 0, False),
                 "perm": (0, 0, 1, False), "temp": (0, 0, 0, True)}[r.dest]
         got = (n_local, n_remote, n_dsn, in_queue)
@@ -534,6 +540,11 @@ def reconcile(recs, local, remote, dsns, queued, kills=(), allow_remote_dups=Fal
             v.counts["bounced"] += n_dsn
         else:
             v.counts["queued"] += in_queue
+        if r.dest == "temp" and in_queue:
+            e = queued[r.qid]
+            if e.get("state") != "deferred" or not re.search(r"(^|\s)4\.\d+\.\d+",
+                                                             str(e.get("last_error"))):
+                v.error("temp-not-deferred", r.id, "%r: queue entry %r" % (r, e))
         if got == want:
             continue
         # duplicates: the only tolerated difference
@@ -548,8 +559,10 @@ def reconcile(recs, local, remote, dsns, queued, kills=(), allow_remote_dups=Fal
             if allow_remote_dups and straddles_kill(dsns[r.id]):
                 got = (got[0], got[1], 1, got[3])
         if got != want:
-            v.error("wrong-" + r.dest, r.id, "%r: want local/remote/dsn/queued %r, got %r"
-                    % (r, want, (n_local, n_remote, n_dsn, in_queue)))
+            v.error("wrong-" + r.dest, r.id, "%r: want local/remote/dsn/queued %r, got %r; "
+                    "copies at %s" % (r, want, (n_local, n_remote, n_dsn, in_queue), ", ".join(
+                        utc(x) for x in sorted(local.get(r.id, []) + remote.get(r.id, [])
+                                               + dsns.get(r.id, [])))))
     known = {r.qid for r in recs if r.qid}
     unknown = sorted(q for q in queued if q not in known)
     unanswered = sum(1 for r in recs if r.outcome == "unanswered")
@@ -559,6 +572,11 @@ def reconcile(recs, local, remote, dsns, queued, kills=(), allow_remote_dups=Fal
     for kind, lst in v.dups.items():
         v.counts["duplicates-" + kind] = len(lst)
     return v
+
+
+def utc(t):
+    """A time as the log prints it (UTC, milliseconds)."""
+    return time.strftime("%H:%M:%S", time.gmtime(t)) + ".%03d" % (int(t * 1000) % 1000)
 
 
 def pick_destination(rnd, weights):
