@@ -7,8 +7,9 @@ Owns:
   - the numbered test message: an `X-Soak-Id: N` header, `Subject: soak-N`,
     a body of fixed 78-octet lines (some starting with "." to exercise
     RFC 5321 4.5.2 transparency) and a last line `SOAK-END N`;
-  - an asyncio SMTP client (Conn, send_one) that sends one message by DATA
-    or by BDAT chunks (RFC 3030), MAIL/RCPT pipelined (RFC 2920), or drops
+  - an asyncio SMTP client (Conn, send_one), in clear or after STARTTLS
+    (RFC 3207), that sends one message by DATA or by BDAT chunks (RFC
+    3030), MAIL/RCPT pipelined (RFC 2920), or drops
     the connection in the middle of the content, and records in a Rec what
     the server answered: "250" (with the queue id), "refused NNN",
     "aborted", or "unanswered" (the content was sent whole, the final reply
@@ -33,6 +34,7 @@ import os
 import random
 import re
 import socket
+import ssl
 import threading
 import time
 
@@ -42,7 +44,7 @@ MAX_BODY = 1 << 20                  # 1 MiB
 ID_RE = re.compile(rb"^X-Soak-Id: (\d+)\r?$", re.M)
 END_RE = re.compile(rb"SOAK-END (\d+)\r?\n(?:\r?\n)*\Z")
 QUEUED_RE = re.compile(r"queued as ([A-Za-z0-9]+)")
-KILL_LAG = 2.0                      # seconds; see reconcile()
+KILL_LAG = 3.0                      # seconds; see reconcile()
 
 
 def _body_lines(n):
@@ -153,10 +155,26 @@ class Conn:
         await self.send(line.encode() + b"\r\n")
         return await self.reply()
 
-    async def greet_and_ehlo(self, name="soak-client.example.net"):
+    async def greet_and_ehlo(self, name="soak-client.example.net", tls=False):
+        """Greeting and EHLO; with tls=True also STARTTLS (RFC 3207) and
+        EHLO again."""
         code, text = await self.reply()
         if code != 220:
             raise SMTPFailure("greeting %d %s" % (code, text))
+        await self._ehlo(name)
+        if tls:
+            code, text = await self.cmd("STARTTLS")
+            if code != 220:
+                raise SMTPFailure("STARTTLS %d %s" % (code, text))
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+            try:
+                await asyncio.wait_for(self.w.start_tls(ctx), self.timeout)
+            except (OSError, ssl.SSLError, asyncio.TimeoutError) as e:
+                raise SMTPFailure("TLS handshake: %r" % e)
+            await self._ehlo(name)
+
+    async def _ehlo(self, name):
         code, text = await self.cmd("EHLO " + name)
         if code != 250:
             raise SMTPFailure("EHLO %d %s" % (code, text))

@@ -8,8 +8,9 @@ $TRANSITD, default build-san/transitd) and the verdict on it.
 Traffic: SOAK_SESSIONS (100) concurrent client sessions from the relay
 client address for SOAK_SECONDS (180) seconds, each sending numbered
 messages (mixedload.py) of 1 KiB to 1 MiB (log-uniform) by DATA or BDAT
-(RFC 3030; MAIL/RCPT pipelined, RFC 2920), 1 to 5 per session; 10 % of
-them are dropped mid-content (FIN or RST). Where they go: 50 % local
+(RFC 3030; MAIL/RCPT pipelined, RFC 2920), 1 to 5 per session, 20 % of
+the sessions after STARTTLS; 10 % of the messages are dropped
+mid-content (FIN or RST). Where they go: 50 % local
 Maildirs, 35 % a healthy smtp-sink (send connector "healthy", smart host
 127.0.0.2), 10 % an smtp-sink that answers RCPT with 451 4.3.0 (they stay
 queued), 5 % an smtp-sink that answers 5xx at RCPT or at the final "."
@@ -56,6 +57,7 @@ SESSIONS = int(os.environ.get("SOAK_SESSIONS", "100"))
 SEED = int(os.environ.get("SOAK_SEED", str(int(time.time()))))
 GARBAGE_CLIENTS = 4
 ABORT_SHARE = 0.10
+TLS_SHARE = 0.20
 WEIGHTS = {"local": 0.50, "remote": 0.35, "temp": 0.10, "perm": 0.05}
 REPLY_TIMEOUT = 90.0            # one reply, under load, on a slow shared machine
 SETTLE_SECONDS = 240.0
@@ -163,7 +165,9 @@ class Traffic:
                 continue
             self.stats["sessions"] += 1
             try:
-                await conn.greet_and_ehlo()
+                tls = rnd.random() < TLS_SHARE
+                self.stats["sessions-tls"] += tls
+                await conn.greet_and_ehlo(tls=tls)
                 for _ in range(rnd.randint(1, 5)):
                     if time.monotonic() >= deadline:
                         break
