@@ -15,8 +15,8 @@ Owns:
     "aborted", or "unanswered" (the content was sent whole, the final reply
     never came: the message may or may not have been queued);
   - RecordingPeer, a threaded SMTP receiver on 127.0.0.x that accepts
-    (recording each message by id and time, after the final "." and before
-    its 250), defers (4xx) or refuses (5xx) at RCPT;
+    (recording each message by id, time and a CRC of its body, after the
+    final "." and before its 250), defers (4xx) or refuses (5xx) at RCPT;
   - readers that count messages by id: in Maildirs (ordinary deliveries and
     DSNs, RFC 3464, which carry the original header in their third part),
     in smtp-sink dump files, and in `transitctl queue list --json`;
@@ -37,6 +37,7 @@ import socket
 import ssl
 import threading
 import time
+import zlib
 
 LINE_LEN = 78                       # octets per body line, CRLF included
 DOT_EVERY = 50                      # every 50th body line starts with "."
@@ -363,12 +364,12 @@ class RecordingPeer:
                         return                              # dropped mid-data: not received
                     if ln == b".\r\n":
                         break
-                    buf += ln
-                m = ID_RE.search(buf)
-                complete = END_RE.search(bytes(buf[-64:])) is not None
+                    buf += ln[1:] if ln.startswith(b".") else ln      # RFC 5321 4.5.2
+                m = ID_RE.search(buf[:16384])
+                body = body_lf(bytes(buf))
                 with self.lock:
-                    self.received.append((int(m.group(1)) if m and complete else None,
-                                          time.time(), list(rcpts), len(buf)))
+                    self.received.append((int(m.group(1)) if m else None, time.time(),
+                                          list(rcpts), zlib.crc32(body or b"")))
                 write(b"250 2.0.0 recorded\r\n")
                 rcpts = []
             elif verb == b"RSET":
@@ -380,13 +381,19 @@ class RecordingPeer:
             else:
                 write(b"250 2.0.0 ok\r\n")
 
-    def ids(self):
-        """{id: [times]} of every complete message received."""
-        out = collections.defaultdict(list)
+    def ids(self, expected):
+        """{id: [times]} of every intact message received (its body is
+        expected(id)'s), and the list of the others (id, time)."""
+        out, bad = collections.defaultdict(list), []
         with self.lock:
-            for mid, t, _, _ in self.received:
+            received = list(self.received)
+        for mid, t, _, crc in received:
+            want = expected(mid) if mid is not None else None
+            if want is not None and zlib.crc32(body_lf(want)) == crc:
                 out[mid].append(t)
-        return out
+            else:
+                bad.append((mid, t))
+        return out, bad
 
     def stop(self):
         self.stopping = True
@@ -403,19 +410,40 @@ class RecordingPeer:
 
 # -- counting what came out ---------------------------------------------------------------
 
-def read_id_and_end(path, head=16384):
-    """(id, complete) of one delivered or dumped file: the X-Soak-Id in its
-    first `head` octets, and whether it ends with that id's SOAK-END line."""
+def body_lf(data):
+    """The body of a message (after the first empty line) with LF line
+    ends and without the extra empty line an smtp-sink dump ends with."""
+    _, sep, body = data.replace(b"\r\n", b"\n").partition(b"\n\n")
+    while body.endswith(b"\n\n"):
+        body = body[:-1]
+    return body if sep else None
+
+
+def expected_from(recs):
+    """expected(mid): the CRLF message message() made for record mid, or None."""
+    by_id = {r.id: r for r in recs}
+
+    def expected(mid):
+        r = by_id.get(mid)
+        return message(r.id, r.size, r.sender, r.rcpt) if r else None
+    return expected
+
+
+def read_numbered(path, expected=None):
+    """(id, intact) of one delivered or dumped file: the X-Soak-Id in its
+    header, and whether its body is the one sent (expected(id), see
+    expected_from; without it, whether it ends with that id's SOAK-END line)."""
     with open(path, "rb") as f:
-        start = f.read(head)
-        f.seek(0, os.SEEK_END)
-        size = f.tell()
-        f.seek(max(0, size - 64))
-        tail = f.read()
-    m = ID_RE.search(start)
-    mid = int(m.group(1)) if m else None
-    e = END_RE.search(tail)
-    return mid, bool(e and mid is not None and int(e.group(1)) == mid)
+        data = f.read()
+    m = ID_RE.search(data[:16384])
+    if not m:
+        return None, False
+    mid = int(m.group(1))
+    want = expected(mid) if expected else None
+    if want is None:
+        e = END_RE.search(data[-64:])
+        return mid, bool(e and int(e.group(1)) == mid)
+    return mid, body_lf(data) == body_lf(want)
 
 
 def maildir_files(maildir):
@@ -430,13 +458,13 @@ def maildir_files(maildir):
     return out
 
 
-def count_maildir(maildir):
-    """{id: [mtimes]} of complete deliveries, and the list of odd files (no
-    id, or torn)."""
+def count_maildir(maildir, expected=None):
+    """{id: [mtimes]} of intact deliveries, and the list of odd files (no
+    id, torn or altered; see read_numbered)."""
     ids, odd = collections.defaultdict(list), []
     for p in maildir_files(maildir):
         try:
-            mid, complete = read_id_and_end(p)
+            mid, complete = read_numbered(p, expected)
             mtime = os.stat(p).st_mtime
         except OSError:
             continue
@@ -470,12 +498,12 @@ def count_dsns(maildir):
     return ids, odd
 
 
-def count_sink_dumps(files):
-    """{id: [mtimes]} of complete smtp-sink dump files, and the torn ones."""
+def count_sink_dumps(files, expected=None):
+    """{id: [mtimes]} of intact smtp-sink dump files, and the others."""
     ids, torn = collections.defaultdict(list), []
     for p in files:
         try:
-            mid, complete = read_id_and_end(p)
+            mid, complete = read_numbered(p, expected)
             mtime = os.stat(p).st_mtime
         except OSError:
             continue

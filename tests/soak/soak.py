@@ -360,9 +360,10 @@ def main():
     with open(os.path.join(base, "records.txt"), "w") as f:
         f.writelines("%r\n" % r for r in traffic.recs)
     # reconcile
+    expected = ml.expected_from(traffic.recs)
     local, odd_local = {}, []
     for u in LOCAL_RCPTS:
-        ids, odd = ml.count_maildir(t.maildir(u))
+        ids, odd = ml.count_maildir(t.maildir(u), expected)
         odd_local += odd
         for k, v in ids.items():
             local.setdefault(k, []).extend(v)
@@ -372,7 +373,7 @@ def main():
         odd_dsn += odd
         for k, v in ids.items():
             dsns.setdefault(k, []).extend(v)
-    remote, torn_remote = ml.count_sink_dumps(sinks["healthy"].files())
+    remote, torn_remote = ml.count_sink_dumps(sinks["healthy"].files(), expected)
     v = ml.reconcile(traffic.recs, local, remote, dsns, entries)
     garbage_delivered = len(ml.maildir_files(t.maildir(GARBAGE_USER)))
 
@@ -419,7 +420,8 @@ def main():
     if refused:
         problems.append("%d valid messages refused: %r" % (len(refused), refused[:10]))
     if odd_local or odd_dsn or torn_remote:
-        problems.append("files without a complete numbered message: Maildir %r, DSN %r, sink %r"
+        problems.append("files that are not an intact numbered message: Maildir %r, DSN %r, "
+                        "sink %r"
                         % (odd_local[:5], odd_dsn[:5], torn_remote[:5]))
     for kind, mid, detail in v.errors[:30]:
         log("ERROR %s id %s: %s", kind, mid, detail)
