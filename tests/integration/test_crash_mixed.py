@@ -76,10 +76,11 @@ class Load:
         self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
 
     def new_rec(self, rnd, chunking):
-        dest = ml.pick_destination(rnd, WEIGHTS)
-        rcpt = {"local": lambda: rnd.choice(LOCAL), "remote": lambda: "r@ok.test",
-                "temp": lambda: "t@temp.test", "perm": lambda: "p@perm.test"}[dest]()
-        rec = ml.Rec(next(self.ids), dest, rcpt, rnd.choice(SENDERS),
+        rcpts = ml.random_rcpts(rnd, WEIGHTS, lambda dest: {
+            "local": lambda: rnd.choice(LOCAL), "remote": lambda: "r%d@ok.test" % rnd.randint(1, 3),
+            "temp": lambda: "t%d@temp.test" % rnd.randint(1, 3),
+            "perm": lambda: "p%d@perm.test" % rnd.randint(1, 3)}[dest]())
+        rec = ml.Rec(next(self.ids), rcpts, rnd.choice(SENDERS),
                      "BDAT" if chunking and rnd.random() < 0.5 else "DATA",
                      ml.log_uniform_size(rnd, 1 << 10, 1 << 16), rnd.random() < 0.05)
         self.recs.append(rec)
@@ -121,7 +122,7 @@ class Load:
 
 def settle(t, load, timeout):
     """Wait until only 451'd messages are queued and nothing arrives any more."""
-    temp_qids = {r.qid for r in load.recs if r.outcome == "250" and r.dest == "temp"}
+    temp_qids = {r.qid for r in load.recs if r.outcome == "250" and "temp" in r.dests()}
     unanswered = sum(1 for r in load.recs if r.outcome == "unanswered")
     deadline = time.monotonic() + timeout
     last, since = None, time.monotonic()
@@ -173,29 +174,28 @@ def test_kill9_twenty_times_under_mixed_load(transit_conf):
             p.stop()
 
     expected = ml.expected_from(load.recs)
-    local, odd = collections.defaultdict(list), []
+    local, odd = {}, []
     for u in LOCAL:
-        ids, o = ml.count_maildir(t.maildir(u), expected)
+        ids, o = ml.count_maildir(t.maildir(u), u, expected)
         odd += o
-        for k, v in ids.items():
-            local[k] += v
+        local.update(ids)
     dsns = collections.defaultdict(list)
     for u in SENDERS:
         ids, o = ml.count_dsns(t.maildir(u))
         odd += o
-        for k, v in ids.items():
-            dsns[k] += v
-    remote, bad_remote = peers["ok"].ids(expected)
+        for k, times in ids.items():
+            dsns[k] += times
+    remote, bad_remote = peers["ok"].copies(expected)
     v = ml.reconcile(load.recs, local, remote, dsns, entries, kills=kills, allow_remote_dups=True)
     acked = [r for r in load.recs if r.outcome == "250"]
     sys.stderr.write(
-        "\ncrash test (seed %d): %d kills, %d messages tried, %d answered 250 (%r), "
+        "\ncrash test (seed %d): %d kills, %d messages tried, %d answered 250 (recipients %r), "
         "%d unanswered (%d of them delivered), client %r\n"
-        "  delivered: Maildir %d, healthy peer %d, DSNs %d, still queued (451) %d; "
+        "  recipients delivered: Maildir %d, healthy peer %d, in DSNs %d, still queued (451) %d; "
         "peers saw: healthy %d messages in %d sessions, 451 peer %d RCPTs, 550 peer %d RCPTs\n"
         "  duplicates: healthy peer %d %r, DSN %d %r, Maildir %d %r; load %.0fs, total %.0fs\n"
         % (seed, len(kills), len(load.recs), len(acked),
-           dict(collections.Counter(r.dest for r in acked)),
+           dict(collections.Counter(d for r in acked for d, _ in r.rcpts)),
            sum(1 for r in load.recs if r.outcome == "unanswered"),
            v.counts["unanswered-delivered"], dict(load.stats),
            v.counts["delivered-local"], v.counts["delivered-remote"], v.counts["bounced"],
@@ -208,7 +208,8 @@ def test_kill9_twenty_times_under_mixed_load(transit_conf):
     assert len(kills) == KILLS
     assert len(acked) >= 50, "too little got through to mean anything: %d" % len(acked)
     for dest in WEIGHTS:
-        assert any(r.dest == dest for r in acked), "no 250'd message went to %s" % dest
+        assert any(dest in r.dests() for r in acked), "no 250'd message went to %s" % dest
+    assert any(len(r.rcpts) > 1 for r in acked), "no 250'd message had several recipients"
     assert not odd, "Maildir files that are not an intact numbered message: %r" % odd[:10]
     assert not bad_remote, "the healthy peer got altered messages (id, time): %r" % bad_remote[:10]
     assert not v.dups["local"], "delivered twice to a Maildir: %r" % v.dups["local"][:10]

@@ -140,14 +140,14 @@ class Traffic:
         self.failures = []              # (what, detail) of sessions that broke unexpectedly
 
     def new_rec(self, rnd, chunking):
-        dest = ml.pick_destination(rnd, WEIGHTS)
-        rcpt = {"local": lambda: rnd.choice(LOCAL_RCPTS),
-                "remote": lambda: "r%d@ok.test" % rnd.randint(1, 50),
-                "temp": lambda: "t%d@temp.test" % rnd.randint(1, 50),
-                "perm": lambda: "p%d@%s" % (rnd.randint(1, 50),
-                                            rnd.choice(("perm.test", "permdot.test")))}[dest]()
+        rcpts = ml.random_rcpts(rnd, WEIGHTS, lambda dest: {
+            "local": lambda: rnd.choice(LOCAL_RCPTS),
+            "remote": lambda: "r%d@ok.test" % rnd.randint(1, 50),
+            "temp": lambda: "t%d@temp.test" % rnd.randint(1, 50),
+            "perm": lambda: "p%d@%s" % (rnd.randint(1, 50),
+                                        rnd.choice(("perm.test", "permdot.test")))}[dest]())
         mode = "BDAT" if chunking and rnd.random() < 0.5 else "DATA"
-        rec = ml.Rec(next(self.ids), dest, rcpt, rnd.choice(SENDERS), mode,
+        rec = ml.Rec(next(self.ids), rcpts, rnd.choice(SENDERS), mode,
                      ml.log_uniform_size(rnd), rnd.random() < ABORT_SHARE)
         self.recs.append(rec)
         return rec
@@ -282,7 +282,7 @@ async def run_traffic(traffic, pid, samples):
 def settle(t, traffic, sinks):
     """Wait until only the 4xx messages are left in the queue and nothing is
     arriving any more; returns the queue entries."""
-    temp_qids = {r.qid for r in traffic.recs if r.outcome == "250" and r.dest == "temp"}
+    temp_qids = {r.qid for r in traffic.recs if r.outcome == "250" and "temp" in r.dests()}
     unanswered = sum(1 for r in traffic.recs if r.outcome == "unanswered")
     deadline = time.monotonic() + SETTLE_SECONDS
     last_sig, stable_since = None, time.monotonic()
@@ -363,10 +363,9 @@ def main():
     expected = ml.expected_from(traffic.recs)
     local, odd_local = {}, []
     for u in LOCAL_RCPTS:
-        ids, odd = ml.count_maildir(t.maildir(u), expected)
+        ids, odd = ml.count_maildir(t.maildir(u), u, expected)
         odd_local += odd
-        for k, v in ids.items():
-            local.setdefault(k, []).extend(v)
+        local.update(ids)
     dsns, odd_dsn = {}, []
     for u in SENDERS:
         ids, odd = ml.count_dsns(t.maildir(u))
@@ -378,14 +377,15 @@ def main():
     garbage_delivered = len(ml.maildir_files(t.maildir(GARBAGE_USER)))
 
     acked = sum(1 for r in traffic.recs if r.outcome == "250")
-    log("summary: messages sent %d, 250'd %d, delivered local %d, delivered to the healthy "
-        "sink %d, bounced (DSNs) %d, still queued (4xx) %d of %d queue entries, duplicates %d",
-        len(traffic.recs), acked, v.counts["delivered-local"], v.counts["delivered-remote"],
-        v.counts["bounced"], v.counts["queued"], len(entries),
+    log("summary: messages sent %d, 250'd %d; recipients delivered to Maildirs %d, to the "
+        "healthy sink %d, bounced (reported in DSNs) %d, still queued (4xx) %d; queue entries %d; "
+        "duplicates %d", len(traffic.recs), acked, v.counts["delivered-local"],
+        v.counts["delivered-remote"], v.counts["bounced"], v.counts["queued"], len(entries),
         sum(len(x) for x in v.dups.values()))
     log("outcomes: %s", v.summary())
-    log("by destination (250'd): %r", dict(collections.Counter(
-        r.dest for r in traffic.recs if r.outcome == "250")))
+    log("recipients of 250'd messages by destination: %r; messages by number of recipients: %r",
+        dict(collections.Counter(d for r in traffic.recs if r.outcome == "250" for d, _ in r.rcpts)),
+        dict(collections.Counter(len(r.rcpts) for r in traffic.recs if r.outcome == "250")))
     log("by mode (250'd): %r", dict(collections.Counter(
         r.mode for r in traffic.recs if r.outcome == "250")))
     log("sessions: %r; garbage deliveries to %s: %d", dict(traffic.stats), GARBAGE_USER,
