@@ -31,10 +31,10 @@ Every network wait has a deadline.
 import asyncio
 import collections
 import os
-import random
 import re
 import socket
 import ssl
+import struct
 import threading
 import time
 import zlib
@@ -195,7 +195,7 @@ class Conn:
         sock = self.w.get_extra_info("socket")
         if reset and sock is not None:
             try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             except OSError:
                 pass
         self.w.transport.abort() if reset else self.w.close()
@@ -683,7 +683,3 @@ def pick_destination(rnd, weights):
         if x < 0:
             return k
     return k
-
-
-def new_random(seed):
-    return random.Random(seed)

@@ -216,7 +216,8 @@ def garbage_burst(rnd):
                          % GARBAGE_USER.encode())
         elif k == 1:
             parts.append(rnd.choice([b"HELP\r\n", b"NOOP\r\n", b"RSET\r\n", b"VRFY x\r\n",
-                                     b"EXPN list\r\n", b"HELO\r\n", b"QUIT x\r\n", b"AUTH PLAIN\r\n"]))
+                                     b"EXPN list\r\n", b"HELO\r\n", b"QUIT x\r\n",
+                                     b"AUTH PLAIN\r\n"]))
         elif k == 2:
             n = rnd.choice([10, 500, 2047, 2100, 5000])
             parts.append(bytes(rnd.randrange(33, 127) for _ in range(n)) + b"\r\n")
@@ -383,9 +384,10 @@ def main():
         v.counts["delivered-remote"], v.counts["bounced"], v.counts["queued"], len(entries),
         sum(len(x) for x in v.dups.values()))
     log("outcomes: %s", v.summary())
+    acked_recs = [r for r in traffic.recs if r.outcome == "250"]
     log("recipients of 250'd messages by destination: %r; messages by number of recipients: %r",
-        dict(collections.Counter(d for r in traffic.recs if r.outcome == "250" for d, _ in r.rcpts)),
-        dict(collections.Counter(len(r.rcpts) for r in traffic.recs if r.outcome == "250")))
+        dict(collections.Counter(d for r in acked_recs for d, _ in r.rcpts)),
+        dict(collections.Counter(len(r.rcpts) for r in acked_recs)))
     log("by mode (250'd): %r", dict(collections.Counter(
         r.mode for r in traffic.recs if r.outcome == "250")))
     log("sessions: %r; garbage deliveries to %s: %d", dict(traffic.stats), GARBAGE_USER,
