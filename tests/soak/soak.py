@@ -8,8 +8,9 @@ $TRANSITD, default build-san/transitd) and the verdict on it.
 Traffic: SOAK_SESSIONS (100) concurrent client sessions from the relay
 client address for SOAK_SECONDS (180) seconds, each sending numbered
 messages (mixedload.py) of 1 KiB to 1 MiB (log-uniform) by DATA or BDAT
-(RFC 3030; MAIL/RCPT pipelined, RFC 2920), 1 to 5 per session; 10 % of
-them are dropped mid-content (FIN or RST). Where they go: 50 % local
+(RFC 3030; MAIL/RCPT pipelined, RFC 2920), 1 to 5 per session, 20 % of
+the sessions after STARTTLS; 10 % of the messages are dropped
+mid-content (FIN or RST). Where they go: 50 % local
 Maildirs, 35 % a healthy smtp-sink (send connector "healthy", smart host
 127.0.0.2), 10 % an smtp-sink that answers RCPT with 451 4.3.0 (they stay
 queued), 5 % an smtp-sink that answers 5xx at RCPT or at the final "."
@@ -56,6 +57,7 @@ SESSIONS = int(os.environ.get("SOAK_SESSIONS", "100"))
 SEED = int(os.environ.get("SOAK_SEED", str(int(time.time()))))
 GARBAGE_CLIENTS = 4
 ABORT_SHARE = 0.10
+TLS_SHARE = 0.20
 WEIGHTS = {"local": 0.50, "remote": 0.35, "temp": 0.10, "perm": 0.05}
 REPLY_TIMEOUT = 90.0            # one reply, under load, on a slow shared machine
 SETTLE_SECONDS = 240.0
@@ -138,14 +140,14 @@ class Traffic:
         self.failures = []              # (what, detail) of sessions that broke unexpectedly
 
     def new_rec(self, rnd, chunking):
-        dest = ml.pick_destination(rnd, WEIGHTS)
-        rcpt = {"local": lambda: rnd.choice(LOCAL_RCPTS),
-                "remote": lambda: "r%d@ok.test" % rnd.randint(1, 50),
-                "temp": lambda: "t%d@temp.test" % rnd.randint(1, 50),
-                "perm": lambda: "p%d@%s" % (rnd.randint(1, 50),
-                                            rnd.choice(("perm.test", "permdot.test")))}[dest]()
+        rcpts = ml.random_rcpts(rnd, WEIGHTS, lambda dest: {
+            "local": lambda: rnd.choice(LOCAL_RCPTS),
+            "remote": lambda: "r%d@ok.test" % rnd.randint(1, 50),
+            "temp": lambda: "t%d@temp.test" % rnd.randint(1, 50),
+            "perm": lambda: "p%d@%s" % (rnd.randint(1, 50),
+                                        rnd.choice(("perm.test", "permdot.test")))}[dest]())
         mode = "BDAT" if chunking and rnd.random() < 0.5 else "DATA"
-        rec = ml.Rec(next(self.ids), dest, rcpt, rnd.choice(SENDERS), mode,
+        rec = ml.Rec(next(self.ids), rcpts, rnd.choice(SENDERS), mode,
                      ml.log_uniform_size(rnd), rnd.random() < ABORT_SHARE)
         self.recs.append(rec)
         return rec
@@ -163,7 +165,9 @@ class Traffic:
                 continue
             self.stats["sessions"] += 1
             try:
-                await conn.greet_and_ehlo()
+                tls = rnd.random() < TLS_SHARE
+                self.stats["sessions-tls"] += tls
+                await conn.greet_and_ehlo(tls=tls)
                 for _ in range(rnd.randint(1, 5)):
                     if time.monotonic() >= deadline:
                         break
@@ -212,7 +216,8 @@ def garbage_burst(rnd):
                          % GARBAGE_USER.encode())
         elif k == 1:
             parts.append(rnd.choice([b"HELP\r\n", b"NOOP\r\n", b"RSET\r\n", b"VRFY x\r\n",
-                                     b"EXPN list\r\n", b"HELO\r\n", b"QUIT x\r\n", b"AUTH PLAIN\r\n"]))
+                                     b"EXPN list\r\n", b"HELO\r\n", b"QUIT x\r\n",
+                                     b"AUTH PLAIN\r\n"]))
         elif k == 2:
             n = rnd.choice([10, 500, 2047, 2100, 5000])
             parts.append(bytes(rnd.randrange(33, 127) for _ in range(n)) + b"\r\n")
@@ -278,7 +283,7 @@ async def run_traffic(traffic, pid, samples):
 def settle(t, traffic, sinks):
     """Wait until only the 4xx messages are left in the queue and nothing is
     arriving any more; returns the queue entries."""
-    temp_qids = {r.qid for r in traffic.recs if r.outcome == "250" and r.dest == "temp"}
+    temp_qids = {r.qid for r in traffic.recs if r.outcome == "250" and "temp" in r.dests()}
     unanswered = sum(1 for r in traffic.recs if r.outcome == "unanswered")
     deadline = time.monotonic() + SETTLE_SECONDS
     last_sig, stable_since = None, time.monotonic()
@@ -356,31 +361,33 @@ def main():
     with open(os.path.join(base, "records.txt"), "w") as f:
         f.writelines("%r\n" % r for r in traffic.recs)
     # reconcile
+    expected = ml.expected_from(traffic.recs)
     local, odd_local = {}, []
     for u in LOCAL_RCPTS:
-        ids, odd = ml.count_maildir(t.maildir(u))
+        ids, odd = ml.count_maildir(t.maildir(u), u, expected)
         odd_local += odd
-        for k, v in ids.items():
-            local.setdefault(k, []).extend(v)
+        local.update(ids)
     dsns, odd_dsn = {}, []
     for u in SENDERS:
         ids, odd = ml.count_dsns(t.maildir(u))
         odd_dsn += odd
         for k, v in ids.items():
             dsns.setdefault(k, []).extend(v)
-    remote, torn_remote = ml.count_sink_dumps(sinks["healthy"].files())
+    remote, torn_remote = ml.count_sink_dumps(sinks["healthy"].files(), expected)
     v = ml.reconcile(traffic.recs, local, remote, dsns, entries)
     garbage_delivered = len(ml.maildir_files(t.maildir(GARBAGE_USER)))
 
     acked = sum(1 for r in traffic.recs if r.outcome == "250")
-    log("summary: messages sent %d, 250'd %d, delivered local %d, delivered to the healthy "
-        "sink %d, bounced (DSNs) %d, still queued (4xx) %d of %d queue entries, duplicates %d",
-        len(traffic.recs), acked, v.counts["delivered-local"], v.counts["delivered-remote"],
-        v.counts["bounced"], v.counts["queued"], len(entries),
+    log("summary: messages sent %d, 250'd %d; recipients delivered to Maildirs %d, to the "
+        "healthy sink %d, bounced (reported in DSNs) %d, still queued (4xx) %d; queue entries %d; "
+        "duplicates %d", len(traffic.recs), acked, v.counts["delivered-local"],
+        v.counts["delivered-remote"], v.counts["bounced"], v.counts["queued"], len(entries),
         sum(len(x) for x in v.dups.values()))
     log("outcomes: %s", v.summary())
-    log("by destination (250'd): %r", dict(collections.Counter(
-        r.dest for r in traffic.recs if r.outcome == "250")))
+    acked_recs = [r for r in traffic.recs if r.outcome == "250"]
+    log("recipients of 250'd messages by destination: %r; messages by number of recipients: %r",
+        dict(collections.Counter(d for r in acked_recs for d, _ in r.rcpts)),
+        dict(collections.Counter(len(r.rcpts) for r in acked_recs)))
     log("by mode (250'd): %r", dict(collections.Counter(
         r.mode for r in traffic.recs if r.outcome == "250")))
     log("sessions: %r; garbage deliveries to %s: %d", dict(traffic.stats), GARBAGE_USER,
@@ -415,7 +422,8 @@ def main():
     if refused:
         problems.append("%d valid messages refused: %r" % (len(refused), refused[:10]))
     if odd_local or odd_dsn or torn_remote:
-        problems.append("files without a complete numbered message: Maildir %r, DSN %r, sink %r"
+        problems.append("files that are not an intact numbered message: Maildir %r, DSN %r, "
+                        "sink %r"
                         % (odd_local[:5], odd_dsn[:5], torn_remote[:5]))
     for kind, mid, detail in v.errors[:30]:
         log("ERROR %s id %s: %s", kind, mid, detail)
