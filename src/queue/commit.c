@@ -43,7 +43,6 @@
 #include "util/str.h"
 #include "util/xmalloc.h"
 
-
 /* Append the list starting at w to *tail, return the new tail. */
 static struct queue_writer **list_append(struct queue_writer **tail, struct queue_writer *w)
 {

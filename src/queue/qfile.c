@@ -895,8 +895,12 @@ int queue_file_set_states(const char *path, const uint64_t *state_off, size_t n,
 		/* N only ever replaces Q: a final state is never overwritten */
 		else if (state == QF_STATE_DELAY_NOTIFIED && b[plen] != RCPT_QUEUED)
 			continue;
-		else if (pwrite(fd, &state, 1, (off_t)state_off[i]) != 1)
-			e = errno ? errno : EIO;
+		else {
+			ssize_t r = pwrite(fd, &state, 1, (off_t)state_off[i]);
+
+			if (r != 1)
+				e = r < 0 ? errno : EIO;
+		}
 	}
 	close(fd);
 	if (e) {

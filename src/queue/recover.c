@@ -56,7 +56,6 @@ struct scan_set {
 	_Atomic size_t next; /* next item to load */
 };
 
-
 static int by_inode(const void *a, const void *b)
 {
 	const struct scan_item *x = a, *y = b;
