@@ -102,6 +102,7 @@ struct smtp_session {
 	bool deadline_passed; /* the session deadline fired while waiting (SS_COMMIT) */
 	bool reply_delayed;   /* past the soft error limit: s->out waits for reply_delay */
 	struct event *reply_delay;
+	struct event *tls_switch; /* STARTTLS: to the TLS bufferevent once 220 is out */
 	unsigned rcpts_refused; /* recipients refused by policy (not counted in errors) */
 	struct buf out;	      /* reply being built */
 };
