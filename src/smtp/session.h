@@ -6,6 +6,12 @@
  * Session state and transaction state are kept apart: a struct smtp_tx
  * lives from MAIL to the end of the message (or RSET), and freeing it is
  * the whole of RSET.
+ *
+ * enum session_state says what the session expects next (a command, DATA
+ * lines, BDAT octets, the commit, ...). Two waits are flags beside it,
+ * because they pause whatever state the session is in: input_held (the
+ * peer has not read our replies; server.c bounds them) and reply_delayed
+ * (a reply held a second after the soft error limit).
  */
 #ifndef TRANSIT_SMTP_SESSION_H
 #define TRANSIT_SMTP_SESSION_H
