@@ -480,6 +480,8 @@ static void session_free(struct smtp_session *s)
 		event_free(s->deadline);
 	if (s->reply_delay)
 		event_free(s->reply_delay);
+	if (s->tls_switch)
+		event_free(s->tls_switch);
 	source_count(s->srv, s->source_key, -1);
 	s->srv->nsessions--;
 	buf_free(&s->out);
@@ -867,8 +869,13 @@ static void session_write_cb(struct bufferevent *bev, void *arg)
 		tls_close_notify(s);
 		session_free(s);
 	}
-	else if (s->state == SS_STARTTLS)
-		event_base_once(s->srv->p.base, -1, EV_TIMEOUT, starttls_switch, s, &now);
+	else if (s->state == SS_STARTTLS) {
+		/* switch on the next turn of the loop, on an event the session
+		 * owns: session_free() cancels it if the session ends first */
+		if (s->tls_switch == NULL)
+			s->tls_switch = evtimer_new(s->srv->p.base, starttls_switch, s);
+		evtimer_add(s->tls_switch, &now);
+	}
 	else if (s->input_held) {
 		/* the peer took every reply: read and process again */
 		s->input_held = false;

@@ -6,6 +6,12 @@
  * Session state and transaction state are kept apart: a struct smtp_tx
  * lives from MAIL to the end of the message (or RSET), and freeing it is
  * the whole of RSET.
+ *
+ * enum session_state says what the session expects next (a command, DATA
+ * lines, BDAT octets, the commit, ...). Two waits are flags beside it,
+ * because they pause whatever state the session is in: input_held (the
+ * peer has not read our replies; server.c bounds them) and reply_delayed
+ * (a reply held a second after the soft error limit).
  */
 #ifndef TRANSIT_SMTP_SESSION_H
 #define TRANSIT_SMTP_SESSION_H
@@ -109,6 +115,7 @@ struct smtp_session {
 	bool deadline_passed; /* the session deadline fired while waiting (SS_COMMIT) */
 	bool reply_delayed;   /* past the soft error limit: s->out waits for reply_delay */
 	struct event *reply_delay;
+	struct event *tls_switch; /* STARTTLS: to the TLS bufferevent once 220 is out */
 	unsigned rcpts_refused; /* recipients refused by policy (not counted in errors) */
 	struct buf out;	      /* reply being built */
 };
