@@ -169,7 +169,7 @@ class Conn:
         if self.args.stall_data:
             time.sleep(self.args.stall_data)  # read nothing: the client must wait
             return False
-        raw = b""
+        raw = bytearray()  # bytes += bytes would copy the whole message per line
         bare_lf = bare_cr = False
         while True:
             line = self.readline()
@@ -184,6 +184,7 @@ class Conn:
             if b"\r" in content:
                 bare_cr = True
             raw += line
+        raw = bytes(raw)
         with LOCK:
             COUNTER[0] += 1
             n = COUNTER[0]
