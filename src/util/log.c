@@ -230,7 +230,8 @@ static void log_emit(const char *level, const char *fmt, va_list ap)
 		lq.dropped++;
 	} else {
 		ring_put(line, n);
-		pthread_cond_signal(&lq.more);
+		if (lq.len == n) /* it was empty: the writer may be waiting */
+			pthread_cond_signal(&lq.more);
 	}
 	pthread_mutex_unlock(&lq.mu);
 }
