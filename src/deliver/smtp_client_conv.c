@@ -21,13 +21,13 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "deliver/smtp_client.h"
 #include "deliver/smtp_client_int.h"
 #include "mail/mime7bit.h"
-#include "smtp/cmd.h"
 #include "util/xmalloc.h"
 
 bool smtpc_is_ascii(const char *s)
@@ -36,14 +36,6 @@ bool smtpc_is_ascii(const char *s)
 		if ((unsigned char)*s >= 0x80)
 			return false;
 	return true;
-}
-
-static void smtpc_conv_refuse(struct smtpc_tx *tx, enum smtpc_status st, int code,
-			      const char *enh, const char *text)
-{
-	tx->preset = true;
-	tx->preset_status = st;
-	smtpc_set_reply(&tx->preset_reply, code, enh, true, "%s", text);
 }
 
 bool smtpc_conv_check(struct smtpc *c, const struct smtpc_msg *m)
@@ -57,7 +49,7 @@ bool smtpc_conv_check(struct smtpc *c, const struct smtpc_msg *m)
 		snprintf(text, sizeof(text),
 			 "the sender address is not ASCII and %s does not support SMTPUTF8",
 			 c->info.peer);
-		smtpc_conv_refuse(tx, SMTPC_PERM, 553, "5.6.7", text);
+		smtpc_preset(tx, SMTPC_PERM, 553, "5.6.7", text);
 		return false;
 	}
 	if (tx->utf8_missing || !c->ext.eightbitmime) {
@@ -80,7 +72,7 @@ static bool smtpc_conv_verdict(struct smtpc *c)
 		snprintf(text, sizeof(text),
 			 "the message header is not ASCII and %s does not support SMTPUTF8",
 			 c->info.peer);
-		smtpc_conv_refuse(tx, SMTPC_PERM, 553, "5.6.7", text);
+		smtpc_preset(tx, SMTPC_PERM, 553, "5.6.7", text);
 		return false;
 	}
 	if (c->ext.eightbitmime || v == MIME7_CLEAN) {
@@ -100,7 +92,7 @@ static bool smtpc_conv_verdict(struct smtpc *c)
 		 c->info.peer,
 		 v == MIME7_HEADER_8BIT ? "in a header field"
 					: "where no transfer encoding can be declared");
-	smtpc_conv_refuse(tx, SMTPC_PERM, 554, "5.6.3", text);
+	smtpc_preset(tx, SMTPC_PERM, 554, "5.6.3", text);
 	return false;
 }
 
@@ -126,7 +118,7 @@ static void smtpc_conv_step(struct smtpc *c)
 				 n < 0 ? strerror(errno) : "file too short");
 			free(blk);
 			tx->scanning = false;
-			smtpc_conv_refuse(tx, SMTPC_TEMP, 451, "4.3.0", text);
+			smtpc_preset(tx, SMTPC_TEMP, 451, "4.3.0", text);
 			smtpc_tx_finish(c);
 			return;
 		}

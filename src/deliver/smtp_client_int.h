@@ -216,6 +216,9 @@ void smtpc_tx_writable(struct smtpc *c);
 /* The connection failed during the transaction (timeout, loss, protocol). */
 void smtpc_tx_fail(struct smtpc *c, const struct smtpc_reply *local);
 void smtpc_tx_finish(struct smtpc *c);
+/* Decide the outcome without the peer: a local reply (code, enh, text). */
+void smtpc_preset(struct smtpc_tx *tx, enum smtpc_status st, int code, const char *enh,
+		  const char *text);
 /* Send the built commands (MAIL, RCPT..., DATA) and wait for the replies. */
 void smtpc_tx_start(struct smtpc *c);
 void smtpc_tx_free(struct smtpc_tx *tx);

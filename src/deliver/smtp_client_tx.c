@@ -163,8 +163,8 @@ static void smtpc_rcpt_line(const struct smtpc *c, const struct smtpc_rcpt *r, s
 	smtpc_orcpt(l, r->orcpt);
 }
 
-static void smtpc_preset(struct smtpc_tx *tx, enum smtpc_status st, int code, const char *enh,
-			 const char *text)
+void smtpc_preset(struct smtpc_tx *tx, enum smtpc_status st, int code, const char *enh,
+		  const char *text)
 {
 	tx->preset = true;
 	tx->preset_status = st;
