@@ -107,7 +107,11 @@ struct smtpc_tx {
 	struct smtpc_reply preset_reply;
 	bool lone_dot;	     /* sent "." alone after an unexpected 354 */
 	bool utf8;	     /* send the SMTPUTF8 parameter */
-	struct mime7 *mime;  /* converting the content to 7 bit, or NULL */
+	bool utf8_missing;   /* the message has it, the peer does not */
+	struct mime7 *mime;  /* scanning, then converting the content to 7 bit, or NULL */
+	bool scanning;	     /* the content is being scanned before MAIL */
+	uint64_t scan_pos;
+	struct event *ev_scan;
 	struct buf conv;     /* converted octets of the current block */
 	struct buf stuffed;  /* ... and their dot-stuffed form */
 	/* content */
@@ -207,10 +211,14 @@ void smtpc_auth_start(struct smtpc *c);
 void smtpc_on_auth(struct smtpc *c, const struct smtpc_reply *r);
 
 /* smtp_client_conv.c */
+#define SMTPC_SCAN_SLICE (1024 * 1024) /* content scanned per turn of the loop */
 bool smtpc_is_ascii(const char *s);
-/* Before MAIL: SMTPUTF8 and 8BITMIME decisions for m (sets tx->utf8 and
- * tx->mime). false when the message is refused (tx->preset set). */
+/* Before MAIL: SMTPUTF8 and 8BITMIME for m. Sets tx->utf8; false when the
+ * message is refused (tx->preset set); tx->scanning when the content must
+ * be scanned first: then smtpc_conv_scan() does it from the loop and ends
+ * with smtpc_tx_start() or smtpc_tx_finish(). */
 bool smtpc_conv_check(struct smtpc *c, const struct smtpc_msg *m);
+void smtpc_conv_scan(struct smtpc *c);
 
 /* smtp_client_tx.c */
 void smtpc_tx_reply(struct smtpc *c, const struct smtpc_reply *r);
@@ -218,6 +226,11 @@ void smtpc_tx_writable(struct smtpc *c);
 /* The connection failed during the transaction (timeout, loss, protocol). */
 void smtpc_tx_fail(struct smtpc *c, const struct smtpc_reply *local);
 void smtpc_tx_finish(struct smtpc *c);
+/* Decide the outcome without the peer: a local reply (code, enh, text). */
+void smtpc_preset(struct smtpc_tx *tx, enum smtpc_status st, int code, const char *enh,
+		  const char *text);
+/* Send the built commands (MAIL, RCPT..., DATA) and wait for the replies. */
+void smtpc_tx_start(struct smtpc *c);
 void smtpc_tx_free(struct smtpc_tx *tx);
 const char *smtpc_tx_waiting_for(const struct smtpc *c);
 

@@ -163,8 +163,8 @@ static void smtpc_rcpt_line(const struct smtpc *c, const struct smtpc_rcpt *r, s
 	smtpc_orcpt(l, r->orcpt);
 }
 
-static void smtpc_preset(struct smtpc_tx *tx, enum smtpc_status st, int code, const char *enh,
-			 const char *text)
+void smtpc_preset(struct smtpc_tx *tx, enum smtpc_status st, int code, const char *enh,
+		  const char *text)
 {
 	tx->preset = true;
 	tx->preset_status = st;
@@ -290,6 +290,14 @@ void smtpc_send(struct smtpc *c, const struct smtpc_msg *m, smtpc_send_cb cb, vo
 		smtpc_later(c); /* the callback never runs inside smtpc_send */
 		return;
 	}
+	if (tx->scanning)
+		smtpc_conv_scan(c); /* then smtpc_tx_start, or the refusal */
+	else
+		smtpc_tx_start(c);
+}
+
+void smtpc_tx_start(struct smtpc *c)
+{
 	c->state = SC_TX;
 	smtpc_tx_send_next(c);
 	smtpc_arm(c, c->t_command);
@@ -680,6 +688,8 @@ void smtpc_tx_free(struct smtpc_tx *tx)
 	free(tx->rstate);
 	free(tx->blk);
 	free(tx->mime);
+	if (tx->ev_scan != NULL)
+		event_free(tx->ev_scan);
 	buf_free(&tx->conv);
 	buf_free(&tx->stuffed);
 	free(tx);

@@ -9,7 +9,8 @@
  *                   space before a line break encoded, lines of at most 76
  *                   characters with "=" soft line breaks
  *   RFC 2046 5.1    multipart boundaries ("--b", "--b--", transport padding),
- *                   an enclosing boundary ends the inner multiparts
+ *                   an enclosing boundary ends the inner multiparts; an
+ *                   encoded line never starts with "-" (written "=2D")
  *   RFC 2046 5.1.5, 5.2.1  multipart/digest defaults, message/rfc822
  *   RFC 3463 5.6.3  conversion required but not supported (the caller's)
  *
@@ -358,9 +359,8 @@ static void header_piece(struct mime7 *m, const char *p, size_t n, bool first, b
 			 struct buf *out)
 {
 	size_t name, colon = 0;
+	bool eight = has_8bit(p, n);
 
-	if (has_8bit(p, n))
-		m->hdr8 = m->any8 = true;
 	if (!first || (n > 0 && is_wsp(p[0]) && m->field != F_OTHER)) {
 		field_value(m, p, n); /* a long line or a folded continuation */
 	} else if (n == 0 && eol) {
@@ -372,11 +372,14 @@ static void header_piece(struct mime7 *m, const char *p, size_t n, bool first, b
 		start_field(m, p, name, out);
 		field_value(m, p + colon + 1, n - colon - 1);
 	} else {
-		/* not a header field: the header ended without an empty line */
+		/* not a header field: the header ended without an empty line,
+		 * and this is the first line of the body */
 		end_header(m, out);
 		piece(m, p, n, first, eol, out);
 		return;
 	}
+	if (eight)
+		m->hdr8 = m->any8 = true;
 	if (!m->suppress)
 		emit_line(m, out, p, n, eol);
 }
@@ -395,7 +398,12 @@ static void qp_piece(struct mime7 *m, const char *p, size_t n, bool eol, struct 
 		char tok[3];
 		size_t tl;
 
-		if ((c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && i + 1 < n)) {
+		bool bol = m->col == 0 || m->col + 1 > MIME7_QP_LINE - 1;
+
+		/* '-' starting an encoded line is written =2D, so no line of
+		 * the body can ever look like a boundary (RFC 2046 5.1.1) */
+		if ((c >= 33 && c <= 126 && c != '=' && !(c == '-' && bol)) ||
+		    ((c == ' ' || c == '\t') && i + 1 < n)) {
 			tok[0] = (char)c;
 			tl = 1;
 		} else {

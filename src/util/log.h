@@ -11,7 +11,11 @@
  *   log_fatal  - the environment is broken (config, permissions): exit(1)
  *   log_panic  - a transit bug: abort()
  * Lines go to stderr with an RFC 3339 UTC timestamp and the program name.
- * Thread safe: each line is written with one write(2).
+ * Thread safe, and never blocking after log_init(): lines are queued in a
+ * bounded ring that a writer thread empties (when it is full, lines are
+ * dropped and "log: N lines dropped" is logged once there is room);
+ * log_fatal/log_panic and exit() wait a bounded time for the queue to
+ * drain, and the fatal line itself is written directly.
  */
 #ifndef TRANSIT_UTIL_LOG_H
 #define TRANSIT_UTIL_LOG_H

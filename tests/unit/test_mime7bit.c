@@ -168,6 +168,23 @@ static const struct {
 	{"no final line end", "\r\n\xe9",
 	 MIME7_CONVERT,
 	 "MIME-Version: 1.0\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n=E9\r\n"},
+	{"a line that is not a header ends the header; its 8-bit octets are body",
+	 "Subject: x\r\nno colon here \xe9\r\n",
+	 MIME7_CONVERT,
+	 "Subject: x\r\nMIME-Version: 1.0\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+	 "no colon here =E9\r\n"},
+	{"no encoded line starts with '-', so none looks like a boundary",
+	 "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\n"
+	 "-\xe9\r\n"
+	 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa--b\r\n"
+	 "--b--\r\n",
+	 MIME7_CONVERT,
+	 "Content-Type: multipart/mixed; boundary=b\r\nMIME-Version: 1.0\r\n\r\n--b\r\n"
+	 "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+	 "=2D=E9\r\n"
+	 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa=\r\n"
+	 "=2D-b\r\n"
+	 "--b--\r\n"},
 	{"8-bit in the message header", "Subject: caf\xc3\xa9\r\n\r\nbody\r\n", MIME7_HEADER_8BIT,
 	 NULL},
 	{"8-bit in a folded header line", "Subject: a\r\n b\xc3\xa9\r\n\r\n\xe9\r\n",

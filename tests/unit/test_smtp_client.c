@@ -1253,6 +1253,54 @@ static void test_smtputf8_offered(void **state)
 	peer_stop(&p);
 }
 
+#define SCAN_SLICE (1024 * 1024) /* SMTPC_SCAN_SLICE in deliver/smtp_client_int.h */
+
+/* A message larger than one scan slice (SMTPC_SCAN_SLICE): the scan runs
+ * over several turns of the loop, then the whole of it goes out 7-bit,
+ * each 8-bit line as quoted-printable. */
+static void test_8bit_large_in_slices(void **state)
+{
+	static const char *const args[] = {"--no-8bitmime", NULL};
+	static const char head[] = "Subject: big\r\n\r\n";
+	static const char line[] = "caf\xc3\xa9 au lait\r\n";		/* 16 octets */
+	static const char wire_line[] = "caf=C3=A9 au lait\r\n";	/* 19 octets */
+	size_t nlines = 3 * SCAN_SLICE / (sizeof(line) - 1), clen, i, len, wlen;
+	char *content, *msg;
+	struct peer p;
+	struct smtpc_opts o;
+	struct run r;
+	struct msgf mf;
+
+	(void)state;
+	clen = sizeof(head) - 1 + nlines * (sizeof(line) - 1);
+	content = malloc(clen);
+	assert_non_null(content);
+	memcpy(content, head, sizeof(head) - 1);
+	for (i = 0; i < nlines; i++)
+		memcpy(content + sizeof(head) - 1 + i * (sizeof(line) - 1), line, sizeof(line) - 1);
+	peer_py(&p, args);
+	opts_default(&o);
+	client_ready(&r, p.port, &o);
+	msg_make(&mf, content, clen, 0, one);
+	mf.m.body = BODY_8BITMIME;
+	client_send(&r, &mf.m, 1);
+	assert_int_equal(r.res[0].status, SMTPC_DONE);
+	client_close(&r);
+	msg_free(&mf);
+	msg = peer_msg(&p, 1, &len);
+	wlen = strlen("Subject: big\r\nMIME-Version: 1.0\r\n"
+		      "Content-Transfer-Encoding: quoted-printable\r\n\r\n") +
+	       nlines * (sizeof(wire_line) - 1);
+	assert_int_equal(len, wlen);
+	for (i = 0; i < len; i++)
+		if ((unsigned char)msg[i] >= 0x80)
+			fail_msg("8-bit octet at %zu of what the peer got", i);
+	assert_memory_equal(msg + len - (sizeof(wire_line) - 1), wire_line, sizeof(wire_line) - 1);
+	free(msg);
+	free(content);
+	peer_stop(&p);
+}
+
 static void test_size_too_big(void **state)
 {
 	static const char *const args[] = {"--size", "100", NULL};
@@ -1929,6 +1977,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_smtputf8_not_needed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_smtputf8_needed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_8bit_to_7bit_peer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_8bit_large_in_slices, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_smtputf8_offered, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_size_too_big, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bare_lf_and_cr, setup, teardown),
