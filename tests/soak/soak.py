@@ -10,9 +10,9 @@ client address for SOAK_SECONDS (180) seconds, each sending numbered
 messages (mixedload.py) of 1 KiB to 1 MiB (log-uniform) by DATA or BDAT
 (RFC 3030; MAIL/RCPT pipelined, RFC 2920), 1 to 5 per session, 20 % of
 the sessions after STARTTLS; 10 % of the messages are dropped
-mid-content (FIN or RST). Where they go: 50 % local
-Maildirs, 35 % a healthy smtp-sink (send connector "healthy", smart host
-127.0.0.2), 10 % an smtp-sink that answers RCPT with 451 4.3.0 (they stay
+mid-content (FIN or RST). 80 % have one recipient, the others two or
+three. Where each recipient goes: 50 % local Maildirs, 35 % a healthy
+smtp-sink (send connector "healthy", smart host 127.0.0.2), 10 % an smtp-sink that answers RCPT with 451 4.3.0 (they stay
 queued), 5 % an smtp-sink that answers 5xx at RCPT or at the final "."
 (each yields one DSN in the sender's Maildir). A few more clients pipeline
 garbage: random lines, binary, NUL, bare CR/LF, over-long lines, bogus
@@ -27,10 +27,12 @@ Verdict (exit status 1 when any fails):
     nor after SIGTERM (LeakSanitizer runs at exit);
   - VmRSS from /proc/PID/status after the traffic and after the queue
     settled is at most 2 x the warmed-up figure + 64 MiB (printed);
-  - every message answered 250 is delivered exactly once (Maildir or the
-    healthy sink), or bounced with exactly one DSN (5xx peers), or still in
-    `transitctl queue list --json` and delivered nowhere (4xx peer);
-    nothing refused or aborted is ever delivered; no reply went missing.
+  - each recipient of every message answered 250 is delivered exactly once
+    (Maildir or the healthy sink) with the body that was sent, or reported
+    failed in exactly one DSN (5xx peers), or still pending in `transitctl
+    queue list --json` and delivered nowhere (4xx peer); nothing refused
+    or aborted is ever delivered; no reply went missing; no valid message
+    was refused and no client session broke.
 
 Environment: SOAK_SECONDS, SOAK_SESSIONS, SOAK_SEED, SOAK_KEEP=1 (keep the
 directory), TRANSITD, TRANSITCTL, ASAN_OPTIONS (the Makefile sets them).
