@@ -3,8 +3,9 @@ test_crash_mixed.py - kill -9 twenty times under mixed load (issue 6, "Tests
 that must exist"; DESIGN.md "Queue: what it must guarantee").
 
 Inbound: six client sessions from the relay client address send numbered
-messages (mixedload.py: 1 to 64 KiB, DATA or BDAT, MAIL/RCPT pipelined; a
-few dropped mid-content) and record which got a 250. Outbound, through
+messages (mixedload.py: 1 to 64 KiB, DATA or BDAT, MAIL/RCPT pipelined, one
+to three recipients across the destinations below; a few dropped
+mid-content) and record which got a 250. Outbound, through
 smart-host send connectors to Python peers on 127.0.0.2-4 (RecordingPeer):
 a healthy peer that records every message it accepted by id and time, a
 peer that answers RCPT with 451 (deferrals, retried every 1-2 s) and one
@@ -12,11 +13,12 @@ that answers RCPT with 550 (each owes one DSN to the sender's Maildir).
 Meanwhile transitd is killed with SIGKILL twenty times at random moments
 and restarted each time.
 
-Afterwards, once the queue has settled: every message answered 250 is in
-its Maildir exactly once, at the healthy peer exactly once, bounced with
-exactly one DSN, or (451 peer) still in `transitctl queue list --json`
-and delivered nowhere; nothing refused or dropped mid-content is delivered;
-no owed DSN is missing. The one tolerated difference: a second copy at the
+Afterwards, once the queue has settled, for each recipient of each message
+answered 250: it is in its Maildir exactly once, at the healthy peer
+exactly once, reported failed in exactly one DSN, or (451 peer) still
+pending in `transitctl queue list --json` and delivered nowhere; every
+delivered body is the one sent; nothing refused or dropped mid-content is
+delivered; no owed DSN is missing. The one tolerated difference: a second copy at the
 healthy peer, or a second DSN, when a kill fell between the first copy and
 the next attempt (a remote 250, or a committed DSN, that transitd did not
 live to record). These are counted, printed, and checked to straddle a

@@ -10,23 +10,29 @@ client address for SOAK_SECONDS (180) seconds, each sending numbered
 messages (mixedload.py) of 1 KiB to 1 MiB (log-uniform) by DATA or BDAT
 (RFC 3030; MAIL/RCPT pipelined, RFC 2920), 1 to 5 per session, 20 % of
 the sessions after STARTTLS; 10 % of the messages are dropped
-mid-content (FIN or RST). Where they go: 50 % local
-Maildirs, 35 % a healthy smtp-sink (send connector "healthy", smart host
-127.0.0.2), 10 % an smtp-sink that answers RCPT with 451 4.3.0 (they stay
+mid-content (FIN or RST). 80 % have one recipient, the others two or
+three. Where each recipient goes: 50 % local Maildirs, 35 % a healthy
+smtp-sink (send connector "healthy", smart host 127.0.0.2), 10 % an smtp-sink that answers RCPT with 451 4.3.0 (they stay
 queued), 5 % an smtp-sink that answers 5xx at RCPT or at the final "."
 (each yields one DSN in the sender's Maildir). A few more clients pipeline
 garbage: random lines, binary, NUL, bare CR/LF, over-long lines, bogus
 BDAT sizes, STARTTLS followed by junk.
+
+A mail reader moves every delivered file from new/ to cur/ as it arrives,
+so that a second delivery of a message cannot hide behind the first file's
+name.
 
 Verdict (exit status 1 when any fails):
   - transitd stayed up, and its log has no sanitizer report, during the run
     nor after SIGTERM (LeakSanitizer runs at exit);
   - VmRSS from /proc/PID/status after the traffic and after the queue
     settled is at most 2 x the warmed-up figure + 64 MiB (printed);
-  - every message answered 250 is delivered exactly once (Maildir or the
-    healthy sink), or bounced with exactly one DSN (5xx peers), or still in
-    `transitctl queue list --json` and delivered nowhere (4xx peer);
-    nothing refused or aborted is ever delivered; no reply went missing.
+  - each recipient of every message answered 250 is delivered exactly once
+    (Maildir or the healthy sink) with the body that was sent, or reported
+    failed in exactly one DSN (5xx peers), or still pending in `transitctl
+    queue list --json` and delivered nowhere (4xx peer); nothing refused
+    or aborted is ever delivered; no reply went missing; no valid message
+    was refused and no client session broke.
 
 Environment: SOAK_SECONDS, SOAK_SESSIONS, SOAK_SEED, SOAK_KEEP=1 (keep the
 directory), TRANSITD, TRANSITCTL, ASAN_OPTIONS (the Makefile sets them).
@@ -40,6 +46,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -74,6 +81,45 @@ GARBAGE_USER = "garbage@example.test"
 def log(fmt, *a):
     sys.stdout.write(("soak: " + fmt + "\n") % a)
     sys.stdout.flush()
+
+
+class MailReader:
+    """Does what a mail client does with new mail: every 2 s, moves each
+    file from new/ to cur/ (with the ":2,S" flags). transitd only ever
+    finds its own earlier delivery in new/, so a second delivery of the
+    same message is then a second file, not hidden by EEXIST."""
+
+    def __init__(self, maildirs):
+        self.maildirs = maildirs
+        self.moved = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self.stopping.wait(2):
+            self.read_all()
+
+    def read_all(self):
+        for md in self.maildirs:
+            new, cur = os.path.join(md, "new"), os.path.join(md, "cur")
+            try:
+                names = [n for n in os.listdir(new) if not n.startswith(".")]
+            except FileNotFoundError:
+                continue
+            os.makedirs(cur, exist_ok=True)
+            for n in names:
+                try:
+                    os.rename(os.path.join(new, n), os.path.join(cur, n + ":2,S"))
+                    self.moved += 1
+                except FileNotFoundError:
+                    pass
+
+    def start(self):
+        self.thread.start()
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join(10)
 
 
 def rss_of(pid):
@@ -322,8 +368,10 @@ def main():
     samples = []
     traffic = Traffic(port)
     rss = {}
+    reader = MailReader([t.maildir(u) for u in LOCAL_RCPTS + SENDERS])
     t_start = time.monotonic()
     try:
+        reader.start()
         t.start()
         pid = t.proc.pid
         rss["start"] = rss_of(pid)[0]
@@ -342,6 +390,7 @@ def main():
         if not t.alive():
             problems.append("transitd died (status %s)" % t.proc.returncode)
     finally:
+        reader.stop()
         rc = None
         if t.proc is not None and t.proc.poll() is None:
             t.proc.send_signal(signal.SIGTERM)
@@ -390,8 +439,8 @@ def main():
         dict(collections.Counter(len(r.rcpts) for r in acked_recs)))
     log("by mode (250'd): %r", dict(collections.Counter(
         r.mode for r in traffic.recs if r.outcome == "250")))
-    log("sessions: %r; garbage deliveries to %s: %d", dict(traffic.stats), GARBAGE_USER,
-        garbage_delivered)
+    log("sessions: %r; garbage deliveries to %s: %d; files moved from new/ to cur/: %d",
+        dict(traffic.stats), GARBAGE_USER, garbage_delivered, reader.moved)
     sizes = sorted(r.size for r in traffic.recs if r.outcome == "250")
     if sizes:
         log("sizes of 250'd messages: min %d, median %d, max %d, total %.1f MiB",
