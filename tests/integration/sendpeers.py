@@ -40,6 +40,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -327,6 +328,18 @@ class Sink:
                         out.append(c_unescape(m.group(1)))
         return out
 
+
+
+@pytest.fixture(scope="module")
+def dns():
+    """The test nameserver with the standard zones, shared by a module (the
+    zones are static). A test module uses it with `from sendpeers import dns`."""
+    need(HAVE_NSD, "nsd (Debian package nsd)")
+    base = tempfile.mkdtemp(prefix="transit-dns-", dir="/tmp")
+    srv = start_dns(base)
+    yield srv
+    srv.stop()
+    shutil.rmtree(base, ignore_errors=True)
 
 def c_unescape(s):
     """strace's C string escapes to bytes."""

@@ -24,29 +24,18 @@ Peers: the private nsd of sendpeers.py; the next hop for example.net
 
 import os
 import re
-import shutil
-import tempfile
 
 import pytest
 
 import harness
 import sendpeers as sp
+from sendpeers import dns  # noqa: F401  (the module's nameserver fixture)
 from sendpeers import message, relay_send, wait_log
 
 ALICE = "alice@example.test"
 LIBFAKETIME = next((p for p in ("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
                                 "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
                                 "/usr/lib/faketime/libfaketimeMT.so.1") if os.path.exists(p)), None)
-
-
-@pytest.fixture(scope="module")
-def dns():
-    sp.need(sp.HAVE_NSD, "nsd (Debian package nsd)")
-    base = tempfile.mkdtemp(prefix="transit-dns-", dir="/tmp")
-    srv = sp.start_dns(base)
-    yield srv
-    srv.stop()
-    shutil.rmtree(base, ignore_errors=True)
 
 
 def fake_clock(t, offset):

@@ -12,27 +12,16 @@ the final "." after a delay) for one hop, Postfix smtp-sink for the others.
 """
 
 import os
-import shutil
-import tempfile
 
 import pytest
 
 import harness
 import sendpeers as sp
+from sendpeers import dns  # noqa: F401  (the module's nameserver fixture)
 from pypeer import PyPeer
 from sendpeers import IP_MX1, IP_NOMX, message, relay_send, wait_log
 
 ALICE = "alice@example.test"
-
-
-@pytest.fixture(scope="module")
-def dns():
-    sp.need(sp.HAVE_NSD, "nsd (Debian package nsd)")
-    base = tempfile.mkdtemp(prefix="transit-dns-", dir="/tmp")
-    srv = sp.start_dns(base)
-    yield srv
-    srv.stop()
-    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture

@@ -38,13 +38,13 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 
 import pytest
 
 import harness
 import sendpeers as sp
+from sendpeers import dns  # noqa: F401  (the module's nameserver fixture)
 from sendpeers import (IP_EQA, IP_EQB, IP_EXACT, IP_MX1, IP_MX2, IP_NOMX, IP_PARTNER1,
                        IP_PARTNER2, IP_SUB, check_dsn, message, relay_send, wait_log)
 
@@ -53,16 +53,6 @@ KB = 1024
 
 
 # -- fixtures ----------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def dns():
-    """The test nameserver, shared by the whole module (the zones are static)."""
-    sp.need(sp.HAVE_NSD, "nsd (Debian package nsd)")
-    base = tempfile.mkdtemp(prefix="transit-dns-", dir="/tmp")
-    srv = sp.start_dns(base)
-    yield srv
-    srv.stop()
-    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
