@@ -48,6 +48,9 @@ BANNER = "mx.example.test ESMTP"
 PASSWORD = "Secret-pass-123"
 DEFAULT_USERS = ("alice@example.test", "bob@example.test")
 DEFAULT_TIMEOUT = 60
+# log_text(): how long the log must stay unchanged before it is read, and the cap
+LOG_SETTLE = 0.05
+LOG_SETTLE_MAX = 2.0
 START_TIMEOUT = 20.0          # sanitizer builds start slowly
 STOP_TIMEOUT = 10.0
 SANITIZER_MARKS = ("AddressSanitizer", "runtime error:", "LeakSanitizer")
@@ -385,7 +388,22 @@ class Transit:
                               capture_output=True, timeout=timeout, cwd=self.dir)
 
     # logs
-    def log_text(self):
+    def log_text(self, settle=LOG_SETTLE):
+        """The daemon's log so far. transitd writes its log from a writer
+        thread (util/log.c), so a line logged just before a reply may reach
+        the file just after the client read that reply: while the daemon
+        runs, wait until the file has not grown for `settle` seconds (at
+        most LOG_SETTLE_MAX)."""
+        if settle and self.proc is not None and self.proc.poll() is None:
+            deadline = time.monotonic() + LOG_SETTLE_MAX
+            size, since = -1, time.monotonic()
+            while time.monotonic() < deadline:
+                now_size = os.path.getsize(self.log_path)
+                if now_size != size:
+                    size, since = now_size, time.monotonic()
+                elif time.monotonic() - since >= settle:
+                    break
+                time.sleep(0.01)
         with open(self.log_path, "rb") as f:
             return f.read().decode("utf-8", "replace")
 

@@ -561,7 +561,7 @@ def wait_log(inst, pattern, timeout=15.0, count=1):
     rx = re.compile(pattern, re.M)
 
     def found():
-        m = list(rx.finditer(inst.log_text()))
+        m = list(rx.finditer(inst.log_text(settle=0)))
         return m if len(m) >= count else None
     try:
         return harness.wait_until(found, timeout, what="log line /%s/ x%d" % (pattern, count))
