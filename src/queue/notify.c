@@ -223,6 +223,20 @@ static void job_start(struct dsn_job *j, void (*done)(void *arg))
 
 /* ---- FAILURE and SUCCESS ------------------------------------------------------ */
 
+/* No bounce could be queued (the spool is full, or out of descriptors):
+ * the recipients stay queued, undecided, and are tried again later, so
+ * the DSN is written then; a full disk never loses a bounce. */
+static void dsn_retry_later(struct qentry *e, const struct dsn_job *j)
+{
+	size_t i;
+
+	for (i = 0; i < j->n; i++) {
+		e->rt[j->idx[i]].outcome = 0;
+		e->rt[j->idx[i]].dsn_due = false;
+	}
+	e->deferred = true;
+}
+
 static void dsn_committed(void *arg, int error, struct envelope *env)
 {
 	struct dsn_job *j = arg;
@@ -231,13 +245,8 @@ static void dsn_committed(void *arg, int error, struct envelope *env)
 
 	e->dsns--;
 	if (error) {
-		/* no bounce could be queued: try the recipients again later */
 		log_warn("%s DSN commit failed: %s", e->env->qid, strerror(error));
-		for (i = 0; i < j->n; i++) {
-			e->rt[j->idx[i]].outcome = 0;
-			e->rt[j->idx[i]].dsn_due = false;
-		}
-		e->deferred = true;
+		dsn_retry_later(e, j);
 	} else {
 		log_info("%s dsn kind=%s dsn-id=%s to=<%s> recipients=%zu", e->env->qid,
 			 j->state == RCPT_FAILED ? "failure" : "success", env->qid, env->rcpt[0].addr,
@@ -259,16 +268,24 @@ static void dsn_built(void *arg)
 	size_t i;
 
 	job_unlink(j);
-	if (j->rc != 0)
+	if (j->rc != 0) {
+		/* the DSN cannot be made (the original is unreadable): record
+		 * the outcome anyway, loudly */
 		log_warn("%s cannot build DSN: %s", e->env->qid, j->err);
-	if (j->rc != 0 || enqueue_dsn(j->s, dsn_recipient(j->s, e->env->qid, e->env->sender),
-				      e->env->smtputf8, &j->out, qid,
-				      dsn_committed, j) != 0) {
-		/* cannot notify: record the outcome anyway, loudly */
-		log_warn("%s DSN not sent (%s); recording final states", e->env->qid,
-			 j->rc != 0 ? j->err : strerror(errno));
+		log_warn("%s DSN not sent (%s); recording final states", e->env->qid, j->err);
 		for (i = 0; i < j->n; i++)
 			sched_write_state(e, j->idx[i], j->state);
+		e->dsns--;
+		job_free(j);
+		sched_settle(e);
+		return;
+	}
+	if (enqueue_dsn(j->s, dsn_recipient(j->s, e->env->qid, e->env->sender), e->env->smtputf8,
+			&j->out, qid, dsn_committed, j) != 0) {
+		/* it cannot be written now (a full spool): try again later */
+		log_warn("%s DSN write failed: %s; the recipients stay queued", e->env->qid,
+			 strerror(errno));
+		dsn_retry_later(e, j);
 		e->dsns--;
 		job_free(j);
 		sched_settle(e);
