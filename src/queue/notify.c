@@ -136,7 +136,10 @@ static int enqueue_dsn(struct sched *s, const char *to, bool smtputf8, const str
 	if (w == NULL)
 		return -1;
 	if (queue_writer_write(w, msg->data, msg->len) != 0) {
+		int e = errno;
+
 		queue_writer_abort(w);
+		errno = e;
 		return -1;
 	}
 	queue_writer_commit(w, cb, arg);
@@ -223,13 +226,21 @@ static void job_start(struct dsn_job *j, void (*done)(void *arg))
 
 /* ---- FAILURE and SUCCESS ------------------------------------------------------ */
 
-/* No bounce could be queued (the spool is full, or out of descriptors):
- * the recipients stay queued, undecided, and are tried again later, so
- * the DSN is written then; a full disk never loses a bounce. */
+/* No DSN could be queued (the spool is full, or out of descriptors). A
+ * bounce: the recipients stay queued, undecided, and are tried again
+ * later, so the DSN is written then; a full disk never loses a bounce. A
+ * success notice is not worth delivering the message twice: the
+ * deliveries are recorded without it. */
 static void dsn_retry_later(struct qentry *e, const struct dsn_job *j)
 {
 	size_t i;
 
+	if (j->state == RCPT_DELIVERED) {
+		log_warn("%s success DSN not sent; recording the deliveries", e->env->qid);
+		for (i = 0; i < j->n; i++)
+			sched_write_state(e, j->idx[i], j->state);
+		return;
+	}
 	for (i = 0; i < j->n; i++) {
 		e->rt[j->idx[i]].outcome = 0;
 		e->rt[j->idx[i]].dsn_due = false;
@@ -283,8 +294,8 @@ static void dsn_built(void *arg)
 	if (enqueue_dsn(j->s, dsn_recipient(j->s, e->env->qid, e->env->sender), e->env->smtputf8,
 			&j->out, qid, dsn_committed, j) != 0) {
 		/* it cannot be written now (a full spool): try again later */
-		log_warn("%s DSN write failed: %s; the recipients stay queued", e->env->qid,
-			 strerror(errno));
+		log_warn("%s DSN write failed: %s%s", e->env->qid, strerror(errno),
+			 j->state == RCPT_FAILED ? "; the recipients stay queued" : "");
 		dsn_retry_later(e, j);
 		e->dsns--;
 		job_free(j);

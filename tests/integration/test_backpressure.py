@@ -309,3 +309,38 @@ def test_full_spool_keeps_the_bounce(transit_conf):
         (d,) = t.wait_for_mail("bob@example.test", 1, timeout=20)
         assert "multipart/report" in (d.first("Content-Type") or ""), d
         assert not os.path.exists(os.path.join(t.spool, "queue", qid))
+
+
+@pytest.mark.timeout(120)
+def test_full_spool_success_notice_does_not_deliver_twice(transit_conf):
+    """A success notice (NOTIFY=SUCCESS) that cannot be written on a full
+    spool is dropped, loudly; the delivery is recorded, never repeated to
+    report it. The smart host holds its final reply for 3 s, long enough to
+    fill the spool after the message went out and before the DSN."""
+    t = transit_conf
+    add_device_connector(t)
+    peer_port = conftest.free_ports(1)[0]
+    add_remote(t, peer_port)
+    t.cfg["queue"] = {"retry": ["1s"], "expire": "1h"}
+    set_bp(t, disk_free_medium="12M", disk_free_high="8M")
+    with tmpfs_spool(t, "32m"):
+        peer = PyPeer("127.0.0.1", peer_port, data_delay=3.0)
+        try:
+            t.start()
+            qid = sp.relay_send(t, "bob@example.test", ["x@remote.test"],
+                                sp.message("notify me", size=200000, sender="bob@example.test"),
+                                mail_params=" RET=FULL", rcpt_params=" NOTIFY=SUCCESS")
+            sp.wait_log(t, r"smtp connected connector=remote")
+            fill(os.path.join(t.spool, "filler"), 0)
+            sp.wait_log(t, r"%s DSN (write|commit) failed" % qid, timeout=30)
+            sends = r"%s send to=<x@remote\.test>" % qid
+            # the end: removed, or (the bug) a second delivery
+            harness.wait_until(lambda: re.search(r"%s removed" % qid, t.log_text()) or
+                               len(re.findall(sends, t.log_text())) > 1, 30,
+                               what="%s removed or sent again" % qid)
+            assert len(re.findall(sends, t.log_text())) == 1, t.log_tail(20)
+            assert len(peer.messages) == 1, len(peer.messages)
+            assert re.search(r"%s success DSN not sent; recording the deliveries" % qid,
+                             t.log_text())
+        finally:
+            peer.stop()
