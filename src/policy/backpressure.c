@@ -280,7 +280,12 @@ enum bp_level backpressure_level(void) { return bp.running ? bp.st.level : BP_NO
 
 bool backpressure_admits_mail(bool authenticated)
 {
-	switch (backpressure_level()) {
+	return bp_admits_mail(backpressure_level(), authenticated);
+}
+
+bool bp_admits_mail(enum bp_level l, bool authenticated)
+{
+	switch (l) {
 	case BP_NORMAL: return true;
 	case BP_MEDIUM: return authenticated;
 	case BP_HIGH: return false;

@@ -50,6 +50,10 @@ enum bp_level bp_level_above(enum bp_level prev, uint64_t v, uint64_t medium, ui
  * threshold + BP_RELIEF_PERCENT% or more. */
 enum bp_level bp_level_below(enum bp_level prev, uint64_t v, uint64_t medium, uint64_t high);
 
+/* The decision at MAIL for a level: High refuses everyone, Medium the
+ * clients that did not authenticate. */
+bool bp_admits_mail(enum bp_level l, bool authenticated);
+
 /* The thresholds in bytes and messages, resolved from the configuration
  * (memory-high in percent becomes bytes of physical memory). */
 struct bp_limits {

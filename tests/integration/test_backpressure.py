@@ -245,7 +245,9 @@ def test_full_tmpfs_spool(transit_conf):
     with tmpfs_spool(t, "32m"):
         t.start()
         # queued before the disk fills: the smart host is not there yet
-        held = sp.relay_send(t, "printer@example.test", ["x@remote.test"], sp.message("held"))
+        held = sp.relay_send(t, "bob@example.test", ["x@remote.test"],
+                             sp.message("held", sender="bob@example.test"),
+                             rcpt_params=" NOTIFY=SUCCESS")
         assert os.path.exists(os.path.join(t.spool, "queue", held))
         assert "back-pressure level=" not in t.log_text()
 
@@ -265,6 +267,11 @@ def test_full_tmpfs_spool(transit_conf):
         finally:
             peer.stop()
         assert peer.messages[0][0] == ["x@remote.test"]
+        # and the DSN it generates is queued and delivered, still at High
+        sp.wait_log(t, r"%s dsn kind=success dsn-id=\S+ to=<bob@example\.test>" % held)
+        (d,) = t.wait_for_mail("bob@example.test", 1)
+        assert "multipart/report" in (d.first("Content-Type") or ""), d
+        assert "back-pressure level=normal" not in t.log_text()
 
         # free the space: down to Normal (through the relief threshold), mail accepted
         os.unlink(filler)

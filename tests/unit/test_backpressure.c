@@ -191,6 +191,17 @@ static void test_not_started_admits(void **state)
 	assert_true(backpressure_admits_mail(true));
 }
 
+static void test_mail_decision(void **state)
+{
+	(void)state;
+	assert_true(bp_admits_mail(BP_NORMAL, false));
+	assert_true(bp_admits_mail(BP_NORMAL, true));
+	assert_false(bp_admits_mail(BP_MEDIUM, false));
+	assert_true(bp_admits_mail(BP_MEDIUM, true));
+	assert_false(bp_admits_mail(BP_HIGH, false));
+	assert_false(bp_admits_mail(BP_HIGH, true));
+}
+
 static void test_memory_limit_syntax(void **state)
 {
 	unsigned pct;
@@ -224,6 +235,7 @@ int main(void)
 		cmocka_unit_test(test_evaluate_worst_and_reason),
 		cmocka_unit_test(test_unknown_disk_keeps_level),
 		cmocka_unit_test(test_not_started_admits),
+		cmocka_unit_test(test_mail_decision),
 		cmocka_unit_test(test_memory_limit_syntax),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
