@@ -7,7 +7,10 @@
  * SUCCESS when asked, DELAY by default or when asked). A DSN is a queued
  * message like any other: it is committed through the queue before the
  * recipients it reports are marked final, so a crash repeats an attempt
- * rather than losing a bounce.
+ * rather than losing a bounce. A bounce that cannot be written or synced
+ * (a full spool) leaves its recipients queued for the next try; the
+ * queue's DSNs are never refused by back pressure (they do not come
+ * through SMTP), which keeps disk-free-high free for them.
  *
  * Building a DSN reads the original from its queue file (the headers, or
  * with RET=FULL up to DSN_MAX_FULL of content): that runs on the worker
