@@ -36,6 +36,7 @@
 #include "net/dns.h"
 #include "net/listener.h"
 #include "net/tls.h"
+#include "policy/backpressure.h"
 #include "policy/recipient.h"
 #include "queue/queue.h"
 #include "queue/sched.h"
@@ -288,6 +289,8 @@ static void on_message(void *arg, struct envelope *env) { sched_add(arg, env); }
 
 static void recovered(struct envelope *env, void *arg) { sched_add(arg, env); }
 
+static size_t queue_length(void *arg) { return sched_count(arg); }
+
 int main(int argc, char **argv)
 {
 	const char *conf_path = NULL;
@@ -375,6 +378,7 @@ int main(int argc, char **argv)
 	sp.on_message = on_message;
 	sp.on_message_arg = sched;
 	srv = smtp_server_new(&sp);
+	backpressure_start(c, base, queue_length, sched);
 	listeners_start(ls, base, srv);
 
 	memset(&st, 0, sizeof(st));
@@ -408,6 +412,7 @@ int main(int argc, char **argv)
 	 * no commit callback is left to need a session or the scheduler. */
 	listeners_free(st.ls);
 	smtp_server_free(srv);
+	backpressure_stop();
 	sched_free(sched);
 	queue_close(q);
 	dns_free(srt.dns);

@@ -107,6 +107,16 @@ static cfg_opt_t queue_opts[] = {
 	CFG_INT("max-batch", 64, CFGF_NONE),
 	CFG_END()};
 
+/* policy/backpressure.h; defaults in docs/configuration.md */
+static cfg_opt_t bp_opts[] = {
+	CFG_BOOL("enabled", cfg_true, CFGF_NONE),
+	CFG_STR("disk-free-medium", "2G", CFGF_NONE),
+	CFG_STR("disk-free-high", "500M", CFGF_NONE),
+	CFG_STR("memory-high", "75%", CFGF_NONE),
+	CFG_INT("queue-medium", 100000, CFGF_NONE),
+	CFG_INT("queue-high", 500000, CFGF_NONE),
+	CFG_END()};
+
 static cfg_opt_t top_opts[] = {
 	CFG_SEC("server", server_opts, CFGF_NONE),
 	CFG_SEC("accepted-domain", domain_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
@@ -117,6 +127,7 @@ static cfg_opt_t top_opts[] = {
 	CFG_SEC("queue", queue_opts, CFGF_NONE),
 	CFG_SEC("dns", dns_opts, CFGF_NONE),
 	CFG_SEC("dsn", dsn_opts, CFGF_NONE),
+	CFG_SEC("back-pressure", bp_opts, CFGF_NONE),
 	CFG_END()};
 
 /* ---- validators (run while parsing: cfg->line is the current line) ------- */
@@ -438,6 +449,43 @@ static int v_dns_servers(cfg_t *cfg, cfg_opt_t *opt)
 	return 0;
 }
 
+static int v_memory_limit(cfg_t *cfg, cfg_opt_t *opt)
+{
+	unsigned pct;
+	uint64_t bytes;
+	const char *s = cfg_opt_getnstr(opt, 0);
+	if (!parse_memory_limit(s, &pct, &bytes)) {
+		cfg_error(cfg, "%s: \"%s\" is neither a percentage of physical memory (1%%..100%%) "
+			  "nor a size (like 2G)", opt->name, s);
+		return -1;
+	}
+	return 0;
+}
+
+/* The back-pressure thresholds in a consistent order: the High level is
+ * reached after the Medium one (less free disk, more messages). */
+static int v_bp_section(cfg_t *cfg, cfg_opt_t *opt)
+{
+	cfg_t *sec = cfg_opt_getnsec(opt, cfg_opt_size(opt) - 1);
+	uint64_t dm = 0, dh = 0;
+
+	(void)parse_size(cfg_getstr(sec, "disk-free-medium"), &dm); /* validated */
+	(void)parse_size(cfg_getstr(sec, "disk-free-high"), &dh);
+	if (dh >= dm) {
+		cfg_error(cfg, "back-pressure: disk-free-high (\"%s\") must be less than "
+			  "disk-free-medium (\"%s\"): High is entered when the spool volume has "
+			  "less free space than disk-free-high, after Medium",
+			  cfg_getstr(sec, "disk-free-high"), cfg_getstr(sec, "disk-free-medium"));
+		return -1;
+	}
+	if (cfg_getint(sec, "queue-high") <= cfg_getint(sec, "queue-medium")) {
+		cfg_error(cfg, "back-pressure: queue-high (%ld) must be greater than queue-medium "
+			  "(%ld)", cfg_getint(sec, "queue-high"), cfg_getint(sec, "queue-medium"));
+		return -1;
+	}
+	return 0;
+}
+
 static int v_sc_section(cfg_t *cfg, cfg_opt_t *opt)
 {
 	cfg_t *sec = cfg_opt_getnsec(opt, cfg_opt_size(opt) - 1);
@@ -626,6 +674,12 @@ static void conf_set_validators(cfg_t *cfg)
 	cfg_set_validate_func(cfg, "queue|sync", v_sync);
 	cfg_set_validate_func(cfg, "queue|delivery-threads", v_positive);
 	cfg_set_validate_func(cfg, "queue|max-batch", v_positive);
+	cfg_set_validate_func(cfg, "back-pressure", v_bp_section);
+	cfg_set_validate_func(cfg, "back-pressure|disk-free-medium", v_size);
+	cfg_set_validate_func(cfg, "back-pressure|disk-free-high", v_size);
+	cfg_set_validate_func(cfg, "back-pressure|memory-high", v_memory_limit);
+	cfg_set_validate_func(cfg, "back-pressure|queue-medium", v_positive);
+	cfg_set_validate_func(cfg, "back-pressure|queue-high", v_positive);
 }
 
 /* ---- conversion into struct config -------------------------------------- */
@@ -902,6 +956,17 @@ static int convert(cfg_t *cfg, struct config *c)
 	c->queue.sync_mode = strcmp(cfg_getstr(q, "sync"), "syncfs") == 0 ? 1 : 0;
 	c->queue.delivery_threads = (unsigned)cfg_getint(q, "delivery-threads");
 	c->queue.max_batch = (unsigned)cfg_getint(q, "max-batch");
+	{
+		cfg_t *bp = cfg_getsec(cfg, "back-pressure");
+		c->back_pressure.enabled = cfg_getbool(bp, "enabled") == cfg_true;
+		(void)parse_size(cfg_getstr(bp, "disk-free-medium"), &c->back_pressure.disk_free_medium);
+		(void)parse_size(cfg_getstr(bp, "disk-free-high"), &c->back_pressure.disk_free_high);
+		(void)parse_memory_limit(cfg_getstr(bp, "memory-high"),
+					 &c->back_pressure.memory_high_percent,
+					 &c->back_pressure.memory_high_bytes);
+		c->back_pressure.queue_medium = (uint64_t)cfg_getint(bp, "queue-medium");
+		c->back_pressure.queue_high = (uint64_t)cfg_getint(bp, "queue-high");
+	}
 	return 0;
 }
 

@@ -140,6 +140,13 @@ struct config {
 		unsigned delivery_threads;
 		unsigned max_batch;
 	} queue;
+	struct {
+		bool enabled;
+		uint64_t disk_free_medium, disk_free_high; /* bytes free on the spool volume */
+		unsigned memory_high_percent; /* of physical memory; 0: memory_high_bytes */
+		uint64_t memory_high_bytes;
+		uint64_t queue_medium, queue_high; /* messages */
+	} back_pressure; /* policy/backpressure.c */
 	void *cfg; /* the libConfuse tree, for conf_print */
 };
 

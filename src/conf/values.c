@@ -222,3 +222,25 @@ bool valid_hostname(const char *s)
 	}
 	return n > 0 && n < 254 && label > 0;
 }
+
+bool parse_memory_limit(const char *s, unsigned *percent, uint64_t *bytes)
+{
+	size_t n = strlen(s);
+	unsigned v = 0;
+	size_t i;
+
+	*percent = 0;
+	*bytes = 0;
+	if (n >= 2 && n <= 4 && s[n - 1] == '%') {
+		for (i = 0; i + 1 < n; i++) {
+			if (s[i] < '0' || s[i] > '9')
+				return false;
+			v = v * 10 + (unsigned)(s[i] - '0');
+		}
+		if (v < 1 || v > 100)
+			return false;
+		*percent = v;
+		return true;
+	}
+	return parse_size(s, bytes) && *bytes > 0;
+}

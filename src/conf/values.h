@@ -9,6 +9,7 @@
 #define TRANSIT_CONF_VALUES_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "conf/conf.h"
 
@@ -21,6 +22,9 @@ bool parse_range(const char *s, struct ip_range *r);
 bool parse_space(const char *s, struct address_space *a);
 /* "[host]:port", "[host]", "host:port", "host"; h->host is malloc'ed */
 bool parse_smart_host(const char *s, struct smart_host *h);
+/* back-pressure memory-high: "75%" (1..100 percent: *percent set, *bytes 0)
+ * or a size like "2G" (*percent 0, *bytes set, more than 0) */
+bool parse_memory_limit(const char *s, unsigned *percent, uint64_t *bytes);
 /* letters, digits, '-' in dot-separated labels of 1..63, at most 253 */
 bool valid_hostname(const char *s);
 

@@ -7,7 +7,10 @@
  * SUCCESS when asked, DELAY by default or when asked). A DSN is a queued
  * message like any other: it is committed through the queue before the
  * recipients it reports are marked final, so a crash repeats an attempt
- * rather than losing a bounce.
+ * rather than losing a bounce. A bounce that cannot be written or synced
+ * (a full spool) leaves its recipients queued for the next try; the
+ * queue's DSNs are never refused by back pressure (they do not come
+ * through SMTP), which keeps disk-free-high free for them.
  *
  * Building a DSN reads the original from its queue file (the headers, or
  * with RET=FULL up to DSN_MAX_FULL of content): that runs on the worker
@@ -136,7 +139,10 @@ static int enqueue_dsn(struct sched *s, const char *to, bool smtputf8, const str
 	if (w == NULL)
 		return -1;
 	if (queue_writer_write(w, msg->data, msg->len) != 0) {
+		int e = errno;
+
 		queue_writer_abort(w);
+		errno = e;
 		return -1;
 	}
 	queue_writer_commit(w, cb, arg);
@@ -223,6 +229,28 @@ static void job_start(struct dsn_job *j, void (*done)(void *arg))
 
 /* ---- FAILURE and SUCCESS ------------------------------------------------------ */
 
+/* No DSN could be queued (the spool is full, or out of descriptors). A
+ * bounce: the recipients stay queued, undecided, and are tried again
+ * later, so the DSN is written then; a full disk never loses a bounce. A
+ * success notice is not worth delivering the message twice: the
+ * deliveries are recorded without it. */
+static void dsn_retry_later(struct qentry *e, const struct dsn_job *j)
+{
+	size_t i;
+
+	if (j->state == RCPT_DELIVERED) {
+		log_warn("%s success DSN not sent; recording the deliveries", e->env->qid);
+		for (i = 0; i < j->n; i++)
+			sched_write_state(e, j->idx[i], j->state);
+		return;
+	}
+	for (i = 0; i < j->n; i++) {
+		e->rt[j->idx[i]].outcome = 0;
+		e->rt[j->idx[i]].dsn_due = false;
+	}
+	e->deferred = true;
+}
+
 static void dsn_committed(void *arg, int error, struct envelope *env)
 {
 	struct dsn_job *j = arg;
@@ -231,13 +259,8 @@ static void dsn_committed(void *arg, int error, struct envelope *env)
 
 	e->dsns--;
 	if (error) {
-		/* no bounce could be queued: try the recipients again later */
 		log_warn("%s DSN commit failed: %s", e->env->qid, strerror(error));
-		for (i = 0; i < j->n; i++) {
-			e->rt[j->idx[i]].outcome = 0;
-			e->rt[j->idx[i]].dsn_due = false;
-		}
-		e->deferred = true;
+		dsn_retry_later(e, j);
 	} else {
 		log_info("%s dsn kind=%s dsn-id=%s to=<%s> recipients=%zu", e->env->qid,
 			 j->state == RCPT_FAILED ? "failure" : "success", env->qid, env->rcpt[0].addr,
@@ -259,16 +282,24 @@ static void dsn_built(void *arg)
 	size_t i;
 
 	job_unlink(j);
-	if (j->rc != 0)
+	if (j->rc != 0) {
+		/* the DSN cannot be made (the original is unreadable): record
+		 * the outcome anyway, loudly */
 		log_warn("%s cannot build DSN: %s", e->env->qid, j->err);
-	if (j->rc != 0 || enqueue_dsn(j->s, dsn_recipient(j->s, e->env->qid, e->env->sender),
-				      e->env->smtputf8, &j->out, qid,
-				      dsn_committed, j) != 0) {
-		/* cannot notify: record the outcome anyway, loudly */
-		log_warn("%s DSN not sent (%s); recording final states", e->env->qid,
-			 j->rc != 0 ? j->err : strerror(errno));
+		log_warn("%s DSN not sent (%s); recording final states", e->env->qid, j->err);
 		for (i = 0; i < j->n; i++)
 			sched_write_state(e, j->idx[i], j->state);
+		e->dsns--;
+		job_free(j);
+		sched_settle(e);
+		return;
+	}
+	if (enqueue_dsn(j->s, dsn_recipient(j->s, e->env->qid, e->env->sender), e->env->smtputf8,
+			&j->out, qid, dsn_committed, j) != 0) {
+		/* it cannot be written now (a full spool): try again later */
+		log_warn("%s DSN write failed: %s%s", e->env->qid, strerror(errno),
+			 j->state == RCPT_FAILED ? "; the recipients stay queued" : "");
+		dsn_retry_later(e, j);
 		e->dsns--;
 		job_free(j);
 		sched_settle(e);

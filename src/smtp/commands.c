@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "policy/backpressure.h"
 #include "policy/recipient.h"
 #include "queue/queue.h"
 #include "smtp/reply.h"
@@ -119,6 +120,27 @@ static void cmd_ehlo(struct smtp_session *s, const struct smtp_cmd *cmd)
 
 /* ---- MAIL --------------------------------------------------------------------- */
 
+/* Whether the client authenticated (AUTH, RFC 4954): not offered yet, so
+ * never. A relay-permission connector is not authentication. */
+static bool session_is_authenticated(const struct smtp_session *s)
+{
+	(void)s;
+	return false;
+}
+
+/* Back pressure (policy/backpressure.h): at Medium only authenticated
+ * clients may start a transaction, at High nobody. A transaction that
+ * started before the level rose is let finish. */
+static bool mail_refused_by_backpressure(struct smtp_session *s)
+{
+	if (backpressure_admits_mail(session_is_authenticated(s)))
+		return false;
+	log_info("%s smtp reject cmd=MAIL reply=\"452 4.3.1\" reason=back-pressure level=%s",
+		 s->id, bp_level_name(backpressure_level()));
+	session_reply(s, 452, "4.3.1", "Insufficient system resources");
+	return true;
+}
+
 static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
 {
 	struct mail_addr from;
@@ -155,6 +177,8 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
 			      s->rc->max_message_size);
 		return;
 	}
+	if (mail_refused_by_backpressure(s))
+		return;
 	addr_format(&from, text, sizeof(text));
 	s->tx = xcalloc(1, sizeof(*s->tx));
 	envelope_init(&s->tx->env);
