@@ -223,13 +223,16 @@ static void rconn_free(struct rconn *rc)
 	remote_start_waiting(s);
 }
 
-/* Give up on this connection attempt: when no other connection of the
- * next hop is running, the queued jobs share the last error. */
+/* Give up on this connection attempt: every host and address of the next
+ * hop failed, so the jobs still queued for it share the last error and
+ * wait for their retry time (Postfix's dead destination). Connections of
+ * the hop that are already open finish what they hold. Leaving the jobs
+ * queued would start the next attempt at once: with several connections
+ * per destination that was a busy loop of connects to a dead host. */
 static void rconn_give_up(struct rconn *rc)
 {
-	if (rc->nh->nconn == 1)
-		nexthop_drain(rc, rc->last_perm, rc->last_status[0] ? rc->last_status : "4.4.1",
-			       rc->last_error[0] ? rc->last_error : "no reachable host");
+	nexthop_drain(rc, rc->last_perm, rc->last_status[0] ? rc->last_status : "4.4.1",
+		       rc->last_error[0] ? rc->last_error : "no reachable host");
 	rconn_free(rc);
 }
 
