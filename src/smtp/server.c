@@ -579,6 +579,7 @@ static void session_free(struct smtp_session *s)
 		tx_free(s->tx);
 		s->tx = NULL;
 	}
+	proxy_wait_free(s); /* its event is on s->fd: before the close */
 	if (s->bev)
 		bufferevent_free(s->bev); /* frees SSL and closes fd when TLS */
 	if (s->fd >= 0)
@@ -589,7 +590,6 @@ static void session_free(struct smtp_session *s)
 		event_free(s->reply_delay);
 	if (s->tls_switch)
 		event_free(s->tls_switch);
-	proxy_wait_free(s);
 	if (s->source_key[0]) /* not yet counted while reading a PROXY header */
 		source_count(s->srv, s->source_key, -1);
 	s->srv->nsessions--;

@@ -264,14 +264,16 @@ def test_one_node_stopped_the_other_serves(cluster):
     n1.wait_for_mail("alice", before + 4, timeout=30)
 
 
-@pytest.mark.transit(config={"receive-connector": {"devices": {
-    "remote-ip-ranges": [CLIENT + "/32"], "permissions": ["relay"],
-    "trusted-proxies": [PROXY]}}})
+@pytest.mark.transit(config={"receive-connector": {
+    "devices": {"remote-ip-ranges": [CLIENT + "/32"], "permissions": ["relay"],
+                "trusted-proxies": [PROXY]},
+    "lab": {"remote-ip-ranges": [OTHER_CLIENT + "/32"], "permissions": ["relay"]}}})
 @pytest.mark.timeout(120)
 def test_connector_is_picked_for_the_real_client(cluster):
     """A connector on the same binding whose remote-ip-ranges hold the real
-    client serves it; another client through the same proxy gets the
-    internet connector."""
+    client serves it. A connector that does not trust the proxy ("lab",
+    whose range holds 127.0.0.3) never serves a client the proxy names:
+    127.0.0.3 through the proxy gets the internet connector."""
     hap, n1, n2 = cluster
     send_through(hap.port_one, 1, source=CLIENT)
     send_through(hap.port_one, 1, source=OTHER_CLIENT)
@@ -371,3 +373,22 @@ def test_hand_made_headers(transit_conf):
             c.close()
         harness.wait_until(lambda: "smtp connect address=%s proxy=%s" % (want, PROXY)
                            in transit_conf.log_text(), 10, what="connect line for " + want)
+
+
+@pytest.mark.timeout(60)
+def test_trusted_proxies_config(transit_conf):
+    """transitd -n shows trusted-proxies and refuses a /0 (anyone could then
+    claim any client address) with file:line."""
+    conftest.deep_merge(transit_conf.cfg, {"receive-connector": {"internet": {
+        "trusted-proxies": ["10.0.0.5", "192.0.2.0/24"]}}})
+    transit_conf.write_config()
+    p = transit_conf.run_daemon("-c", transit_conf.conf_path, "-n")
+    assert p.returncode == 0, p.stderr
+    assert b'trusted-proxies = {"10.0.0.5", "192.0.2.0/24"}' in p.stdout.replace(b" ,", b","), \
+        p.stdout
+    for bad in ("0.0.0.0/0", "::/0", "10.0.0.300"):
+        transit_conf.cfg["receive-connector"]["internet"]["trusted-proxies"] = [bad]
+        transit_conf.write_config()
+        p = transit_conf.run_daemon("-c", transit_conf.conf_path, "-n")
+        assert p.returncode == 1, (bad, p.stdout)
+        assert b"transit.conf:" in p.stderr and b"trusted-proxies" in p.stderr, p.stderr
