@@ -464,6 +464,7 @@ void session_proxied(struct smtp_session *s, const struct sockaddr *client, sock
 {
 	char key[SOURCE_KEY_MAX + 24];
 	struct sockaddr_storage ss; /* client may be &s->ss (LOCAL) */
+	struct timeval tv;
 
 	memset(&ss, 0, sizeof(ss));
 	memcpy(&ss, client, clientlen < sizeof(ss) ? clientlen : sizeof(ss));
@@ -479,6 +480,10 @@ void session_proxied(struct smtp_session *s, const struct sockaddr *client, sock
 	}
 	str_copy(s->source_key, key, sizeof(s->source_key));
 	source_count(s->srv, key, +1);
+	/* the session deadline is the serving connector's, from now */
+	tv.tv_sec = (time_t)s->rc->session_timeout;
+	tv.tv_usec = 0;
+	evtimer_add(s->deadline, &tv);
 	session_begin(s);
 }
 
