@@ -183,6 +183,13 @@ def send_through(port, n=1, source=CLIENT, subject="through haproxy"):
             assert refused == {}
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process, from /proc."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def connect_from(src, port):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.settimeout(15)
@@ -392,3 +399,46 @@ def test_trusted_proxies_config(transit_conf):
         p = transit_conf.run_daemon("-c", transit_conf.conf_path, "-n")
         assert p.returncode == 1, (bad, p.stdout)
         assert b"transit.conf:" in p.stderr and b"trusted-proxies" in p.stderr, p.stderr
+
+
+@pytest.mark.timeout(60)
+def test_header_in_pieces_and_implicit_tls(transit_conf):
+    """A header that trickles in octet by octet is put together (only the
+    header's octets are taken from the socket); on an implicit-TLS
+    connector the ClientHello sent right behind the header reaches the
+    TLS handshake intact."""
+    for name in ("internet", "submissions"):
+        conftest.deep_merge(transit_conf.cfg, {"receive-connector": {name: {
+            "trusted-proxies": [PROXY]}}})
+    transit_conf.write_config()
+    transit_conf.start()
+    c = connect_from(PROXY, transit_conf.port_smtp)
+    try:
+        header = b"PROXY TCP4 198.51.100.20 127.0.0.1 4321 25\r\n"
+        # half a header, then a pause: transitd waits without spinning
+        c.send(header[:12])
+        cpu0 = cpu_seconds(transit_conf.proc.pid)
+        time.sleep(1.0)
+        assert cpu_seconds(transit_conf.proc.pid) - cpu0 < 0.5, "busy while waiting for a header"
+        for b in header[12:]:
+            c.send(bytes([b]))
+            time.sleep(0.005)
+        harness.check_reply(c.read_reply(), 220)
+        c.send(b"QUIT\r\n")
+        harness.check_reply(c.read_reply(), 221)
+    finally:
+        c.close()
+    s = socket.create_connection((conftest.HOST, transit_conf.port_smtps), timeout=15)
+    try:
+        s.sendall(b"PROXY TCP4 198.51.100.21 127.0.0.1 4321 465\r\n")
+        t = harness.client_tls_context().wrap_socket(s, server_hostname=None)
+        banner = t.recv(1024)
+        assert banner.startswith(b"220 "), banner
+        t.sendall(b"QUIT\r\n")
+        assert t.recv(1024).startswith(b"221"), "QUIT over TLS"
+    finally:
+        s.close()
+    log = transit_conf.log_text()
+    harness.wait_until(lambda: "smtp connect address=198.51.100.21 proxy=%s connector=submissions "
+                       "tls=implicit" % PROXY in transit_conf.log_text(), 10, what="implicit TLS")
+    assert "smtp connect address=198.51.100.20 proxy=%s connector=internet" % PROXY in log
