@@ -8,9 +8,10 @@ PYTHON := /usr/bin/python3
 # exim4; nsd may bind port 53).
 DEB_RUN_PACKAGES := gcc meson ninja-build pkg-config libevent-dev libssl-dev libconfuse-dev \
 	libjansson-dev libunbound-dev libcrypt-dev zlib1g-dev openssl
-# Test peers and test tools: `make test` only.
+# Test peers and test tools: `make test` only. The tests start the servers
+# among them themselves (haproxy, nsd, postfix) on 127.0.0.1 ports.
 DEB_TEST_PACKAGES := clang libcmocka-dev libclang-rt-14-dev python3 python3-pytest swaks msmtp \
-	postfix nsd faketime
+	postfix nsd faketime haproxy
 SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 FUZZ_SECONDS ?= 10
@@ -23,6 +24,11 @@ all: build
 
 # Install the Debian packages that are missing (needs root or sudo).
 # `make deps` for running, `make test-deps` for the test peers as well.
+# apt-get runs with DEBIAN_FRONTEND=noninteractive (no debconf questions).
+# Debian's haproxy package enables and starts haproxy.service; the tests
+# start their own HAProxy, so a service started by the install is stopped
+# and disabled again (in containers policy-rc.d usually stops it anyway).
+DEB_TEST_SERVICES := haproxy
 deps:
 	@$(MAKE) --no-print-directory install-packages PACKAGES="$(DEB_RUN_PACKAGES)"
 
@@ -38,7 +44,14 @@ install-packages:
 		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 		echo "postfix postfix/main_mailer_type select No configuration" | $$SUDO debconf-set-selections; \
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
-		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing && \
+		for svc in $(DEB_TEST_SERVICES); do \
+			case " $$(echo $$missing) " in *" $$svc "*) ;; *) continue ;; esac; \
+			if command -v systemctl >/dev/null && systemctl is-enabled -q $$svc 2>/dev/null; then \
+				echo "stopping and disabling $$svc.service (the tests start their own)"; \
+				$$SUDO systemctl disable --now -q $$svc || true; \
+			fi; \
+		done; \
 	fi
 
 build/build.ninja:

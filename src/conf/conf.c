@@ -50,6 +50,7 @@ static cfg_opt_t users_opts[] = {
 static cfg_opt_t rc_opts[] = {
 	CFG_STR_LIST("bindings", NULL, CFGF_NODEFAULT),
 	CFG_STR_LIST("remote-ip-ranges", "{0.0.0.0/0, ::/0}", CFGF_NONE),
+	CFG_STR_LIST("trusted-proxies", "{}", CFGF_NONE),
 	CFG_STR("banner", NULL, CFGF_NONE),
 	CFG_STR("fqdn", NULL, CFGF_NONE),
 	CFG_STR_LIST("permissions", "{anonymous}", CFGF_NONE),
@@ -317,6 +318,28 @@ static int v_ranges(cfg_t *cfg, cfg_opt_t *opt)
 		const char *s = cfg_opt_getnstr(opt, i);
 		if (!parse_range(s, &r)) {
 			cfg_error(cfg, "remote-ip-ranges: \"%s\" is not ADDRESS[/PREFIX]", s);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* trusted-proxies: ranges as remote-ip-ranges, but never a /0 - a
+ * "proxy" anywhere on the internet could claim any client address. */
+static int v_trusted_proxies(cfg_t *cfg, cfg_opt_t *opt)
+{
+	unsigned i;
+	struct ip_range r;
+
+	for (i = 0; i < cfg_opt_size(opt); i++) {
+		const char *s = cfg_opt_getnstr(opt, i);
+		if (!parse_range(s, &r)) {
+			cfg_error(cfg, "trusted-proxies: \"%s\" is not ADDRESS[/PREFIX]", s);
+			return -1;
+		}
+		if (r.prefix == 0) {
+			cfg_error(cfg, "trusted-proxies: \"%s\" would let any host on the internet "
+				  "claim any client address; list the load balancers' addresses", s);
 			return -1;
 		}
 	}
@@ -638,6 +661,7 @@ static void conf_set_validators(cfg_t *cfg)
 	cfg_set_validate_func(cfg, "receive-connector", v_rc_section);
 	cfg_set_validate_func(cfg, "receive-connector|bindings", v_bindings);
 	cfg_set_validate_func(cfg, "receive-connector|remote-ip-ranges", v_ranges);
+	cfg_set_validate_func(cfg, "receive-connector|trusted-proxies", v_trusted_proxies);
 	cfg_set_validate_func(cfg, "receive-connector|fqdn", v_hostname);
 	cfg_set_validate_func(cfg, "receive-connector|permissions", v_perms);
 	cfg_set_validate_func(cfg, "receive-connector|tls", v_tls);
@@ -736,6 +760,11 @@ static void convert_rc(cfg_t *sec, const struct config *c, struct receive_connec
 	rc->ranges = xcalloc(rc->nranges, sizeof(*rc->ranges));
 	for (i = 0; i < rc->nranges; i++)
 		(void)parse_range(cfg_getnstr(sec, "remote-ip-ranges", i), &rc->ranges[i]);
+	rc->ntrusted_proxies = cfg_size(sec, "trusted-proxies");
+	rc->trusted_proxies = xcalloc(rc->ntrusted_proxies ? rc->ntrusted_proxies : 1,
+				      sizeof(*rc->trusted_proxies));
+	for (i = 0; i < rc->ntrusted_proxies; i++)
+		(void)parse_range(cfg_getnstr(sec, "trusted-proxies", i), &rc->trusted_proxies[i]);
 	rc->fqdn = xstrdup(cfg_getstr(sec, "fqdn") ? cfg_getstr(sec, "fqdn") : c->server.fqdn);
 	if (cfg_getstr(sec, "banner")) {
 		rc->banner = xstrdup(cfg_getstr(sec, "banner"));
@@ -1108,6 +1137,7 @@ void conf_free(struct config *c)
 		free(rc->name);
 		free(rc->bindings);
 		free(rc->ranges);
+		free(rc->trusted_proxies);
 		free(rc->banner);
 		free(rc->fqdn);
 		free(rc->tls_cert);

@@ -50,6 +50,10 @@ struct receive_connector {
 	size_t nbindings;
 	struct ip_range *ranges;
 	size_t nranges;
+	/* load balancers whose connections start with a PROXY header
+	 * (net/proxy.h); the client address in it replaces theirs */
+	struct ip_range *trusted_proxies;
+	size_t ntrusted_proxies;
 	char *banner;	/* text after "220 " */
 	char *fqdn;	/* name in EHLO reply / Received: by (default server.fqdn) */
 	unsigned permissions; /* PERM_* */

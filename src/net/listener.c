@@ -11,6 +11,13 @@
  * up for a moment so the connection can be accepted, answered 421 and
  * closed rather than left hanging in the backlog; then the reserve is
  * taken again.
+ *
+ * A connection from a trusted proxy (some connector on the binding lists
+ * the peer in trusted-proxies) is handed to smtp_server_accept_proxied():
+ * the connector is chosen only once the PROXY header has named the real
+ * client, and only among the connectors that trust that proxy - a proxy
+ * trusted by the internet connector cannot claim an address in the relay
+ * connector's remote-ip-ranges unless that connector trusts it too.
  */
 #include "net/listener.h"
 
@@ -127,19 +134,38 @@ static bool same_binding(const struct binding *a, const struct binding *b)
 	return a->sslen == b->sslen && memcmp(&a->ss, &b->ss, a->sslen) == 0;
 }
 
-int listeners_pick_connector(const struct config *c, const struct binding *b,
-			     const struct sockaddr *client)
+static bool rc_on_binding(const struct receive_connector *rc, const struct binding *b)
 {
-	size_t i, j, k;
+	size_t j;
+
+	for (j = 0; j < rc->nbindings; j++)
+		if (same_binding(&rc->bindings[j], b))
+			return true;
+	return false;
+}
+
+static bool rc_trusts_proxy(const struct receive_connector *rc, const struct sockaddr *peer)
+{
+	size_t k;
+
+	for (k = 0; k < rc->ntrusted_proxies; k++)
+		if (ip_range_contains(&rc->trusted_proxies[k], peer))
+			return true;
+	return false;
+}
+
+/* The most specific remote-ip-range match for client among the
+ * connectors on b (only those trusting proxy, when proxy is given). */
+static int pick(const struct config *c, const struct binding *b, const struct sockaddr *client,
+		const struct sockaddr *proxy)
+{
+	size_t i, k;
 	int best = -1;
 	int best_prefix = -1;
 
 	for (i = 0; i < c->nrcs; i++) {
 		const struct receive_connector *rc = &c->rcs[i];
-		bool on = false;
-		for (j = 0; j < rc->nbindings && !on; j++)
-			on = same_binding(&rc->bindings[j], b);
-		if (!on)
+		if (!rc_on_binding(rc, b) || (proxy && !rc_trusts_proxy(rc, proxy)))
 			continue;
 		for (k = 0; k < rc->nranges; k++) {
 			if (ip_range_contains(&rc->ranges[k], client) &&
@@ -150,6 +176,29 @@ int listeners_pick_connector(const struct config *c, const struct binding *b,
 		}
 	}
 	return best;
+}
+
+int listeners_pick_connector(const struct config *c, const struct binding *b,
+			     const struct sockaddr *client)
+{
+	return pick(c, b, client, NULL);
+}
+
+int listeners_trusting_connector(const struct config *c, const struct binding *b,
+				 const struct sockaddr *peer)
+{
+	size_t i;
+
+	for (i = 0; i < c->nrcs; i++)
+		if (rc_on_binding(&c->rcs[i], b) && rc_trusts_proxy(&c->rcs[i], peer))
+			return (int)i;
+	return -1;
+}
+
+int listeners_pick_proxied(const struct config *c, const struct binding *b,
+			   const struct sockaddr *client, const struct sockaddr *proxy)
+{
+	return pick(c, b, client, proxy);
 }
 
 static int bind_one(const struct binding *b, char *err, size_t errsz)
@@ -212,16 +261,23 @@ static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct soc
 		      int salen, void *arg)
 {
 	struct bound *bd = arg;
-	int rc = listeners_pick_connector(bd->owner->conf, bd->b, sa);
+	int rc;
 	(void)evl;
 
+	/* each reply is written whole: send it now, not after the client's ACK */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
+	if (listeners_trusting_connector(bd->owner->conf, bd->b, sa) >= 0) {
+		/* a load balancer: its PROXY header says who the client is,
+		 * and the connector is picked for that client */
+		smtp_server_accept_proxied(bd->owner->srv, fd, sa, (socklen_t)salen, bd->b);
+		return;
+	}
+	rc = listeners_pick_connector(bd->owner->conf, bd->b, sa);
 	if (rc < 0) {
 		log_info("smtp refused binding=%s reason=no-connector-for-address", bd->b->text);
 		close(fd);
 		return;
 	}
-	/* each reply is written whole: send it now, not after the client's ACK */
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
 	smtp_server_accept(bd->owner->srv, fd, sa, (socklen_t)salen, (size_t)rc);
 }
 

@@ -6,6 +6,7 @@
  * On accept, the connector is chosen among those sharing the binding by
  * the most specific remote-ip-range containing the client (DESIGN.md,
  * receive connectors); a client no connector covers is disconnected.
+ * A connection from a trusted proxy is picked for after its PROXY header.
  */
 #ifndef TRANSIT_NET_LISTENER_H
 #define TRANSIT_NET_LISTENER_H
@@ -27,6 +28,16 @@ void listeners_free(struct listeners *l);
 /* Which connector serves a client arriving on binding index b; -1: none. */
 int listeners_pick_connector(const struct config *c, const struct binding *b,
 			     const struct sockaddr *client);
+
+/* Which connector on binding b lists peer in trusted-proxies (the first
+ * one); -1: none, peer is an ordinary client. */
+int listeners_trusting_connector(const struct config *c, const struct binding *b,
+				 const struct sockaddr *peer);
+/* Which connector serves client, as told by the PROXY header of a
+ * connection from proxy: listeners_pick_connector() among the connectors
+ * on b that trust proxy; -1: none. */
+int listeners_pick_proxied(const struct config *c, const struct binding *b,
+			   const struct sockaddr *client, const struct sockaddr *proxy);
 
 /* true when ip is an address of this host that transit listens on
  * (the bound addresses, or every interface address when a wildcard

@@ -27,6 +27,10 @@
  *    (OpenSMTPD reads again only below IO_LOWAT). A client that
  *    pipelines commands and never reads costs at most about
  *    SESSION_IN_HIWAT + SESSION_OUT_LOWAT + one reply.
+ * A connection from a trusted proxy starts in SS_PROXY: proxy_wait.c
+ * reads its PROXY header before anything is said, then session_proxied()
+ * picks the connector and applies the per-source limit for the client the
+ * header names, and only then the banner (or the implicit TLS handshake).
  * Command semantics live in commands.c, message content in content.c.
  */
 #include "smtp/session.h"
@@ -47,6 +51,7 @@
 #include <openssl/err.h>
 #include <openssl/rand.h>
 
+#include "net/listener.h"
 #include "net/source.h"
 #include "net/tls.h"
 #include "smtp/reply.h"
@@ -73,6 +78,7 @@ static void tls_close_notify(struct smtp_session *s);
 static const char *const state_names[] = {
 	"greeting", "connected", "ready",    "mail",     "rcpt",
 	"data",	    "bdat",	 "chunking", "commit", "starttls", "closing",
+	"proxy",
 };
 
 struct smtp_server *smtp_server_new(const struct smtp_server_params *p)
@@ -276,51 +282,65 @@ static void send_banner(struct smtp_session *s)
 	session_send(s);
 }
 
-void smtp_server_accept(struct smtp_server *srv, int fd, const struct sockaddr *sa, socklen_t salen,
-			size_t rc_index)
+static void address_text(const struct sockaddr *sa, char addr[INET6_ADDRSTRLEN])
 {
-	const struct receive_connector *rc = &srv->p.conf->rcs[rc_index];
-	struct smtp_session *s;
-	char addr[INET6_ADDRSTRLEN] = "?";
-	char source[SOURCE_KEY_MAX], key[SOURCE_KEY_MAX + 24];
-	struct timeval tv;
-
+	str_copy(addr, "?", INET6_ADDRSTRLEN);
 	if (sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr, sizeof(addr));
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr,
+			  INET6_ADDRSTRLEN);
 	else if (sa->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr,
-			  sizeof(addr));
+			  INET6_ADDRSTRLEN);
+}
+
+/* The per-source limit of connector rc_index for the client at sa (the
+ * real client, when a proxy told us): its key into key, false (logged)
+ * when the source is at its limit. */
+static bool source_admit(struct smtp_server *srv, size_t rc_index, const struct sockaddr *sa,
+			 const char *addr, const char *proxy, char *key, size_t keysz)
+{
+	const struct receive_connector *rc = &srv->p.conf->rcs[rc_index];
+	char source[SOURCE_KEY_MAX];
+
 	/* per connector and per source prefix (net/source.h) */
 	if (!source_prefix_key(sa, rc->source_prefix_ipv4, rc->source_prefix_ipv6, source,
 			       sizeof(source)))
 		str_copy(source, addr, sizeof(source));
-	snprintf(key, sizeof(key), "%zu|%s", rc_index, source);
+	snprintf(key, keysz, "%zu|%s", rc_index, source);
+	if ((uintptr_t)htable_get(srv->per_source, key) < rc->max_connections_per_source)
+		return true;
+	log_info("smtp refused address=%s%s%s connector=%s reason=max-connections-per-source "
+		 "source=%s limit=%u",
+		 addr, proxy[0] ? " proxy=" : "", proxy, rc->name, source,
+		 rc->max_connections_per_source);
+	return false;
+}
 
-	if (srv->nsessions >= srv->p.conf->server.max_connections) {
-		log_info("smtp refused address=%s connector=%s reason=max-connections limit=%u", addr,
-			 rc->name, srv->p.conf->server.max_connections);
-		refuse_now(fd, "421 4.7.0 Too many connections, try again later\r\n");
-		return;
-	}
-	if ((uintptr_t)htable_get(srv->per_source, key) >= rc->max_connections_per_source) {
-		log_info("smtp refused address=%s connector=%s reason=max-connections-per-source "
-			 "source=%s limit=%u",
-			 addr, rc->name, source, rc->max_connections_per_source);
-		refuse_now(fd, "421 4.7.0 Too many connections from your address, try again later\r\n");
-		return;
-	}
+static bool total_admit(struct smtp_server *srv, const char *addr, const char *connector)
+{
+	if (srv->nsessions < srv->p.conf->server.max_connections)
+		return true;
+	log_info("smtp refused address=%s connector=%s reason=max-connections limit=%u", addr,
+		 connector, srv->p.conf->server.max_connections);
+	return false;
+}
 
-	s = xcalloc(1, sizeof(*s));
+/* A session for fd, linked and counted, served by connector rc_index
+ * for now; NULL (fd closed) when its timer cannot be made. */
+static struct smtp_session *session_new(struct smtp_server *srv, int fd, const struct sockaddr *sa,
+					socklen_t salen, size_t rc_index)
+{
+	struct smtp_session *s = xcalloc(1, sizeof(*s));
+	struct timeval tv;
+
 	s->srv = srv;
-	s->rc = rc;
+	s->rc = &srv->p.conf->rcs[rc_index];
 	s->rc_index = rc_index;
 	s->fd = fd;
 	snprintf(s->id, sizeof(s->id), "%016" PRIx64, srv->next_id++);
-	memcpy(s->addr, addr, sizeof(addr));
+	address_text(sa, s->addr);
 	memcpy(&s->ss, sa, salen < sizeof(s->ss) ? salen : sizeof(s->ss));
-	str_copy(s->source_key, key, sizeof(s->source_key));
 	buf_init(&s->out);
-	source_count(srv, key, +1);
 	srv->nsessions++;
 	s->next = srv->sessions;
 	if (srv->sessions)
@@ -331,17 +351,28 @@ void smtp_server_accept(struct smtp_server *srv, int fd, const struct sockaddr *
 	if (s->deadline == NULL) {
 		log_warn("%s smtp session setup failed: no memory for its timer", s->id);
 		session_close(s, "out-of-memory");
-		return;
+		return NULL;
 	}
-	tv.tv_sec = (time_t)rc->session_timeout;
+	tv.tv_sec = (time_t)s->rc->session_timeout;
 	tv.tv_usec = 0;
 	evtimer_add(s->deadline, &tv);
+	return s;
+}
 
-	log_info("%s smtp connect address=%s connector=%s tls=%s", s->id, addr, rc->name,
+/* The client is known and admitted: log it, then the TLS handshake
+ * (implicit TLS) or the banner. */
+static void session_begin(struct smtp_session *s)
+{
+	struct smtp_server *srv = s->srv;
+	const struct receive_connector *rc = s->rc;
+	int fd = s->fd;
+
+	log_info("%s smtp connect address=%s%s%s connector=%s tls=%s", s->id, s->addr,
+		 s->proxy_addr[0] ? " proxy=" : "", s->proxy_addr, rc->name,
 		 rc->tls == RC_TLS_IMPLICIT ? "implicit" : "no");
 
 	if (rc->tls == RC_TLS_IMPLICIT) {
-		s->ssl = SSL_new(srv->p.tls_ctx[rc_index]);
+		s->ssl = SSL_new(srv->p.tls_ctx[s->rc_index]);
 		if (s->ssl == NULL) {
 			ERR_clear_error();
 			log_warn("%s smtp session setup failed: SSL_new", s->id);
@@ -373,6 +404,87 @@ void smtp_server_accept(struct smtp_server *srv, int fd, const struct sockaddr *
 	}
 	session_setup_bev(s);
 	send_banner(s);
+}
+
+void smtp_server_accept(struct smtp_server *srv, int fd, const struct sockaddr *sa, socklen_t salen,
+			size_t rc_index)
+{
+	const struct receive_connector *rc = &srv->p.conf->rcs[rc_index];
+	struct smtp_session *s;
+	char addr[INET6_ADDRSTRLEN];
+	char key[SOURCE_KEY_MAX + 24];
+
+	address_text(sa, addr);
+	if (!total_admit(srv, addr, rc->name)) {
+		refuse_now(fd, "421 4.7.0 Too many connections, try again later\r\n");
+		return;
+	}
+	if (!source_admit(srv, rc_index, sa, addr, "", key, sizeof(key))) {
+		refuse_now(fd, "421 4.7.0 Too many connections from your address, try again later\r\n");
+		return;
+	}
+	s = session_new(srv, fd, sa, salen, rc_index);
+	if (s == NULL)
+		return;
+	str_copy(s->source_key, key, sizeof(s->source_key));
+	source_count(srv, key, +1);
+	session_begin(s);
+}
+
+/* ---- PROXY protocol: the pre-banner state (SS_PROXY) ---------------------- */
+
+void smtp_server_accept_proxied(struct smtp_server *srv, int fd, const struct sockaddr *sa,
+				socklen_t salen, const struct binding *b)
+{
+	int rc = listeners_trusting_connector(srv->p.conf, b, sa);
+	struct smtp_session *s;
+	char addr[INET6_ADDRSTRLEN];
+
+	address_text(sa, addr);
+	if (rc < 0) { /* the listener asked; cannot happen */
+		close(fd);
+		return;
+	}
+	/* the total limit counts the proxy's connections; the per-source
+	 * limit waits for the real client */
+	if (!total_admit(srv, addr, srv->p.conf->rcs[rc].name)) {
+		refuse_now(fd, "421 4.7.0 Too many connections, try again later\r\n");
+		return;
+	}
+	s = session_new(srv, fd, sa, salen, (size_t)rc);
+	if (s == NULL)
+		return;
+	str_copy(s->proxy_addr, s->addr, sizeof(s->proxy_addr));
+	session_set_state(s, SS_PROXY);
+	proxy_wait_start(s, b);
+}
+
+void session_proxied(struct smtp_session *s, const struct sockaddr *client, socklen_t clientlen,
+		     size_t rc_index)
+{
+	char key[SOURCE_KEY_MAX + 24];
+	struct sockaddr_storage ss; /* client may be &s->ss (LOCAL) */
+	struct timeval tv;
+
+	memset(&ss, 0, sizeof(ss));
+	memcpy(&ss, client, clientlen < sizeof(ss) ? clientlen : sizeof(ss));
+	s->rc = &s->srv->p.conf->rcs[rc_index];
+	s->rc_index = rc_index;
+	s->ss = ss;
+	address_text((const struct sockaddr *)&ss, s->addr);
+	if (!source_admit(s->srv, rc_index, (const struct sockaddr *)&ss, s->addr, s->proxy_addr,
+			  key, sizeof(key))) {
+		proxy_say(s, "421 4.7.0 Too many connections from your address, try again later\r\n");
+		session_close(s, "max-connections-per-source");
+		return;
+	}
+	str_copy(s->source_key, key, sizeof(s->source_key));
+	source_count(s->srv, key, +1);
+	/* the session deadline is the serving connector's, from now */
+	tv.tv_sec = (time_t)s->rc->session_timeout;
+	tv.tv_usec = 0;
+	evtimer_add(s->deadline, &tv);
+	session_begin(s);
 }
 
 /* ---- output, state, errors ----------------------------------------------- */
@@ -472,6 +584,7 @@ static void session_free(struct smtp_session *s)
 		tx_free(s->tx);
 		s->tx = NULL;
 	}
+	proxy_wait_free(s); /* its event is on s->fd: before the close */
 	if (s->bev)
 		bufferevent_free(s->bev); /* frees SSL and closes fd when TLS */
 	if (s->fd >= 0)
@@ -482,7 +595,8 @@ static void session_free(struct smtp_session *s)
 		event_free(s->reply_delay);
 	if (s->tls_switch)
 		event_free(s->tls_switch);
-	source_count(s->srv, s->source_key, -1);
+	if (s->source_key[0]) /* not yet counted while reading a PROXY header */
+		source_count(s->srv, s->source_key, -1);
 	s->srv->nsessions--;
 	buf_free(&s->out);
 	free(s);

@@ -47,6 +47,12 @@ struct smtp_server *smtp_server_new(const struct smtp_server_params *p);
  * limits (421 4.7.0). */
 void smtp_server_accept(struct smtp_server *srv, int fd, const struct sockaddr *sa, socklen_t salen,
 			size_t rc_index);
+/* A connection from a trusted proxy on binding b: its PROXY header is
+ * read first (bounded, with a timeout), then the connector is picked and
+ * the per-source limit applied for the real client (net/listener.h
+ * listeners_pick_proxied). Takes ownership of fd. */
+void smtp_server_accept_proxied(struct smtp_server *srv, int fd, const struct sockaddr *sa,
+				socklen_t salen, const struct binding *b);
 /* The listener ran out of descriptors and accepted fd only to say so:
  * 421 4.3.2 (rc: the connector for the client, NULL if none), close. */
 void smtp_server_refuse_busy(struct smtp_server *srv, int fd, const struct receive_connector *rc);

@@ -45,6 +45,8 @@ enum session_state {
 	SS_COMMIT,	 /* waiting for the queue's group commit */
 	SS_STARTTLS,	 /* 220 sent, waiting for it to flush before the handshake */
 	SS_CLOSING,	 /* final reply queued, closing when flushed */
+	SS_PROXY,	 /* from a trusted proxy: reading its PROXY header, before
+			    the banner (proxy_wait.c); no bufferevent yet */
 };
 
 struct smtp_server {
@@ -89,8 +91,10 @@ struct smtp_session {
 	const struct receive_connector *rc;
 	size_t rc_index;
 	char id[20];
-	char addr[INET6_ADDRSTRLEN];
+	char addr[INET6_ADDRSTRLEN];	   /* the client (the real one behind a proxy) */
 	struct sockaddr_storage ss;
+	char proxy_addr[INET6_ADDRSTRLEN]; /* the trusted proxy it came through, or "" */
+	struct proxy_wait *proxy;	   /* SS_PROXY: the header being read */
 	char source_key[128];
 	int fd;
 	struct bufferevent *bev;
@@ -136,6 +140,17 @@ void session_data_timeouts(struct smtp_session *s, bool data);
 /* After an asynchronous step (the commit): send what is built and read
  * on, or close with 421 4.4.2 if the session deadline passed meanwhile. */
 void session_resume(struct smtp_session *s);
+
+/* The PROXY header named the client (or, LOCAL/UNKNOWN, the proxy
+ * itself) and connector rc_index serves it: per-source limit, banner. */
+void session_proxied(struct smtp_session *s, const struct sockaddr *client, socklen_t clientlen,
+		     size_t rc_index);
+
+/* proxy_wait.c: the PROXY header of a connection from a trusted proxy */
+void proxy_wait_start(struct smtp_session *s, const struct binding *b);
+void proxy_wait_free(struct smtp_session *s);
+/* Best effort, straight to the socket (no bufferevent in SS_PROXY). */
+void proxy_say(struct smtp_session *s, const char *text);
 
 /* commands.c */
 void commands_dispatch(struct smtp_session *s, const char *line, size_t len);
