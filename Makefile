@@ -10,7 +10,7 @@ DEB_RUN_PACKAGES := gcc meson ninja-build pkg-config libevent-dev libssl-dev lib
 	libjansson-dev libunbound-dev libcrypt-dev zlib1g-dev openssl
 # Test peers and test tools: `make test` only.
 DEB_TEST_PACKAGES := clang libcmocka-dev libclang-rt-14-dev python3 python3-pytest swaks msmtp \
-	postfix nsd faketime
+	postfix nsd faketime libnet-ssleay-perl
 SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 FUZZ_SECONDS ?= 10
