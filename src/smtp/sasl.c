@@ -3,8 +3,8 @@
  * 4 (base64 responses, "=" empty initial response, "*" cancel), RFC 4616
  * (PLAIN), RFC 4648 4 (base64 alphabet and padding).
  *
- * Base64 is checked here (strictly: a client that sends line breaks or
- * stray characters gets 501, not a guess) and decoded by OpenSSL's
+ * Base64 is checked here (strictly: a client that sends line breaks,
+ * stray characters or non-zero pad bits gets 501, not a guess) and decoded by OpenSSL's
  * EVP_DecodeBlock, which does the arithmetic but accepts white space and
  * counts padding as zero octets.
  */
@@ -15,6 +15,17 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+
+static int b64_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	return c == '+' ? 62 : 63;
+}
 
 static bool b64_char(unsigned char c)
 {
@@ -38,6 +49,11 @@ bool sasl_b64_decode(const char *in, size_t len, unsigned char *out, size_t outs
 	for (i = 0; i < len - pad; i++)
 		if (!b64_char((unsigned char)in[i]))
 			return false;
+	/* RFC 4648 3.5: the bits a pad leaves over must be zero, so each
+	 * decoded value has one encoding ("YR==" is not "a") */
+	if ((pad == 1 && (b64_value((unsigned char)in[len - 2]) & 0x03) != 0) ||
+	    (pad == 2 && (b64_value((unsigned char)in[len - 3]) & 0x0f) != 0))
+		return false;
 	n = len / 4 * 3 - pad;
 	if (n > outsz)
 		return false;

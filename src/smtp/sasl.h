@@ -24,7 +24,8 @@ enum sasl_result {
 
 /* Decode strict base64 in[0..len) into out (at most outsz octets).
  * Refuses characters outside the alphabet, a length that is not a
- * multiple of 4, '=' anywhere but in the last two places, and output
+ * multiple of 4, '=' anywhere but in the last two places, non-zero bits
+ * left over by the padding (RFC 4648 3.5: one encoding per value), and output
  * longer than outsz. The empty string decodes to nothing. */
 bool sasl_b64_decode(const char *in, size_t len, unsigned char *out, size_t outsz,
 		     size_t *outlen);
