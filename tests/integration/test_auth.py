@@ -261,6 +261,15 @@ def test_smtplib_login_may_relay(transit_conf):
         assert code == 250
         code, msg = s.rcpt("someone@partner.test")
         assert code == 250, msg                        # "authenticated": may relay
+        code, msg = s.data(make_message("relayed", sender="alice@example.test",
+                                        to="someone@partner.test"))
+        assert code == 250, msg
+    # the queue file records who submitted (the next hop refuses: it stays queued)
+    qdir = os.path.join(t.spool, "queue")
+    files = [os.path.join(qdir, f) for f in os.listdir(qdir) if not f.startswith(".")]
+    assert len(files) == 1, files
+    with open(files[0], "rb") as f:
+        assert b"\nauth =alice@example.test\n" in f.read()
     with t.raw() as c:                                 # anonymous: may not
         c.ehlo()
         c.expect("MAIL FROM:<alice@example.test>", 250)
