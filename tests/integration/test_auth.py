@@ -466,3 +466,17 @@ def test_sender_binding_none(transit_conf):
     with tls_session(t, port) as c:
         c.expect("AUTH PLAIN " + plain(APP1, PASSWORD), 235)
         c.expect("MAIL FROM:<%s>" % APP2, 250)
+
+
+def test_input_behind_auth_waits_for_its_answer(transit_conf):
+    """Commands pipelined behind AUTH are held while the password is
+    checked, then run in order, with the authentication in force."""
+    t = transit_conf
+    port = add_submission(t)
+    t.start()
+    with tls_session(t, port) as c:
+        c.send("AUTH PLAIN %s\r\nNOOP\r\nMAIL FROM:<alice@example.test>\r\n"
+               "RCPT TO:<bob@example.test>\r\n" % plain("alice@example.test", PASSWORD))
+        r = c.read_replies(4, timeout=30)
+        assert [x.code for x in r] == [235, 250, 250, 250], r
+        assert not c.data_pending(0.3)
