@@ -190,7 +190,12 @@ static void auth_check(struct smtp_session *s, const char *password, bool authzi
 		refuse_locked(s);
 		return;
 	}
-	session_policy_wait(s, &auth_wait);
+	if (!session_policy_wait(s, &auth_wait)) {
+		wipe_login(s);
+		session_set_state(s, session_command_state(s));
+		session_reply(s, 454, "4.7.0", "Temporary authentication failure");
+		return;
+	}
 	if (authzid_bad)
 		s->auth_ck = policy_auth_fail(s->srv->auth, &rq, "authzid-not-login", auth_answered, s);
 	else

@@ -10,8 +10,9 @@
  * handlers need not; between BDAT chunks (SS_CHUNKING) only the commands
  * flagged CF_CHUNKING run, so MAIL, RCPT and DATA get 503 5.5.1 and no
  * recipient is ever answered 250 after the envelope went to the queue
- * file. AUTH and its effects at MAIL are in auth.c. Recipient policy (accepted domains, mailbox exists, relay
- * permission, the relay tricks) is recipient_decide() in
+ * file. AUTH and its effects at MAIL are in auth.c. Recipient policy
+ * (accepted domains, mailbox exists, relay permission, the relay tricks;
+ * "authenticated" comes from auth.c's login) is recipient_decide() in
  * policy/recipient.c, called by rcpt_policy() below.
  */
 #include "smtp/session.h"

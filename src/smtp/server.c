@@ -48,8 +48,8 @@
 #include <openssl/rand.h>
 
 #include "net/source.h"
-#include "policy/auth.h"
 #include "net/tls.h"
+#include "policy/auth.h"
 #include "smtp/reply.h"
 #include "util/htable.h"
 #include "util/log.h"
@@ -876,13 +876,15 @@ static void policy_wait_timeout(evutil_socket_t fd, short what, void *arg)
 	session_policy_done(s, session_command_state(s));
 }
 
-void session_policy_wait(struct smtp_session *s, const struct session_wait_ops *ops)
+bool session_policy_wait(struct smtp_session *s, const struct session_wait_ops *ops)
 {
 	struct timeval tv = {(time_t)s->rc->command_timeout, 0};
 
 	if (s->wait_timer == NULL &&
-	    (s->wait_timer = evtimer_new(s->srv->p.base, policy_wait_timeout, s)) == NULL)
-		log_fatal("%s smtp: no memory for the policy timer", s->id);
+	    (s->wait_timer = evtimer_new(s->srv->p.base, policy_wait_timeout, s)) == NULL) {
+		log_warn("%s smtp policy wait=%s failed: no memory for its timer", s->id, ops->what);
+		return false;
+	}
 	s->wait = ops;
 	evtimer_add(s->wait_timer, &tv);
 	session_set_state(s, SS_POLICY);
@@ -891,6 +893,7 @@ void session_policy_wait(struct smtp_session *s, const struct session_wait_ops *
 	 * who is waiting for us. */
 	if (s->bev)
 		bufferevent_disable(s->bev, EV_READ);
+	return true;
 }
 
 /* Drop the request of a wait in progress (closing, freeing). */

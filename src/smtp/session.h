@@ -172,8 +172,9 @@ void session_data_timeouts(struct smtp_session *s, bool data);
  * on, or close with 421 4.4.2 if the session deadline passed meanwhile. */
 void session_resume(struct smtp_session *s);
 
-/* Park the session in SS_POLICY until session_policy_done(). */
-void session_policy_wait(struct smtp_session *s, const struct session_wait_ops *ops);
+/* Park the session in SS_POLICY until session_policy_done(); false (out
+ * of memory: not parked, nothing asked yet) means answer 4xx at once. */
+bool session_policy_wait(struct smtp_session *s, const struct session_wait_ops *ops);
 /* The answer: its reply is built; go on in state next and read again. */
 void session_policy_done(struct smtp_session *s, enum session_state next);
 
