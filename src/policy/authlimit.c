@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/clock.h"
 #include "util/htable.h"
 #include "util/xmalloc.h"
 
@@ -165,9 +166,9 @@ bool authlimit_locked(struct authlimit *al, const char *source, const char *logi
 /* Count one failure in c; true when it starts a lockout. */
 static bool count_failure(struct authlimit *al, struct counter *c, unsigned max, uint64_t now_ms)
 {
-	if (c->failures == 0 || now_ms - c->first_ms >= al->p.window_ms ||
+	if (c->failures == 0 || mono_elapsed_ms(c->first_ms, now_ms) >= al->p.window_ms ||
 	    (c->locked_until_ms != 0 && now_ms >= c->locked_until_ms)) {
-		/* a new window (now_ms >= first_ms: both monotonic, first_ms earlier) */
+		/* a new window */
 		c->failures = 0;
 		c->first_ms = now_ms;
 		c->locked_until_ms = 0;
