@@ -103,8 +103,17 @@ def raw_from(t, port, source=None, timeout=15.0):
     return c
 
 
-def fail_lines(t):
+def fail_lines(t, n=None):
+    """The "auth failed" lines; with n, wait until there are n (the log
+    is written by its own thread, a moment after the reply)."""
+    if n is not None:
+        harness.wait_until(lambda: len(FAIL_RE.findall(t.log_text())) >= n, 10,
+                           what="%d auth failed lines" % n)
     return FAIL_RE.findall(t.log_text())
+
+
+def wait_log(t, pattern):
+    harness.wait_until(lambda: re.search(pattern, t.log_text()), 10, what=pattern)
 
 
 # -- offered only under TLS ------------------------------------------------------------
@@ -246,7 +255,7 @@ def test_swaks_auth_over_starttls(transit_conf, mech):
     assert d.subject == "swaks-auth-" + mech
     received = d.header("Received")[0] if isinstance(d.header("Received"), list) else d.header("Received")
     assert "with ESMTPSA" in str(received), received
-    assert re.search(r"smtp auth ok login=bob@example.test mechanism=%s" % mech, t.log_text())
+    wait_log(t, r"smtp auth ok login=bob@example.test mechanism=%s" % mech)
 
 
 def test_smtplib_login_may_relay(transit_conf):
@@ -313,12 +322,15 @@ def test_credentials_never_logged(transit_conf):
         c.expect(b64("alice@example.test"), 334)
         c.expect(b64(bad), 535)
         c.expect("AUTH PLAIN " + plain("alice@example.test", PASSWORD), 235)
+        c.expect("QUIT", 221)
+    wait_log(t, r"smtp disconnect reason=quit messages=0 errors=3")   # every line written
     log = t.log_text()
     assert "smtp in AUTH PLAIN <initial response" in log, "debug log not on?"
+    assert "smtp in <SASL response" in log
     for secret in (PASSWORD, bad, b64(PASSWORD), b64(bad), plain("alice@example.test", bad),
                    plain("alice@example.test", PASSWORD)):
         assert secret not in log, "credential %r in the log" % secret
-    assert len(fail_lines(t)) == 3
+    assert len(fail_lines(t, 3)) == 3
 
 
 # -- the policy step: workers, not the loop ---------------------------------------------
@@ -391,9 +403,9 @@ def test_lockout_per_source(transit_conf):
             c.expect("AUTH PLAIN " + plain("alice@example.test", "guess"), 535, "5.7.8")
         c.expect("AUTH PLAIN " + plain("alice@example.test", PASSWORD), 454, "4.7.0")
         c.expect("AUTH LOGIN", 454, "4.7.0")
-    fails = fail_lines(t)
+    fails = fail_lines(t, 3)
     assert fails == [("127.0.0.1", "alice@example.test", "PLAIN", "bad-credentials")] * 3, fails
-    assert re.search(r"auth lockout address=127\.0\.0\.1 source=127\.0\.0\.1/32", t.log_text())
+    wait_log(t, r"auth lockout address=127\.0\.0\.1 source=127\.0\.0\.1/32")
     with tls_session(t, port, source="127.0.0.2") as c:   # another source is not locked
         c.expect("AUTH PLAIN " + plain("alice@example.test", PASSWORD), 235)
     time.sleep(3.5)
@@ -413,9 +425,9 @@ def test_lockout_per_login(transit_conf):
     with tls_session(t, port, source="127.0.0.5") as c:
         c.expect("AUTH PLAIN " + plain("bob@example.test", PASSWORD), 454, "4.7.0")
         c.expect("AUTH PLAIN " + plain("alice@example.test", PASSWORD), 235, "2.7.0")
-    addrs = [a for a, _, _, _ in fail_lines(t)]
+    addrs = [a for a, _, _, _ in fail_lines(t, 3)]
     assert addrs == ["127.0.0.2", "127.0.0.3", "127.0.0.4"], addrs
-    assert "reason=locked-out-login" in t.log_text()
+    wait_log(t, "reason=locked-out-login")
 
 
 def test_failure_delay_grows_and_is_capped(transit_conf):
@@ -454,8 +466,8 @@ def test_sender_binding_keeps_application_mail_inside(transit_conf):
         c.expect("AUTH PLAIN " + plain(APP2, PASSWORD), 235)
         c.expect("MAIL FROM:<%s>" % APP2, 250)
         c.expect("RCPT TO:<x@partner.test>", 250)
-    assert re.search(r"reject cmd=MAIL reply=\"553 5\.7\.1\" reason=sender-not-owned "
-                     r"login=app1@example.test from=app2@example.test", t.log_text())
+    wait_log(t, r"reject cmd=MAIL reply=\"553 5\.7\.1\" reason=sender-not-owned "
+                r"login=app1@example.test from=app2@example.test")
 
 
 @pytest.mark.transit(users=(APP1, APP2))
