@@ -11,7 +11,7 @@ DEB_RUN_PACKAGES := gcc meson ninja-build pkg-config libevent-dev libssl-dev lib
 # Test peers and test tools: `make test` only. The tests start the servers
 # among them themselves (haproxy, nsd, postfix) on 127.0.0.1 ports.
 DEB_TEST_PACKAGES := clang libcmocka-dev libclang-rt-14-dev python3 python3-pytest swaks msmtp \
-	postfix nsd faketime haproxy
+	postfix nsd faketime haproxy libnet-ssleay-perl
 SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 FUZZ_SECONDS ?= 10

@@ -69,6 +69,9 @@ static cfg_opt_t rc_opts[] = {
 	CFG_STR("command-timeout", "5m", CFGF_NONE),
 	CFG_STR("data-timeout", "10m", CFGF_NONE),
 	CFG_STR("session-timeout", "1h", CFGF_NONE),
+	CFG_STR_LIST("auth", NULL, CFGF_NONE),
+	CFG_STR("auth-cleartext", "never", CFGF_NONE),
+	CFG_STR("sender-binding", "envelope", CFGF_NONE),
 	CFG_END()};
 
 static cfg_opt_t sc_opts[] = {
@@ -118,6 +121,16 @@ static cfg_opt_t bp_opts[] = {
 	CFG_INT("queue-high", 500000, CFGF_NONE),
 	CFG_END()};
 
+static cfg_opt_t auth_failures_opts[] = {
+	CFG_STR("delay", "1s", CFGF_NONE),
+	CFG_STR("delay-max", "16s", CFGF_NONE),
+	CFG_STR("window", "10m", CFGF_NONE),
+	CFG_INT("max-per-source", 5, CFGF_NONE),
+	CFG_INT("max-per-login", 10, CFGF_NONE),
+	CFG_STR("lockout", "15m", CFGF_NONE),
+	CFG_INT("table-size", 10000, CFGF_NONE),
+	CFG_END()};
+
 static cfg_opt_t top_opts[] = {
 	CFG_SEC("server", server_opts, CFGF_NONE),
 	CFG_SEC("accepted-domain", domain_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
@@ -129,6 +142,7 @@ static cfg_opt_t top_opts[] = {
 	CFG_SEC("dns", dns_opts, CFGF_NONE),
 	CFG_SEC("dsn", dsn_opts, CFGF_NONE),
 	CFG_SEC("back-pressure", bp_opts, CFGF_NONE),
+	CFG_SEC("auth-failures", auth_failures_opts, CFGF_NONE),
 	CFG_END()};
 
 /* ---- validators (run while parsing: cfg->line is the current line) ------- */
@@ -246,6 +260,24 @@ static int v_one_of(cfg_t *cfg, cfg_opt_t *opt, const char *const *choices)
 static int v_tls(cfg_t *cfg, cfg_opt_t *opt)
 {
 	static const char *const c[] = {"none", "offer", "require", "implicit", NULL};
+	return v_one_of(cfg, opt, c);
+}
+
+static int v_auth_mechs(cfg_t *cfg, cfg_opt_t *opt)
+{
+	static const char *const c[] = {"plain", "login", NULL};
+	return v_one_of(cfg, opt, c);
+}
+
+static int v_auth_cleartext(cfg_t *cfg, cfg_opt_t *opt)
+{
+	static const char *const c[] = {"never", "loopback", NULL};
+	return v_one_of(cfg, opt, c);
+}
+
+static int v_sender_binding(cfg_t *cfg, cfg_opt_t *opt)
+{
+	static const char *const c[] = {"envelope", "none", NULL};
 	return v_one_of(cfg, opt, c);
 }
 
@@ -605,6 +637,14 @@ static int v_rc_section(cfg_t *cfg, cfg_opt_t *opt)
 	}
 	if (conf_check_relay_ranges(sec) != 0)
 		return -1;
+	if (cfg_size(sec, "auth") > 0 && strcmp(cfg_getstr(sec, "tls"), "none") == 0 &&
+	    strcmp(cfg_getstr(sec, "auth-cleartext"), "loopback") != 0) {
+		/* AUTH runs only under TLS: it could never be used here */
+		cfg_error(cfg, "receive-connector \"%s\": auth needs tls (offer, require or "
+			       "implicit), or auth-cleartext = \"loopback\" for loopback clients",
+			  cfg_title(sec));
+		return -1;
+	}
 	return 0;
 }
 
@@ -677,6 +717,16 @@ static void conf_set_validators(cfg_t *cfg)
 	cfg_set_validate_func(cfg, "receive-connector|command-timeout", v_duration_list);
 	cfg_set_validate_func(cfg, "receive-connector|data-timeout", v_duration_list);
 	cfg_set_validate_func(cfg, "receive-connector|session-timeout", v_duration_list);
+	cfg_set_validate_func(cfg, "receive-connector|auth", v_auth_mechs);
+	cfg_set_validate_func(cfg, "receive-connector|auth-cleartext", v_auth_cleartext);
+	cfg_set_validate_func(cfg, "receive-connector|sender-binding", v_sender_binding);
+	cfg_set_validate_func(cfg, "auth-failures|delay", v_duration_or_zero);
+	cfg_set_validate_func(cfg, "auth-failures|delay-max", v_duration_or_zero);
+	cfg_set_validate_func(cfg, "auth-failures|window", v_duration_list);
+	cfg_set_validate_func(cfg, "auth-failures|max-per-source", v_positive);
+	cfg_set_validate_func(cfg, "auth-failures|max-per-login", v_positive);
+	cfg_set_validate_func(cfg, "auth-failures|lockout", v_duration_list);
+	cfg_set_validate_func(cfg, "auth-failures|table-size", v_positive);
 	cfg_set_validate_func(cfg, "send-connector", v_sc_section);
 	cfg_set_validate_func(cfg, "send-connector|address-spaces", v_spaces);
 	cfg_set_validate_func(cfg, "send-connector|routing", v_routing);
@@ -805,6 +855,15 @@ static void convert_rc(cfg_t *sec, const struct config *c, struct receive_connec
 	rc->command_timeout = get_duration(sec, "command-timeout");
 	rc->data_timeout = get_duration(sec, "data-timeout");
 	rc->session_timeout = get_duration(sec, "session-timeout");
+	for (i = 0; i < cfg_size(sec, "auth"); i++)
+		rc->auth_mechs |= strcmp(cfg_getnstr(sec, "auth", i), "plain") == 0 ? RC_AUTH_PLAIN
+										    : RC_AUTH_LOGIN;
+	rc->auth_cleartext = strcmp(cfg_getstr(sec, "auth-cleartext"), "loopback") == 0
+				     ? RC_AUTH_CLEARTEXT_LOOPBACK
+				     : RC_AUTH_CLEARTEXT_NEVER;
+	rc->sender_binding = strcmp(cfg_getstr(sec, "sender-binding"), "none") == 0
+				     ? RC_SENDER_BINDING_NONE
+				     : RC_SENDER_BINDING_ENVELOPE;
 }
 
 static void convert_sc(cfg_t *sec, const struct config *c, struct send_connector *sc)
@@ -975,6 +1034,16 @@ static int convert(cfg_t *cfg, struct config *c)
 			c->dns_servers[i] = xstrdup(cfg_getnstr(dns, "servers", i));
 	}
 	c->dsn_template = absolute_path(cfg_getstr(cfg_getsec(cfg, "dsn"), "template"));
+	{
+		cfg_t *af = cfg_getsec(cfg, "auth-failures");
+		c->auth_failures.delay = get_duration(af, "delay");
+		c->auth_failures.delay_max = get_duration(af, "delay-max");
+		c->auth_failures.window = get_duration(af, "window");
+		c->auth_failures.max_per_source = (unsigned)cfg_getint(af, "max-per-source");
+		c->auth_failures.max_per_login = (unsigned)cfg_getint(af, "max-per-login");
+		c->auth_failures.lockout = get_duration(af, "lockout");
+		c->auth_failures.table_size = (unsigned)cfg_getint(af, "table-size");
+	}
 	c->queue.max_connections = (unsigned)cfg_getint(q, "max-connections");
 	c->queue.nretry = cfg_size(q, "retry");
 	c->queue.retry = xcalloc(c->queue.nretry, sizeof(*c->queue.retry));

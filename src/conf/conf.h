@@ -26,6 +26,12 @@ enum rc_perm { PERM_ANONYMOUS = 1 << 0, PERM_AUTHENTICATED = 1 << 1, PERM_RELAY 
  * smtpd_forbid_bare_newline = normalize). End of data is a real
  * <CRLF>.<CRLF> in both modes; bare CR and NUL are refused in both. */
 enum rc_bare_lf { RC_BARE_LF_REJECT = 0, RC_BARE_LF_NORMALIZE };
+/* SASL mechanisms a receive connector offers (RFC 4954; none by default). */
+enum rc_auth_mech { RC_AUTH_PLAIN = 1 << 0, RC_AUTH_LOGIN = 1 << 1 };
+/* Where AUTH may run without TLS: nowhere, or from a loopback client. */
+enum rc_auth_cleartext { RC_AUTH_CLEARTEXT_NEVER = 0, RC_AUTH_CLEARTEXT_LOOPBACK };
+/* What MAIL FROM an authenticated login may use: its own address, or any. */
+enum rc_sender_binding { RC_SENDER_BINDING_ENVELOPE = 0, RC_SENDER_BINDING_NONE };
 
 struct ip_range {
 	int family; /* AF_INET / AF_INET6 */
@@ -71,6 +77,9 @@ struct receive_connector {
 	uint64_t command_timeout;	/* seconds (RFC 5321 4.5.3.2: 5 min) */
 	uint64_t data_timeout;		/* seconds waiting for data blocks */
 	uint64_t session_timeout;	/* whole-session deadline, seconds */
+	unsigned auth_mechs;		/* RC_AUTH_* offered; 0: no AUTH */
+	enum rc_auth_cleartext auth_cleartext;
+	enum rc_sender_binding sender_binding;
 };
 
 enum sc_tls { SC_TLS_NONE = 0, SC_TLS_OPPORTUNISTIC, SC_TLS_REQUIRE };
@@ -134,6 +143,15 @@ struct config {
 	char **dns_servers; /* "127.0.0.1:5353"; none: the system resolver */
 	size_t ndns_servers;
 	char *dsn_template; /* file with the human-readable DSN text, or NULL */
+	struct {		   /* auth-failures { }: AUTH brute-force control */
+		uint64_t delay;	   /* seconds before the first 535 (doubles per failure) */
+		uint64_t delay_max; /* cap on that wait, seconds */
+		uint64_t window;   /* failures older than this are forgotten, seconds */
+		unsigned max_per_source; /* failures from one source prefix in the window */
+		unsigned max_per_login;	 /* failures for one login name in the window */
+		uint64_t lockout;  /* then AUTH is refused (454 4.7.0) this long, seconds */
+		unsigned table_size; /* sources and logins remembered (oldest evicted) */
+	} auth_failures;
 	struct {
 		unsigned max_connections; /* outbound SMTP connections in total */
 		uint64_t *retry; /* seconds between attempts; last repeats */

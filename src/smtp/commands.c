@@ -10,8 +10,9 @@
  * handlers need not; between BDAT chunks (SS_CHUNKING) only the commands
  * flagged CF_CHUNKING run, so MAIL, RCPT and DATA get 503 5.5.1 and no
  * recipient is ever answered 250 after the envelope went to the queue
- * file. Recipient policy (accepted domains, mailbox exists, relay
- * permission, the relay tricks) is recipient_decide() in
+ * file. AUTH and its effects at MAIL are in auth.c. Recipient policy
+ * (accepted domains, mailbox exists, relay permission, the relay tricks;
+ * "authenticated" comes from auth.c's login) is recipient_decide() in
  * policy/recipient.c, called by rcpt_policy() below.
  */
 #include "smtp/session.h"
@@ -115,17 +116,17 @@ static void cmd_ehlo(struct smtp_session *s, const struct smtp_cmd *cmd)
 	smtp_reply_line(&s->out, 250, 0, "CHUNKING");
 	if (!s->tls && (s->rc->tls == RC_TLS_OFFER || s->rc->tls == RC_TLS_REQUIRE))
 		smtp_reply_line(&s->out, 250, 0, "STARTTLS");
+	auth_ehlo_line(s);
 	smtp_reply_line(&s->out, 250, 1, "ENHANCEDSTATUSCODES");
 }
 
 /* ---- MAIL --------------------------------------------------------------------- */
 
-/* Whether the client authenticated (AUTH, RFC 4954): not offered yet, so
- * never. A relay-permission connector is not authentication. */
+/* Whether the client authenticated (AUTH, RFC 4954). A relay-permission
+ * connector is not authentication. */
 static bool session_is_authenticated(const struct smtp_session *s)
 {
-	(void)s;
-	return false;
+	return s->auth_user != NULL;
 }
 
 /* Back pressure (policy/backpressure.h): at Medium only authenticated
@@ -180,6 +181,8 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
 	if (mail_refused_by_backpressure(s))
 		return;
 	addr_format(&from, text, sizeof(text));
+	if (!auth_mail_check(s, text, &mp)) /* auth.c: 530 / 553 sender binding, AUTH= */
+		return;
 	s->tx = xcalloc(1, sizeof(*s->tx));
 	envelope_init(&s->tx->env);
 	buf_init(&s->tx->partial);
@@ -189,6 +192,7 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
 	s->tx->env.smtputf8 = mp.smtputf8;
 	s->tx->env.ret = mp.ret;
 	envelope_set_str(&s->tx->env.envid, mp.envid[0] ? mp.envid : NULL);
+	auth_mail_proceed(s);
 	session_set_state(s, SS_MAIL);
 	session_reply(s, 250, "2.1.0", "Ok");
 }
@@ -388,13 +392,6 @@ static void cmd_expn(struct smtp_session *s, const struct smtp_cmd *cmd)
 	session_reply(s, 502, "5.5.1", "EXPN not available");
 }
 
-static void cmd_auth(struct smtp_session *s, const struct smtp_cmd *cmd)
-{
-	(void)cmd;
-	session_reply(s, 503, "5.5.1", "Error: authentication not enabled on this connector");
-	session_error(s);
-}
-
 static void cmd_starttls(struct smtp_session *s, const struct smtp_cmd *cmd)
 {
 	if (cmd->arg_len != 0) {
@@ -441,7 +438,7 @@ static const struct command command_table[] = {
 	{SMTP_HELP, cmd_help, CF_BEFORE_HELO | CF_BEFORE_TLS | CF_CHUNKING},
 	{SMTP_VRFY, cmd_vrfy, CF_BEFORE_HELO},
 	{SMTP_EXPN, cmd_expn, CF_BEFORE_HELO},
-	{SMTP_AUTH, cmd_auth, 0},
+	{SMTP_AUTH, cmd_auth, CF_BEFORE_TLS}, /* auth.c answers 538 5.7.11 before TLS */
 	{SMTP_UNKNOWN, cmd_unknown, CF_BEFORE_HELO | CF_BEFORE_TLS | CF_CHUNKING},
 };
 

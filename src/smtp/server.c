@@ -54,6 +54,7 @@
 #include "net/listener.h"
 #include "net/source.h"
 #include "net/tls.h"
+#include "policy/auth.h"
 #include "smtp/reply.h"
 #include "util/htable.h"
 #include "util/log.h"
@@ -74,11 +75,12 @@ static void session_read_cb(struct bufferevent *bev, void *arg);
 static void session_write_cb(struct bufferevent *bev, void *arg);
 static void session_free(struct smtp_session *s);
 static void tls_close_notify(struct smtp_session *s);
+static void session_policy_cancel(struct smtp_session *s);
 
 static const char *const state_names[] = {
 	"greeting", "connected", "ready",    "mail",     "rcpt",
-	"data",	    "bdat",	 "chunking", "commit", "starttls", "closing",
-	"proxy",
+	"data",	    "bdat",	 "chunking", "commit", "policy",   "auth",
+	"starttls", "closing", "proxy",
 };
 
 struct smtp_server *smtp_server_new(const struct smtp_server_params *p)
@@ -88,6 +90,9 @@ struct smtp_server *smtp_server_new(const struct smtp_server_params *p)
 
 	srv->p = *p;
 	srv->per_source = htable_new();
+	for (size_t i = 0; i < p->conf->nrcs; i++)
+		if (p->conf->rcs[i].auth_mechs && p->users && srv->auth == NULL)
+			srv->auth = policy_auth_new(p->base, p->users, p->conf);
 	if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
 		r = (uint32_t)getpid();
 	srv->next_id = (uint64_t)r << 32;
@@ -119,6 +124,7 @@ void smtp_server_free(struct smtp_server *srv)
 		}
 		session_free(s);
 	}
+	policy_auth_free(srv->auth); /* after the sessions: their checks are cancelled */
 	htable_free(srv->per_source, NULL);
 	free(srv);
 }
@@ -579,6 +585,8 @@ static void session_free(struct smtp_session *s)
 		}
 		return;
 	}
+	session_policy_cancel(s);
+	auth_reset(s);
 	session_unlink(s);
 	if (s->tx) {
 		tx_free(s->tx);
@@ -595,6 +603,8 @@ static void session_free(struct smtp_session *s)
 		event_free(s->reply_delay);
 	if (s->tls_switch)
 		event_free(s->tls_switch);
+	if (s->wait_timer)
+		event_free(s->wait_timer);
 	if (s->source_key[0]) /* not yet counted while reading a PROXY header */
 		source_count(s->srv, s->source_key, -1);
 	s->srv->nsessions--;
@@ -613,6 +623,7 @@ void session_release_dead(struct smtp_session *s)
 
 void session_close(struct smtp_session *s, const char *reason)
 {
+	session_policy_cancel(s);
 	log_info("%s smtp disconnect reason=%s messages=%u errors=%u", s->id, reason, s->messages,
 		 s->errors);
 	if (s->reply_delayed) {
@@ -700,6 +711,7 @@ static void tls_established(struct smtp_session *s)
 	s->helo[0] = '\0';
 	s->esmtp = false;
 	session_reset_tx(s);
+	auth_reset(s);
 	if (implicit)
 		send_banner(s);
 	else
@@ -713,6 +725,8 @@ static size_t command_refused(struct smtp_session *s, size_t linelen, const char
 			      const char *text)
 {
 	log_info("%s smtp reject reason=%s", s->id, reason);
+	if (s->state == SS_AUTH)
+		auth_abort(s);
 	session_reply(s, 500, "5.5.2", "%s", text);
 	session_error(s);
 	return linelen;
@@ -740,6 +754,8 @@ static size_t read_command(struct smtp_session *s, const char *p, size_t len)
 		if (len < max)
 			return 0;
 		log_info("%s smtp reject reason=line-too-long limit=%zu", s->id, max);
+		if (s->state == SS_AUTH)
+			auth_abort(s);
 		session_reply(s, 500, "5.5.2", "Line too long (limit is %zu octets)", max);
 		if (session_error(s))
 			return len;
@@ -758,8 +774,11 @@ static size_t read_command(struct smtp_session *s, const char *p, size_t len)
 	if (memchr(p, '\0', cmdlen) != NULL)
 		return command_refused(s, linelen, "nul", "NUL character in command refused");
 	if (log_debug_enabled())
-		log_debug("%s smtp in %.*s", s->id, (int)cmdlen, p);
-	commands_dispatch(s, p, cmdlen);
+		auth_log_command(s, p, cmdlen); /* credentials masked */
+	if (s->state == SS_AUTH)
+		auth_response_line(s, p, cmdlen);
+	else
+		commands_dispatch(s, p, cmdlen);
 	return linelen;
 }
 
@@ -874,7 +893,7 @@ static void session_maybe_delay_reply(struct smtp_session *s)
 	struct timeval tv = {SESSION_ERROR_DELAY_MS / 1000, (SESSION_ERROR_DELAY_MS % 1000) * 1000};
 
 	if (s->errors < SESSION_SOFT_ERRORS || s->out.len == 0 || s->state == SS_CLOSING ||
-	    s->state == SS_STARTTLS)
+	    s->state == SS_STARTTLS || s->state == SS_POLICY)
 		return;
 	if (s->reply_delay == NULL)
 		s->reply_delay = evtimer_new(s->srv->p.base, reply_delay_cb, s);
@@ -915,7 +934,8 @@ static void session_process(struct smtp_session *s)
 			evbuffer_drain(in, len);
 			break;
 		}
-		if (s->state == SS_COMMIT || s->state == SS_GREETING || s->reply_delayed)
+		if (s->state == SS_COMMIT || s->state == SS_POLICY || s->state == SS_GREETING ||
+		    s->reply_delayed)
 			break;
 		if (session_output_backlog(s) > SESSION_OUT_LOWAT) {
 			session_hold_input(s);
@@ -945,11 +965,71 @@ static void session_process(struct smtp_session *s)
 		if (used == 0)
 			break;
 		evbuffer_drain(bufferevent_get_input(s->bev), used);
-		if (s->state == SS_CLOSING || s->state == SS_STARTTLS || s->reply_delayed)
+		if (s->state == SS_CLOSING || s->state == SS_STARTTLS || s->state == SS_POLICY ||
+		    s->reply_delayed)
 			break;
 	}
 	if (!s->reply_delayed)
 		session_send(s);
+}
+
+/* ---- the policy step (session.h) ------------------------------------------ */
+
+static void policy_wait_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+	const struct session_wait_ops *ops = s->wait;
+	(void)fd;
+	(void)what;
+
+	log_info("%s smtp timeout kind=policy wait=%s", s->id, ops->what);
+	s->wait = NULL;
+	ops->cancel(s);
+	ops->timeout(s);
+	session_policy_done(s, session_command_state(s));
+}
+
+bool session_policy_wait(struct smtp_session *s, const struct session_wait_ops *ops)
+{
+	struct timeval tv = {(time_t)s->rc->command_timeout, 0};
+
+	if (s->wait_timer == NULL &&
+	    (s->wait_timer = evtimer_new(s->srv->p.base, policy_wait_timeout, s)) == NULL) {
+		log_warn("%s smtp policy wait=%s failed: no memory for its timer", s->id, ops->what);
+		return false;
+	}
+	s->wait = ops;
+	evtimer_add(s->wait_timer, &tv);
+	session_set_state(s, SS_POLICY);
+	/* Nothing is read while waiting: what is buffered stays bounded by
+	 * the high-water mark, and no read timeout runs against the client,
+	 * who is waiting for us. */
+	if (s->bev)
+		bufferevent_disable(s->bev, EV_READ);
+	return true;
+}
+
+/* Drop the request of a wait in progress (closing, freeing). */
+static void session_policy_cancel(struct smtp_session *s)
+{
+	const struct session_wait_ops *ops = s->wait;
+
+	if (ops == NULL)
+		return;
+	s->wait = NULL;
+	evtimer_del(s->wait_timer);
+	ops->cancel(s);
+}
+
+void session_policy_done(struct smtp_session *s, enum session_state next)
+{
+	s->wait = NULL;
+	if (s->wait_timer)
+		evtimer_del(s->wait_timer);
+	session_set_state(s, next);
+	if (s->bev && !s->input_held)
+		bufferevent_enable(s->bev, EV_READ);
+	session_resume(s);
 }
 
 void session_resume(struct smtp_session *s)
@@ -990,8 +1070,9 @@ static void session_write_cb(struct bufferevent *bev, void *arg)
 			s->tls_switch = evtimer_new(s->srv->p.base, starttls_switch, s);
 		evtimer_add(s->tls_switch, &now);
 	}
-	else if (s->input_held) {
-		/* the peer took every reply: read and process again */
+	else if (s->input_held && s->state != SS_POLICY) {
+		/* the peer took every reply: read and process again (a policy
+		 * wait reads again with its answer, session_policy_done) */
 		s->input_held = false;
 		bufferevent_enable(s->bev, EV_READ);
 		session_process(s);

@@ -12,6 +12,18 @@
  * because they pause whatever state the session is in: input_held (the
  * peer has not read our replies; server.c bounds them) and reply_delayed
  * (a reply held a second after the soft error limit).
+ *
+ * The policy step (DESIGN.md "The policy step"; OpenSMTPD's check/proceed
+ * split): a handler checks syntax and state (replying 5xx at once), then
+ * asks policy/ and parks the session in SS_POLICY with
+ * session_policy_wait(); while it waits, nothing is read (input already
+ * buffered stays there, below the high-water mark) and no command runs.
+ * The answer builds the reply and calls session_policy_done() with the
+ * state to go on in; a wait longer than rc->command_timeout is ended by
+ * the wait's own timeout reply. Closing or freeing the session cancels
+ * the request through the wait's cancel(), so no answer ever reaches a
+ * freed session. AUTH is the first user; CONNECT, HELO, MAIL, RCPT and
+ * end-of-data checks (tarpit, DNSBL, milters) park the same way.
  */
 #ifndef TRANSIT_SMTP_SESSION_H
 #define TRANSIT_SMTP_SESSION_H
@@ -43,14 +55,29 @@ enum session_state {
 	SS_CHUNKING,	 /* between BDAT chunks: the envelope is committed to the
 			    queue file, so MAIL/RCPT/DATA are refused (503 5.5.1) */
 	SS_COMMIT,	 /* waiting for the queue's group commit */
+	SS_POLICY,	 /* waiting for a policy answer (session_policy_wait) */
+	SS_AUTH,	 /* AUTH: waiting for the client's SASL response line */
 	SS_STARTTLS,	 /* 220 sent, waiting for it to flush before the handshake */
 	SS_CLOSING,	 /* final reply queued, closing when flushed */
 	SS_PROXY,	 /* from a trusted proxy: reading its PROXY header, before
 			    the banner (proxy_wait.c); no bufferevent yet */
 };
 
+struct policy_auth;
+struct smtp_session;
+struct auth_check;
+
+/* One kind of policy wait: how to drop its request, what to answer when
+ * it takes too long. */
+struct session_wait_ops {
+	const char *what;			  /* for the log: "auth" */
+	void (*cancel)(struct smtp_session *s);	  /* no answer may come after this */
+	void (*timeout)(struct smtp_session *s);  /* build the reply; cancel() was called */
+};
+
 struct smtp_server {
 	struct smtp_server_params p;
+	struct policy_auth *auth; /* credential checks; NULL when no connector has auth */
 	unsigned nsessions;
 	struct htable *per_source; /* "rc_index|source prefix" -> count (uintptr_t) */
 	uint64_t next_id;
@@ -121,6 +148,14 @@ struct smtp_session {
 	struct event *reply_delay;
 	struct event *tls_switch; /* STARTTLS: to the TLS bufferevent once 220 is out */
 	unsigned rcpts_refused; /* recipients refused by policy (not counted in errors) */
+	/* the policy step */
+	const struct session_wait_ops *wait; /* non-NULL while in SS_POLICY */
+	struct event *wait_timer;
+	/* AUTH (auth.c) */
+	char *auth_user;	   /* the authenticated login, or NULL */
+	struct auth_check *auth_ck; /* the credential check in flight */
+	int auth_step;		   /* enum auth_step in auth.c */
+	char auth_login[256];	   /* LOGIN: the user name, between its two lines */
 	struct buf out;	      /* reply being built */
 };
 
@@ -151,6 +186,28 @@ void proxy_wait_start(struct smtp_session *s, const struct binding *b);
 void proxy_wait_free(struct smtp_session *s);
 /* Best effort, straight to the socket (no bufferevent in SS_PROXY). */
 void proxy_say(struct smtp_session *s, const char *text);
+
+/* Park the session in SS_POLICY until session_policy_done(); false (out
+ * of memory: not parked, nothing asked yet) means answer 4xx at once. */
+bool session_policy_wait(struct smtp_session *s, const struct session_wait_ops *ops);
+/* The answer: its reply is built; go on in state next and read again. */
+void session_policy_done(struct smtp_session *s, enum session_state next);
+
+/* auth.c: AUTH (RFC 4954) and what it changes at MAIL */
+void cmd_auth(struct smtp_session *s, const struct smtp_cmd *cmd);
+void auth_response_line(struct smtp_session *s, const char *line, size_t len);
+/* The SASL exchange ends without an answer (a refused or over-long line). */
+void auth_abort(struct smtp_session *s);
+void auth_ehlo_line(struct smtp_session *s); /* "250-AUTH PLAIN LOGIN" when usable now */
+/* Forget the authentication (STARTTLS, RFC 3207 4.2) and any check in flight. */
+void auth_reset(struct smtp_session *s);
+/* MAIL: authentication required here? sender bound to the login? AUTH=
+ * parameter (RFC 4954 5). false: the reply is built. */
+bool auth_mail_check(struct smtp_session *s, const char *sender, struct mail_params *mp);
+/* MAIL accepted: the envelope records who submitted. */
+void auth_mail_proceed(struct smtp_session *s);
+/* The debug protocol log line for a command, credentials masked. */
+void auth_log_command(const struct smtp_session *s, const char *line, size_t len);
 
 /* commands.c */
 void commands_dispatch(struct smtp_session *s, const char *line, size_t len);

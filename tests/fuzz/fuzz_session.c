@@ -257,6 +257,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		 "  max-errors = 8\n" /* under the 1 s reply delay from the 10th error */
 		 "  max-message-size = \"64k\"\n"
 		 "  max-recipients = 20\n"
+		 "  auth = { \"plain\", \"login\" }\n" /* in clear: the client is 127.0.0.1 */
+		 "  auth-cleartext = \"loopback\"\n"
 		 "}\n"
 		 "receive-connector \"sub\" {\n"
 		 "  bindings = { \"127.0.0.1:3\" }\n"
@@ -274,7 +276,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		 "send-connector \"out\" {\n"
 		 "  address-spaces = { \"*\" }\n"
 		 "}\n"
-		 "queue { sync = \"syncfs\" }\n",
+		 "queue { sync = \"syncfs\" }\n"
+		 /* no wait after a failed AUTH, no lockout carried between inputs */
+		 "auth-failures { delay = \"0s\" max-per-source = 100000000 "
+		 "max-per-login = 100000000 }\n",
 		 g_spool, g_spool, g_spool);
 	snprintf(path, sizeof(path), "%s/transit.conf", g_spool);
 	write_file(path, conf);

@@ -235,6 +235,7 @@ class Transit:
             self.override(key, value)
         self.proc = None
         self.env = None             # extra environment for transitd (e.g. libfaketime), or None
+        self.args = []              # extra transitd arguments (e.g. ["-d"] for the debug log)
         self.starts = 0
         self.problems = []          # reasons to fail the test at teardown
         self._clients = []
@@ -289,7 +290,7 @@ class Transit:
             log.write(b"=== test harness: start %d ===\n" % self.starts)
             log.flush()
             env = dict(os.environ, **self.env) if self.env else None
-            self.proc = subprocess.Popen([TRANSITD, "-c", self.conf_path], stdin=subprocess.DEVNULL,
+            self.proc = subprocess.Popen([TRANSITD, "-c", self.conf_path] + self.args, stdin=subprocess.DEVNULL,
                                          stdout=log, stderr=log, cwd=self.dir, env=env)
         if wait:
             self.wait_ready()

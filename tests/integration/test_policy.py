@@ -18,6 +18,7 @@ Peers: Python's smtplib and raw SMTP on 127.0.0.1, the relay client bound
 to 127.0.0.10 (sendpeers.client). No DNS: nothing here leaves the machine.
 """
 
+import base64
 import os
 import re
 
@@ -25,7 +26,7 @@ import pytest
 
 import harness
 import sendpeers as sp
-from conftest import HOST
+from conftest import HOST, PASSWORD
 from harness import make_message
 
 KB = 1024
@@ -106,15 +107,19 @@ def test_relay_for_named_networks_is_accepted(transit_conf):
 
 def agreement_setup(t):
     """Connectors: internet (anonymous, 127.0.0.1), devices (relay, 127.0.0.10
-    only), submission (authenticated only, on its own port: no AUTH was
-    done, so it may not relay). Send connector partner for partner.test
-    only, with restrictions; relay.example.test is internal-relay."""
+    only), submission (authenticated only, on its own port: MAIL needs AUTH
+    there, so the client logs in, clear text from loopback, and may relay;
+    no sender binding, so every sender of the table can be tried). Send
+    connector partner for partner.test only, with restrictions;
+    relay.example.test is internal-relay."""
     sub_port = harness_free_port()
     rcs = t.cfg["receive-connector"]
     rcs["devices"] = {"bindings": ["%s:%d" % (HOST, t.port_smtp)], "permissions": ["relay"],
                       "remote-ip-ranges": [sp.RELAY_SOURCE_IP + "/32"], "tls": "none"}
     rcs["submission"] = {"bindings": ["%s:%d" % (HOST, sub_port)],
-                         "permissions": ["authenticated"], "tls": "none"}
+                         "permissions": ["authenticated"], "tls": "none",
+                         "auth": ["plain"], "auth-cleartext": "loopback",
+                         "sender-binding": "none"}
     t.cfg["accepted-domain"]["relay.example.test"] = {"type": "internal-relay"}
     t.cfg["send-connector"] = {
         "partner": sp.smarthost_connector(["partner.test", "relay.example.test"],
@@ -145,6 +150,9 @@ def smtp_reply(t, connector, sub_port, sender, size, rcpt):
         c = t.raw(port=sub_port if connector == "submission" else None)
     with c:
         c.ehlo()
+        if connector == "submission":
+            c.expect("AUTH PLAIN " + base64.b64encode(b"\0bob@example.test\0" +
+                                                      PASSWORD.encode()).decode(), 235)
         r = c.cmd("MAIL FROM:<%s>%s" % (sender, " SIZE=%d" % size if size else ""))
         assert r.code == 250, r
         r = c.cmd("RCPT TO:<%s>" % rcpt)
@@ -168,6 +176,8 @@ def test_rcpt_reply_and_route_explain_agree(transit_conf):
             for rcpt in RCPTS:
                 r = smtp_reply(t, connector, sub_port, sender, size, rcpt)
                 args = ["--receive-connector", connector, "--from", sender]
+                if connector == "submission":
+                    args.append("--authenticated")
                 if size:
                     args += ["--size", str(size)]
                 rc, out, err = explain(t, rcpt, *args)

@@ -1,0 +1,17 @@
+/*
+ * sender.h - sender binding: which envelope senders (MAIL FROM, RFC 5321
+ * 4.1.1.2) an authenticated login may use. Today a login (a passwd-file
+ * user name, which is an address) owns exactly its own address; aliases
+ * and groups (issue 7) add their addresses here, in this one function, so
+ * the SMTP server and any later check (From:, route explain) agree.
+ */
+#ifndef TRANSIT_POLICY_SENDER_H
+#define TRANSIT_POLICY_SENDER_H
+
+#include <stdbool.h>
+
+/* true when login may send as sender ("local@domain", not "<>"). Compared
+ * case-insensitively, as the directory compares user names. */
+bool sender_owned_by(const char *login, const char *sender);
+
+#endif
