@@ -15,6 +15,7 @@ the shared disk.
 import contextlib
 import os
 import re
+import smtplib
 import subprocess
 import time
 
@@ -146,6 +147,31 @@ def test_disk_free_around_real_free_space(transit_conf):
     sp.wait_log(t, LEVEL_RE % ("high", "normal", "disk-free"))
     anonymous_refused(t)
     device_refused(t)
+
+
+def test_medium_keeps_authenticated_submission(transit_conf):
+    """Medium refuses anonymous mail but not a client that authenticated
+    (AUTH on the submission connector): people can still send while the
+    internet waits."""
+    t = transit_conf
+    port = conftest.free_ports(1)[0]
+    t.cfg["receive-connector"]["client"] = {
+        "bindings": ["%s:%d" % (conftest.HOST, port)],
+        "permissions": ["authenticated"],
+        "tls": "require",
+        "auth": ["plain", "login"],
+    }
+    free = free_bytes(t.spool)
+    set_bp(t, disk_free_medium=kib(free * 2 + (1 << 30)), disk_free_high="1M")
+    t.start()
+    sp.wait_log(t, LEVEL_RE % ("medium", "normal", "disk-free"))
+    anonymous_refused(t)
+    with smtplib.SMTP(conftest.HOST, port, timeout=20) as s:
+        s.starttls(context=harness.client_tls_context())
+        s.login("alice@example.test", conftest.PASSWORD)
+        s.sendmail("alice@example.test", ["alice@example.test"],
+                   harness.make_message("submitted at medium"))
+    t.wait_for_mail("alice@example.test", 1)
 
 
 # -- memory and queue length ------------------------------------------------------------
