@@ -114,8 +114,9 @@ static int parse_logical(struct alias_table *t, char *line, char *why, size_t wh
 	for (tok = strtok_r(p, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		char *m = trim(tok);
 		if (!address_ok(m)) {
-			snprintf(why, whysz, "member \"%.64s\" of %.64s is not an address local@domain",
-				 m, key);
+			snprintf(why, whysz,
+				 "member \"%.64s\" of %.64s is not an address local@domain", m,
+				 key);
 			goto bad;
 		}
 		al.members = xrealloc(al.members, (al.n + 1) * sizeof(*al.members));
@@ -163,7 +164,7 @@ static int table_parse(char *text, struct alias_table *t, unsigned *bad_line, ch
 		if (*s != '\0' && (line[0] == ' ' || line[0] == '\t')) {
 			if (logical == NULL) {
 				*bad_line = lineno;
-				snprintf(why, whysz, "a continuation line with nothing to continue");
+				snprintf(why, whysz, "a continuation line with nothing before");
 				return -1;
 			}
 			logical = xrealloc(logical, llen + strlen(s) + 2);

@@ -67,8 +67,7 @@ static void explain_expansion(const struct config *c, struct passwd_db *users,
 			buf_printf(out, "member: <%s> relayed through send connector %s\n", a,
 				   r.sc->name);
 		else
-			buf_printf(out, "member: <%s> no send connector: its delivery fails 5.4.4\n",
-				   a);
+			buf_printf(out, "member: <%s> no send connector: fails 5.4.4\n", a);
 	}
 	buf_printf(out, "result: accepted, alias expanded to %zu recipient%s\n", v->nexpanded,
 		   v->nexpanded == 1 ? "" : "s");
