@@ -209,7 +209,7 @@ void recipient_decide(const struct config *c, struct passwd_db *users,
 		if (ar == ALIAS_LOOP || ar == ALIAS_TOO_DEEP) {
 			log_warn("aliases: %s: refusing <%s>", why, user);
 			refuse(v, 550, "5.4.6", "an alias that loops or nests too deep",
-			       "Alias expansion failed: routing loop detected");
+			       "Alias expansion failed: loop or nesting too deep");
 			return;
 		}
 		if (ar == ALIAS_TOO_MANY) {
