@@ -29,11 +29,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include "dir/passwd.h"
 #include "policy/auth.h"
 #include "policy/sender.h"
 #include "smtp/reply.h"
 #include "smtp/sasl.h"
-#include "dir/passwd.h"
 #include "util/log.h"
 #include "util/str.h"
 #include "util/xmalloc.h"

@@ -230,7 +230,7 @@ static bool rcpt_is_duplicate(const struct envelope *env, const char *addr)
 static bool rcpt_queue_alias(struct smtp_session *s, const struct recipient_verdict *v,
 			     const struct rcpt_params *rp)
 {
-	char orcpt[ADDR_TEXT_MAX + 8], list[1024], q[ADDR_TEXT_MAX + 16];
+	char orcpt[ADDR_TEXT_MAX + 8], list[1024], q[sizeof(list) + 64];
 	size_t i, len = 0, fresh = 0;
 
 	for (i = 0; i < v->nexpanded; i++)
