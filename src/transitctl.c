@@ -31,6 +31,7 @@
 #include <jansson.h>
 
 #include "conf/conf.h"
+#include "dir/aliases.h"
 #include "dir/passwd.h"
 #include "mail/envelope.h"
 #include "queue/queue.h"
@@ -607,6 +608,7 @@ static int cmd_route(int argc, char **argv)
 	bool authenticated = false;
 	struct buf out = BUF_INIT;
 	struct passwd_db *users;
+	struct alias_db *aliases;
 	struct config *c;
 	int i, rv;
 
@@ -634,12 +636,15 @@ static int cmd_route(int argc, char **argv)
 	/* the same directory the daemon reads: whether a mailbox exists is
 	 * part of the answer (550 5.1.1) */
 	users = passwd_db_open(c->passwd_file);
+	aliases = alias_db_open(c->aliases_file);
+	passwd_db_set_aliases(users, aliases);
 	listeners_note_local_ips(c); /* user@[one of our addresses] is local */
 	rv = recipient_explain(c, users, rcpt, from, size, rc, authenticated, listeners_is_local_ip,
 			       &out);
 	fwrite(out.data, 1, out.len, stdout);
 	buf_free(&out);
 	passwd_db_free(users);
+	alias_db_free(aliases);
 	conf_free(c);
 	return rv == 0 ? 0 : 1;
 }

@@ -32,6 +32,7 @@
 #include <event2/thread.h>
 
 #include "conf/conf.h"
+#include "dir/aliases.h"
 #include "dir/passwd.h"
 #include "net/dns.h"
 #include "net/listener.h"
@@ -301,6 +302,7 @@ int main(int argc, char **argv)
 	struct queue *q;
 	struct sched *sched;
 	struct passwd_db *users;
+	struct alias_db *aliases = NULL;
 	struct smtp_server *srv;
 	struct smtp_server_params sp;
 	struct event *ev_term, *ev_int, *ev_hup;
@@ -351,6 +353,8 @@ int main(int argc, char **argv)
 	if ((ls = listeners_bind(c, err, sizeof(err))) == NULL)
 		log_fatal("%s", err);
 	users = passwd_db_open(c->passwd_file);
+	aliases = alias_db_open(c->aliases_file);
+	passwd_db_set_aliases(users, aliases);
 	srt.users = users;
 	drop_privileges(c);
 
@@ -395,8 +399,9 @@ int main(int argc, char **argv)
 	evsignal_add(ev_term, NULL);
 	evsignal_add(ev_int, NULL);
 	evsignal_add(ev_hup, NULL);
-	log_info("transitd %s started fqdn=%s node=%s users=%zu", TRANSIT_VERSION, c->server.fqdn,
-		 c->server.node, passwd_db_count(users));
+	log_info("transitd %s started fqdn=%s node=%s users=%zu aliases=%zu",
+		 TRANSIT_VERSION, c->server.fqdn, c->server.node, passwd_db_count(users),
+		 alias_db_count(aliases));
 	recipient_check_postmaster(c, users);
 
 	event_base_dispatch(base);
@@ -431,6 +436,7 @@ int main(int argc, char **argv)
 	if (st.hard)
 		event_free(st.hard);
 	passwd_db_free(users);
+	alias_db_free(aliases);
 	for (i = 0; i < c->nrcs; i++)
 		if (tls[i])
 			SSL_CTX_free(tls[i]);

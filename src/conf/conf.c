@@ -45,6 +45,7 @@ static cfg_opt_t mailbox_opts[] = {
 
 static cfg_opt_t users_opts[] = {
 	CFG_STR("passwd-file", "/etc/transit/users", CFGF_NONE),
+	CFG_STR("aliases", "", CFGF_NONE),
 	CFG_END()};
 
 static cfg_opt_t rc_opts[] = {
@@ -1004,6 +1005,10 @@ static int convert(cfg_t *cfg, struct config *c)
 	}
 	c->maildir = absolute_path(cfg_getstr(cfg_getsec(cfg, "mailboxes"), "maildir"));
 	c->passwd_file = absolute_path(cfg_getstr(cfg_getsec(cfg, "users"), "passwd-file"));
+	{
+		const char *al = cfg_getstr(cfg_getsec(cfg, "users"), "aliases");
+		c->aliases_file = al && *al ? absolute_path(al) : NULL;
+	}
 
 	c->nrcs = cfg_size(cfg, "receive-connector");
 	c->rcs = xcalloc(c->nrcs, sizeof(*c->rcs));
@@ -1232,6 +1237,7 @@ void conf_free(struct config *c)
 	free(c->server.tls_key);
 	free(c->maildir);
 	free(c->passwd_file);
+	free(c->aliases_file);
 	free(c->queue.retry);
 	if (c->cfg)
 		cfg_free((cfg_t *)c->cfg);

@@ -134,6 +134,7 @@ struct config {
 	} server;
 	char *maildir; /* template, "%d" "%u" */
 	char *passwd_file;
+	char *aliases_file; /* users { aliases }: NULL when not set */
 	struct accepted_domain *domains;
 	size_t ndomains;
 	struct receive_connector *rcs;

@@ -319,6 +319,7 @@ struct passwd_db {
 	struct timespec mtim;
 	bool checked;
 	struct timespec last_check; /* CLOCK_MONOTONIC */
+	struct alias_db *aliases;   /* not owned */
 };
 
 static bool pw_same_file(const struct passwd_db *db, const struct stat *st)
@@ -874,4 +875,14 @@ int passwd_file_list(const char *path, void (*cb)(const char *user, void *arg), 
 	}
 	pw_buf_wipe(&in);
 	return 0;
+}
+
+void passwd_db_set_aliases(struct passwd_db *db, struct alias_db *aliases)
+{
+	db->aliases = aliases;
+}
+
+struct alias_db *passwd_db_aliases(struct passwd_db *db)
+{
+	return db ? db->aliases : NULL;
 }

@@ -36,6 +36,14 @@ bool passwd_db_exists(struct passwd_db *db, const char *user);
 int passwd_db_verify(struct passwd_db *db, const char *user, const char *password);
 size_t passwd_db_count(struct passwd_db *db);
 
+/* The aliases table (dir/aliases.h) that goes with this directory, so
+ * that every user of the directory (recipient decision, sender binding,
+ * route explain) sees the same aliases. db keeps the pointer, not
+ * ownership. NULL: no aliases. */
+struct alias_db;
+void passwd_db_set_aliases(struct passwd_db *db, struct alias_db *aliases);
+struct alias_db *passwd_db_aliases(struct passwd_db *db);
+
 /* Tool side. Return 0, or -1 with a message in err. */
 int passwd_file_add(const char *path, const char *user, const char *password, char *err,
 		    size_t errsz);	/* fails if the user exists */

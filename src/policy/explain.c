@@ -38,6 +38,41 @@ static void explain_connector(const struct receive_connector *rc, bool authentic
 		   relay ? "allowed" : "not allowed");
 }
 
+/* An alias: its final addresses, and what becomes of each. */
+static void explain_expansion(const struct config *c, struct passwd_db *users,
+			      const struct recipient_verdict *v, struct buf *out)
+{
+	size_t i;
+
+	buf_printf(out, "expand: <%s> ->", v->final);
+	for (i = 0; i < v->nexpanded; i++)
+		buf_printf(out, "%s <%s>", i ? "," : "", v->expanded[i]);
+	buf_printf(out, "\n");
+	for (i = 0; i < v->nexpanded; i++) {
+		const char *a = v->expanded[i], *at = strrchr(a, '@');
+		struct route r;
+		char dom[ADDR_DOMAIN_MAX];
+
+		if (recipient_is_local(c, a)) {
+			buf_printf(out, "member: <%s> %s\n", a,
+				   recipient_mailbox_known(c, users, a)
+					   ? "local mailbox"
+					   : "unknown local address: its delivery fails 5.1.1");
+			continue;
+		}
+		str_copy(dom, at ? at + 1 : "", sizeof(dom));
+		str_lower(dom);
+		route_domain(c, dom, &r);
+		if (r.kind == ROUTE_CONNECTOR)
+			buf_printf(out, "member: <%s> relayed through send connector %s\n", a,
+				   r.sc->name);
+		else
+			buf_printf(out, "member: <%s> no send connector: fails 5.4.4\n", a);
+	}
+	buf_printf(out, "result: accepted, alias expanded to %zu recipient%s\n", v->nexpanded,
+		   v->nexpanded == 1 ? "" : "s");
+}
+
 int recipient_explain(const struct config *c, struct passwd_db *users, const char *rcpt,
 		      const char *sender, uint64_t size, const char *rc_name, bool authenticated,
 		      bool (*is_local_ip)(int family, const void *ip), struct buf *out)
@@ -110,6 +145,9 @@ int recipient_explain(const struct config *c, struct passwd_db *users, const cha
 			buf_printf(out, "rewritten: <%s>\n", v.final);
 		buf_printf(out, "result: accepted, relayed through send connector %s\n",
 			   v.route.sc->name);
+		return 0;
+	case RECIPIENT_ALIAS:
+		explain_expansion(c, users, &v, out);
 		return 0;
 	}
 	return 1;

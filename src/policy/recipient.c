@@ -16,12 +16,19 @@
  *      (route_check: sender, declared size; never a fallback);
  *   6. in an authoritative domain postmaster@ always goes to
  *      server.postmaster, abuse@ to its own mailbox or else there;
- *   7. any other local recipient must be in the passwd-file (550 5.1.1).
+ *   7. a local recipient in the passwd-file is a mailbox;
+ *   8. else an alias of the aliases file (dir/aliases.h) is expanded here,
+ *      when the message is queued (as Postfix's virtual_alias_maps at
+ *      cleanup): a loop or nesting deeper than ALIAS_DEPTH_MAX is 550
+ *      5.4.6, more than RECIPIENT_EXPAND_MAX addresses 550 5.5.3;
+ *   9. any other local recipient is 550 5.1.1 (abuse@ and
+ *      server.postmaster excepted, as in 6).
  */
 #include "policy/recipient.h"
 
 #include <string.h>
 
+#include "dir/aliases.h"
 #include "dir/passwd.h"
 #include "route/mailbox.h"
 #include "util/log.h"
@@ -188,6 +195,28 @@ void recipient_decide(const struct config *c, struct passwd_db *users,
 		return;
 	}
 	if (users == NULL || !passwd_db_exists(users, user)) {
+		char why[200];
+		enum alias_result ar =
+			alias_db_expand(passwd_db_aliases(users), user, v->expanded,
+					RECIPIENT_EXPAND_MAX, &v->nexpanded, why, sizeof(why));
+
+		if (ar == ALIAS_EXPANDED) {
+			v->kind = RECIPIENT_ALIAS;
+			v->why = "an alias of the aliases file: queued as its members";
+			str_copy(v->final, user, sizeof(v->final));
+			return;
+		}
+		if (ar == ALIAS_LOOP || ar == ALIAS_TOO_DEEP) {
+			log_warn("aliases: %s: refusing <%s>", why, user);
+			refuse(v, 550, "5.4.6", "an alias that loops or nests too deep",
+			       "Alias expansion failed: loop or nesting too deep");
+			return;
+		}
+		if (ar == ALIAS_TOO_MANY) {
+			refuse(v, 550, "5.5.3", "an alias that expands to too many addresses",
+			       "Alias expands to too many recipients");
+			return;
+		}
 		if (str_casecmp(to->local, "abuse") == 0) {
 			accept_mailbox(c, v, c->server.postmaster,
 				       "abuse@ without a mailbox of its own goes to server.postmaster "

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "conf/conf.h"
+#include "dir/aliases.h"
 #include "mail/addr.h"
 #include "route/route.h"
 #include "util/buf.h"
@@ -38,7 +39,12 @@ enum recipient_kind {
 	RECIPIENT_REFUSED,
 	RECIPIENT_MAILBOX, /* local delivery into .mailbox */
 	RECIPIENT_ROUTED,  /* through .route.sc */
+	RECIPIENT_ALIAS,   /* an alias or group: queue .expanded[] instead, each
+			    * with ORCPT = the alias (RFC 3461); each member is
+			    * then delivered or routed as any recipient */
 };
+
+#define RECIPIENT_EXPAND_MAX ALIAS_EXPAND_MAX
 
 struct recipient_verdict {
 	enum recipient_kind kind;
@@ -53,6 +59,8 @@ struct recipient_verdict {
 	struct route route;	    /* RECIPIENT_ROUTED, and the choice when refused by it */
 	char final[ADDR_TEXT_MAX];  /* the address to queue when accepted */
 	char mailbox[512];	    /* RECIPIENT_MAILBOX: the expanded maildir path */
+	size_t nexpanded;	    /* RECIPIENT_ALIAS: final addresses, deduplicated */
+	char expanded[RECIPIENT_EXPAND_MAX][ALIAS_ADDR_MAX];
 };
 
 /* Relay permission: the connector's "relay" permission, or "authenticated"

@@ -5,9 +5,10 @@
 
 #include <strings.h>
 
-bool sender_owned_by(const char *login, const char *sender)
+bool sender_owned_by(struct alias_db *aliases, const char *login, const char *sender)
 {
-	/* Hook for aliases: also true when sender is an alias or a group
-	 * the login may send as (users { aliases = ... }, LDAP). */
-	return strcasecmp(login, sender) == 0;
+	if (strcasecmp(login, sender) == 0)
+		return true;
+	/* a personal alias of the login, never a group (sender.h) */
+	return alias_db_is_personal_alias_of(aliases, sender, login);
 }

@@ -1,17 +1,24 @@
 /*
  * sender.h - sender binding: which envelope senders (MAIL FROM, RFC 5321
- * 4.1.1.2) an authenticated login may use. Today a login (a passwd-file
- * user name, which is an address) owns exactly its own address; aliases
- * and groups (issue 7) add their addresses here, in this one function, so
- * the SMTP server and any later check (From:, route explain) agree.
+ * 4.1.1.2) an authenticated login may use. A login (a passwd-file
+ * user name, which is an address) owns its own address and its personal
+ * aliases (dir/aliases.h); the rule is this one function, so the SMTP
+ * server and any later check (From:, route explain) agree.
  */
 #ifndef TRANSIT_POLICY_SENDER_H
 #define TRANSIT_POLICY_SENDER_H
 
 #include <stdbool.h>
 
-/* true when login may send as sender ("local@domain", not "<>"). Compared
- * case-insensitively, as the directory compares user names. */
-bool sender_owned_by(const char *login, const char *sender);
+#include "dir/aliases.h"
+
+/* true when login may send as sender ("local@domain", not "<>"): its own
+ * address, or a personal alias of it, i.e. an alias of the aliases file
+ * whose whole expansion is exactly the login (info@ -> alice@). A group
+ * (several members) is never a sender for any of its members: "send as" a
+ * group needs an explicit permission, as in Exchange, not membership.
+ * Compared case-insensitively, as the directory compares user names.
+ * aliases may be NULL (no aliases file). */
+bool sender_owned_by(struct alias_db *aliases, const char *login, const char *sender);
 
 #endif

@@ -29,6 +29,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "dir/passwd.h"
 #include "policy/auth.h"
 #include "policy/sender.h"
 #include "smtp/reply.h"
@@ -404,7 +405,8 @@ bool auth_mail_check(struct smtp_session *s, const char *sender, struct mail_par
 		return true;
 	}
 	if (s->rc->sender_binding == RC_SENDER_BINDING_ENVELOPE && sender[0] != '\0' &&
-	    !sender_owned_by(s->auth_user, sender)) {
+	    !sender_owned_by(passwd_db_aliases(s->srv->p.users), s->auth_user,
+			     sender)) {
 		log_info("%s smtp reject cmd=MAIL reply=\"553 5.7.1\" reason=sender-not-owned "
 			 "login=%s from=%s",
 			 s->id, log_quote(s->auth_user, q, sizeof(q)), log_quote(sender, q2, sizeof(q2)));

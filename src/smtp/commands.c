@@ -222,6 +222,51 @@ static bool rcpt_is_duplicate(const struct envelope *env, const char *addr)
 	return false;
 }
 
+/* An alias (recipient.h RECIPIENT_ALIAS): queue its members, each once,
+ * with ORCPT = the alias unless the client gave one (RFC 3461 4.2), so a
+ * DSN names the address the sender used. Logs the EXPAND line. false
+ * (after replying 452 4.5.3) when the members overflow the recipient
+ * limit: nothing of the alias is queued then. */
+static bool rcpt_queue_alias(struct smtp_session *s, const struct recipient_verdict *v,
+			     const struct rcpt_params *rp)
+{
+	char orcpt[ADDR_TEXT_MAX + 8], list[1024], q[sizeof(list) + 64];
+	size_t i, len = 0, fresh = 0;
+
+	for (i = 0; i < v->nexpanded; i++)
+		if (!rcpt_is_duplicate(&s->tx->env, v->expanded[i]))
+			fresh++;
+	if (s->tx->env.nrcpt + fresh > s->rc->max_recipients) {
+		session_reply(s, 452, "4.5.3", "Too many recipients (limit is %u)",
+			      s->rc->max_recipients);
+		return false;
+	}
+	if (rp->orcpt[0])
+		str_copy(orcpt, rp->orcpt, sizeof(orcpt));
+	else
+		snprintf(orcpt, sizeof(orcpt), "rfc822;%s", v->final);
+	list[0] = '\0';
+	for (i = 0; i < v->nexpanded; i++) {
+		/* the log line stays bounded: "..." once the list is full */
+		size_t room = sizeof(list) - len;
+		int w = room > 4 ? snprintf(list + len, room - 4, "%s<%s>", i ? "," : "",
+					    v->expanded[i])
+				 : -1;
+		if (w < 0 || (size_t)w >= room - 4) {
+			if (room > 4) {
+				memcpy(list + len, "...", 4);
+				len = sizeof(list);
+			}
+		} else {
+			len += (size_t)w;
+		}
+		if (!rcpt_is_duplicate(&s->tx->env, v->expanded[i]))
+			envelope_add_rcpt(&s->tx->env, v->expanded[i], orcpt, rp->notify);
+	}
+	log_info("%s expand from=<%s> to=%s", s->id, v->final, log_quote(list, q, sizeof(q)));
+	return true;
+}
+
 static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
 {
 	struct mail_addr to;
@@ -263,7 +308,10 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
 		session_rcpt_refused(s);
 		return;
 	}
-	if (!rcpt_is_duplicate(&s->tx->env, v.final))
+	if (v.kind == RECIPIENT_ALIAS) {
+		if (!rcpt_queue_alias(s, &v, &rp))
+			return;
+	} else if (!rcpt_is_duplicate(&s->tx->env, v.final))
 		envelope_add_rcpt(&s->tx->env, v.final, rp.orcpt, rp.notify);
 	session_set_state(s, SS_RCPT);
 	session_reply(s, 250, "2.1.5", "Ok");
