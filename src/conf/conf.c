@@ -72,6 +72,8 @@ static cfg_opt_t rc_opts[] = {
 	CFG_STR_LIST("auth", NULL, CFGF_NONE),
 	CFG_STR("auth-cleartext", "never", CFGF_NONE),
 	CFG_STR("sender-binding", "envelope", CFGF_NONE),
+	CFG_STR("tarpit", "5s", CFGF_NONE),
+	CFG_INT("max-refused-recipients", 20, CFGF_NONE),
 	CFG_END()};
 
 static cfg_opt_t sc_opts[] = {
@@ -720,6 +722,8 @@ static void conf_set_validators(cfg_t *cfg)
 	cfg_set_validate_func(cfg, "receive-connector|auth", v_auth_mechs);
 	cfg_set_validate_func(cfg, "receive-connector|auth-cleartext", v_auth_cleartext);
 	cfg_set_validate_func(cfg, "receive-connector|sender-binding", v_sender_binding);
+	cfg_set_validate_func(cfg, "receive-connector|tarpit", v_duration_or_zero);
+	cfg_set_validate_func(cfg, "receive-connector|max-refused-recipients", v_positive);
 	cfg_set_validate_func(cfg, "auth-failures|delay", v_duration_or_zero);
 	cfg_set_validate_func(cfg, "auth-failures|delay-max", v_duration_or_zero);
 	cfg_set_validate_func(cfg, "auth-failures|window", v_duration_list);
@@ -864,6 +868,8 @@ static void convert_rc(cfg_t *sec, const struct config *c, struct receive_connec
 	rc->sender_binding = strcmp(cfg_getstr(sec, "sender-binding"), "none") == 0
 				     ? RC_SENDER_BINDING_NONE
 				     : RC_SENDER_BINDING_ENVELOPE;
+	(void)parse_duration(cfg_getstr(sec, "tarpit"), &rc->tarpit);
+	rc->max_refused_recipients = (unsigned)cfg_getint(sec, "max-refused-recipients");
 }
 
 static void convert_sc(cfg_t *sec, const struct config *c, struct send_connector *sc)

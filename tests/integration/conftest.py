@@ -130,6 +130,9 @@ def default_config(base, port_smtp, port_smtps):
                 "max-message-size": "25M",
                 "max-recipients": 100,
                 "max-connections-per-source": 20,
+                # the recipient tarpit (default 5s) would slow every test
+                # that meets a refusal; test_tarpit.py sets its own
+                "tarpit": "0s",
             },
             "submissions": {
                 "bindings": ["%s:%d" % (HOST, port_smtps)],
