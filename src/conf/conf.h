@@ -85,6 +85,7 @@ struct receive_connector {
 	 * the session is closed with 421 4.7.0. Not for AUTH sessions. */
 	uint64_t tarpit;
 	unsigned max_refused_recipients;
+	bool helo_strict; /* helo = "strict": RFC 5321 syntax only (smtp_parse_helo) */
 };
 
 enum sc_tls { SC_TLS_NONE = 0, SC_TLS_OPPORTUNISTIC, SC_TLS_REQUIRE };

@@ -80,7 +80,9 @@ static bool take_helo(struct smtp_session *s, const struct smtp_cmd *cmd)
 	struct smtp_err err;
 	char name[sizeof(s->helo)];
 
-	if (!smtp_parse_helo(cmd->arg, cmd->arg_len, name, sizeof(name), &err)) {
+	if (!smtp_parse_helo(cmd->arg, cmd->arg_len,
+			     s->rc->helo_strict ? SMTP_HELO_STRICT : SMTP_HELO_LENIENT, name,
+			     sizeof(name), &err)) {
 		session_reply(s, err.code, err.enh, "%s", err.text);
 		session_error(s);
 		return false;
