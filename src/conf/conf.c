@@ -74,6 +74,7 @@ static cfg_opt_t rc_opts[] = {
 	CFG_STR("sender-binding", "envelope", CFGF_NONE),
 	CFG_STR("tarpit", "5s", CFGF_NONE),
 	CFG_STR("helo", "lenient", CFGF_NONE),
+	CFG_BOOL("reject-spoofed-local-senders", cfg_false, CFGF_NONE),
 	CFG_INT("max-refused-recipients", 20, CFGF_NONE),
 	CFG_END()};
 
@@ -879,6 +880,7 @@ static void convert_rc(cfg_t *sec, const struct config *c, struct receive_connec
 	(void)parse_duration(cfg_getstr(sec, "tarpit"), &rc->tarpit);
 	rc->max_refused_recipients = (unsigned)cfg_getint(sec, "max-refused-recipients");
 	rc->helo_strict = strcmp(cfg_getstr(sec, "helo"), "strict") == 0;
+	rc->reject_spoofed_local_senders = cfg_getbool(sec, "reject-spoofed-local-senders") == cfg_true;
 }
 
 static void convert_sc(cfg_t *sec, const struct config *c, struct send_connector *sc)

@@ -86,6 +86,7 @@ struct receive_connector {
 	uint64_t tarpit;
 	unsigned max_refused_recipients;
 	bool helo_strict; /* helo = "strict": RFC 5321 syntax only (smtp_parse_helo) */
+	bool reject_spoofed_local_senders; /* sender_spoofs_local_domain() */
 };
 
 enum sc_tls { SC_TLS_NONE = 0, SC_TLS_OPPORTUNISTIC, SC_TLS_REQUIRE };

@@ -23,6 +23,7 @@
 
 #include "policy/backpressure.h"
 #include "policy/recipient.h"
+#include "policy/sender.h"
 #include "queue/queue.h"
 #include "smtp/reply.h"
 #include "util/log.h"
@@ -144,6 +145,19 @@ static bool mail_refused_by_backpressure(struct smtp_session *s)
 	return true;
 }
 
+/* reject-spoofed-local-senders: anonymous mail may not claim to be ours. */
+static bool mail_refused_as_spoofed(struct smtp_session *s, const char *sender)
+{
+	char q[ADDR_TEXT_MAX * 4 + 8];
+
+	if (!sender_spoofs_local_domain(s->srv->p.conf, s->rc, s->auth_user != NULL, sender))
+		return false;
+	log_info("%s smtp reject cmd=MAIL reply=\"550 5.7.1\" reason=spoofed-local-sender from=%s",
+		 s->id, log_quote(sender, q, sizeof(q)));
+	session_reply(s, 550, "5.7.1", "Sender address spoofs a local domain; authenticate first");
+	return true;
+}
+
 static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
 {
 	struct mail_addr from;
@@ -184,6 +198,8 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
 		return;
 	addr_format(&from, text, sizeof(text));
 	if (!auth_mail_check(s, text, &mp)) /* auth.c: 530 / 553 sender binding, AUTH= */
+		return;
+	if (mail_refused_as_spoofed(s, text))
 		return;
 	s->tx = xcalloc(1, sizeof(*s->tx));
 	envelope_init(&s->tx->env);
