@@ -130,9 +130,6 @@ def default_config(base, port_smtp, port_smtps):
                 "max-message-size": "25M",
                 "max-recipients": 100,
                 "max-connections-per-source": 20,
-                # the recipient tarpit (default 5s) would slow every test
-                # that meets a refusal; test_tarpit.py sets its own
-                "tarpit": "0s",
             },
             "submissions": {
                 "bindings": ["%s:%d" % (HOST, port_smtps)],
@@ -183,6 +180,11 @@ def render_config(cfg):
             continue
         if name in TITLED:
             for title, body in sec.items():
+                if body is not None and name == "receive-connector" and "tarpit" not in body:
+                    # the recipient tarpit (default 5s) would slow every test
+                    # that meets a refusal; test_tarpit.py sets its own
+                    # (tarpit = None: the daemon's default)
+                    body = dict(body, tarpit="0s")
                 if body is not None:
                     out += render_section(name, title, body)
         else:

@@ -156,3 +156,17 @@ def test_bad_values_refused_at_n(transit_conf):
         assert p.returncode != 0, (key, value)
         assert key in p.stderr.decode(), p.stderr
         t.connector("internet")[key] = {"tarpit": "1s", "max-refused-recipients": 5}[key]
+
+
+def test_default_is_five_seconds(transit_conf):
+    t = transit_conf
+    t.connector("internet")["tarpit"] = None     # not written: the daemon's default
+    t.write_config()
+    t.start()
+    with t.raw() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<h@spam.example>", 250)
+        start = time.monotonic()
+        c.expect("RCPT TO:<nobody@example.test>", 550, "5.1.1", timeout=30)
+        assert time.monotonic() - start >= 4.8
+    assert "reason=tarpit delay=5s" in t.log_text()
