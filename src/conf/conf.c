@@ -73,6 +73,10 @@ static cfg_opt_t rc_opts[] = {
 	CFG_STR_LIST("auth", NULL, CFGF_NONE),
 	CFG_STR("auth-cleartext", "never", CFGF_NONE),
 	CFG_STR("sender-binding", "envelope", CFGF_NONE),
+	CFG_STR("tarpit", "5s", CFGF_NONE),
+	CFG_STR("helo", "lenient", CFGF_NONE),
+	CFG_BOOL("reject-spoofed-local-senders", cfg_false, CFGF_NONE),
+	CFG_INT("max-refused-recipients", 20, CFGF_NONE),
 	CFG_END()};
 
 static cfg_opt_t sc_opts[] = {
@@ -279,6 +283,12 @@ static int v_auth_cleartext(cfg_t *cfg, cfg_opt_t *opt)
 static int v_sender_binding(cfg_t *cfg, cfg_opt_t *opt)
 {
 	static const char *const c[] = {"envelope", "none", NULL};
+	return v_one_of(cfg, opt, c);
+}
+
+static int v_helo(cfg_t *cfg, cfg_opt_t *opt)
+{
+	static const char *const c[] = {"lenient", "strict", NULL};
 	return v_one_of(cfg, opt, c);
 }
 
@@ -721,6 +731,9 @@ static void conf_set_validators(cfg_t *cfg)
 	cfg_set_validate_func(cfg, "receive-connector|auth", v_auth_mechs);
 	cfg_set_validate_func(cfg, "receive-connector|auth-cleartext", v_auth_cleartext);
 	cfg_set_validate_func(cfg, "receive-connector|sender-binding", v_sender_binding);
+	cfg_set_validate_func(cfg, "receive-connector|tarpit", v_duration_or_zero);
+	cfg_set_validate_func(cfg, "receive-connector|helo", v_helo);
+	cfg_set_validate_func(cfg, "receive-connector|max-refused-recipients", v_positive);
 	cfg_set_validate_func(cfg, "auth-failures|delay", v_duration_or_zero);
 	cfg_set_validate_func(cfg, "auth-failures|delay-max", v_duration_or_zero);
 	cfg_set_validate_func(cfg, "auth-failures|window", v_duration_list);
@@ -865,6 +878,10 @@ static void convert_rc(cfg_t *sec, const struct config *c, struct receive_connec
 	rc->sender_binding = strcmp(cfg_getstr(sec, "sender-binding"), "none") == 0
 				     ? RC_SENDER_BINDING_NONE
 				     : RC_SENDER_BINDING_ENVELOPE;
+	(void)parse_duration(cfg_getstr(sec, "tarpit"), &rc->tarpit);
+	rc->max_refused_recipients = (unsigned)cfg_getint(sec, "max-refused-recipients");
+	rc->helo_strict = strcmp(cfg_getstr(sec, "helo"), "strict") == 0;
+	rc->reject_spoofed_local_senders = cfg_getbool(sec, "reject-spoofed-local-senders") == cfg_true;
 }
 
 static void convert_sc(cfg_t *sec, const struct config *c, struct send_connector *sc)

@@ -80,6 +80,13 @@ struct receive_connector {
 	unsigned auth_mechs;		/* RC_AUTH_* offered; 0: no AUTH */
 	enum rc_auth_cleartext auth_cleartext;
 	enum rc_sender_binding sender_binding;
+	/* recipient tarpit (issue 7): each refused recipient's reply waits
+	 * this long, seconds (0: off); at max_refused_recipients refusals
+	 * the session is closed with 421 4.7.0. Not for AUTH sessions. */
+	uint64_t tarpit;
+	unsigned max_refused_recipients;
+	bool helo_strict; /* helo = "strict": RFC 5321 syntax only (smtp_parse_helo) */
+	bool reject_spoofed_local_senders; /* sender_spoofs_local_domain() */
 };
 
 enum sc_tls { SC_TLS_NONE = 0, SC_TLS_OPPORTUNISTIC, SC_TLS_REQUIRE };

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 
+#include "conf/conf.h"
 #include "dir/aliases.h"
 
 /* true when login may send as sender ("local@domain", not "<>"): its own
@@ -20,5 +21,13 @@
  * Compared case-insensitively, as the directory compares user names.
  * aliases may be NULL (no aliases file). */
 bool sender_owned_by(struct alias_db *aliases, const char *login, const char *sender);
+
+/* reject-spoofed-local-senders (issue 7, "anonymous is never
+ * authenticated"): true when a session that has not authenticated, on a
+ * connector rc with the option on and without the relay permission,
+ * gives a sender ("local@domain"; "" for <>, which is always allowed) in
+ * one of our authoritative domains. */
+bool sender_spoofs_local_domain(const struct config *c, const struct receive_connector *rc,
+				bool authenticated, const char *sender);
 
 #endif

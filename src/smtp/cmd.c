@@ -27,7 +27,8 @@
  *   parameter we do not know (or one of the other command's)
  *                                         555 5.5.4 Unsupported parameter
  *   BDAT syntax / size over 2^64-1        501 5.5.4
- *   HELO/EHLO empty, spaces inside, not printable ASCII, too long
+ *   HELO/EHLO empty, not a domain or address literal (RFC 5321 4.1.2,
+ *   strict or lenient per connector), too long
  *                                         501 5.5.4
  *
  * Tolerance (as Postfix): spaces between "FROM:" and the path, several
@@ -41,6 +42,7 @@
  */
 #include "smtp/cmd.h"
 
+#include <arpa/inet.h>
 #include <string.h>
 
 #include "util/str.h"
@@ -490,12 +492,57 @@ bool smtp_parse_bdat(const char *arg, size_t len, uint64_t *size, bool *last, st
 	return true;
 }
 
-/* HELO/EHLO: one token of printable US-ASCII (RFC 5321 4.1.1.1 wants a
- * domain or an address literal; what is acceptable beyond that is HELO
- * policy, so only the obviously broken is refused here). */
-bool smtp_parse_helo(const char *arg, size_t len, char *out, size_t outsz, struct smtp_err *err)
+static bool is_let_dig(unsigned char c)
 {
-	size_t start = skip_spaces(arg, len, 0), end = len, i;
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* Domain = sub-domain *("." sub-domain), sub-domain = Let-dig [Ldh-str]
+ * (RFC 5321 4.1.2), labels of at most 63 octets (RFC 1035 2.3.4).
+ * Lenient: '_' counts as a letter (Windows host names). */
+static bool helo_domain_ok(const char *p, size_t n, bool lenient)
+{
+	size_t i, label = 0;
+
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+		if (c == '.') {
+			if (label == 0 || p[i - 1] == '-')
+				return false;
+			label = 0;
+			continue;
+		}
+		if (!is_let_dig(c) && !(lenient && c == '_') && !(c == '-' && label > 0))
+			return false;
+		if (++label > 63)
+			return false;
+	}
+	return label > 0 && p[n - 1] != '-';
+}
+
+/* address-literal: "[" IPv4 "]" or "[IPv6:" IPv6 "]" (RFC 5321 4.1.3);
+ * a General-address-literal has no standardized tag besides IPv6. */
+static bool helo_literal_ok(const char *p, size_t n)
+{
+	char ip[INET6_ADDRSTRLEN + 8];
+	unsigned char bin[16];
+
+	if (n < 3 || p[0] != '[' || p[n - 1] != ']' || n - 2 >= sizeof(ip))
+		return false;
+	memcpy(ip, p + 1, n - 2);
+	ip[n - 2] = '\0';
+	if (str_ncasecmp(ip, "IPv6:", 5) == 0)
+		return inet_pton(AF_INET6, ip + 5, bin) == 1;
+	return inet_pton(AF_INET, ip, bin) == 1;
+}
+
+/* HELO/EHLO: a domain or an address literal (RFC 5321 4.1.1.1), as
+ * strictly as the connector's HELO policy says. */
+bool smtp_parse_helo(const char *arg, size_t len, enum smtp_helo_mode mode, char *out, size_t outsz,
+		     struct smtp_err *err)
+{
+	bool lenient = mode == SMTP_HELO_LENIENT;
+	size_t start = skip_spaces(arg, len, 0), end = len, n;
 
 	if (outsz > 0)
 		out[0] = '\0';
@@ -503,9 +550,13 @@ bool smtp_parse_helo(const char *arg, size_t len, char *out, size_t outsz, struc
 		end--;
 	if (end == start)
 		return fail(err, 501, "5.5.4", "Syntax: EHLO hostname");
-	for (i = start; i < end; i++)
-		if ((unsigned char)arg[i] < 33 || (unsigned char)arg[i] > 126)
-			return fail(err, 501, "5.5.4", "Invalid hostname");
+	if (end != len && !lenient)
+		return fail(err, 501, "5.5.4", "Invalid domain name");
+	n = end - start;
+	if (lenient && n > 1 && arg[end - 1] == '.' && arg[end - 2] != '.')
+		n--; /* "host.example." : the root's dot, as Gmail takes it */
+	if (!helo_literal_ok(arg + start, n) && !helo_domain_ok(arg + start, n, lenient))
+		return fail(err, 501, "5.5.4", "Invalid domain name");
 	if (end - start >= outsz)
 		return fail(err, 501, "5.5.4", "Hostname too long");
 	memcpy(out, arg + start, end - start);

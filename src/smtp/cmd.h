@@ -95,9 +95,20 @@ bool smtp_parse_rcpt(const char *arg, size_t len, struct mail_addr *to, struct r
 /* "BDAT <size> [LAST]" argument. Size must be digits and fit in uint64. */
 bool smtp_parse_bdat(const char *arg, size_t len, uint64_t *size, bool *last, struct smtp_err *err);
 
-/* EHLO/HELO argument: a domain or an address literal; tolerant of
- * trailing spaces. Returns false (501 5.5.4) when empty or obviously
- * not a host name (spaces inside, control characters). */
-bool smtp_parse_helo(const char *arg, size_t len, char *out, size_t outsz, struct smtp_err *err);
+/* HELO policy of a receive connector (its `helo` option). */
+enum smtp_helo_mode {
+	/* RFC 5321 4.1.1.1 / 4.1.2 syntax, with what real clients send:
+	 * trailing spaces, one trailing dot, '_' in labels */
+	SMTP_HELO_LENIENT = 0,
+	/* exactly RFC 5321: Domain (LDH labels of 1..63) or an address
+	 * literal [IPv4] / [IPv6:...]; nothing after it */
+	SMTP_HELO_STRICT,
+};
+
+/* EHLO/HELO argument, checked per mode. Returns false with 501 5.5.4:
+ * "Syntax: EHLO hostname" when empty, "Invalid domain name" when not a
+ * domain or address literal, "Hostname too long" when over outsz. */
+bool smtp_parse_helo(const char *arg, size_t len, enum smtp_helo_mode mode, char *out, size_t outsz,
+		     struct smtp_err *err);
 
 #endif

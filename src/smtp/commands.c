@@ -23,6 +23,7 @@
 
 #include "policy/backpressure.h"
 #include "policy/recipient.h"
+#include "policy/sender.h"
 #include "queue/queue.h"
 #include "smtp/reply.h"
 #include "util/log.h"
@@ -80,7 +81,9 @@ static bool take_helo(struct smtp_session *s, const struct smtp_cmd *cmd)
 	struct smtp_err err;
 	char name[sizeof(s->helo)];
 
-	if (!smtp_parse_helo(cmd->arg, cmd->arg_len, name, sizeof(name), &err)) {
+	if (!smtp_parse_helo(cmd->arg, cmd->arg_len,
+			     s->rc->helo_strict ? SMTP_HELO_STRICT : SMTP_HELO_LENIENT, name,
+			     sizeof(name), &err)) {
 		session_reply(s, err.code, err.enh, "%s", err.text);
 		session_error(s);
 		return false;
@@ -142,6 +145,19 @@ static bool mail_refused_by_backpressure(struct smtp_session *s)
 	return true;
 }
 
+/* reject-spoofed-local-senders: anonymous mail may not claim to be ours. */
+static bool mail_refused_as_spoofed(struct smtp_session *s, const char *sender)
+{
+	char q[ADDR_TEXT_MAX * 4 + 8];
+
+	if (!sender_spoofs_local_domain(s->srv->p.conf, s->rc, s->auth_user != NULL, sender))
+		return false;
+	log_info("%s smtp reject cmd=MAIL reply=\"550 5.7.1\" reason=spoofed-local-sender from=%s",
+		 s->id, log_quote(sender, q, sizeof(q)));
+	session_reply(s, 550, "5.7.1", "Sender address spoofs a local domain; authenticate first");
+	return true;
+}
+
 static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
 {
 	struct mail_addr from;
@@ -182,6 +198,8 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
 		return;
 	addr_format(&from, text, sizeof(text));
 	if (!auth_mail_check(s, text, &mp)) /* auth.c: 530 / 553 sender binding, AUTH= */
+		return;
+	if (mail_refused_as_spoofed(s, text))
 		return;
 	s->tx = xcalloc(1, sizeof(*s->tx));
 	envelope_init(&s->tx->env);

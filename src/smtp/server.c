@@ -17,6 +17,9 @@
  *  - from SESSION_SOFT_ERRORS errors on, each command's reply is held on
  *    a timer for SESSION_ERROR_DELAY_MS (input waits meanwhile); at
  *    rc->max_errors the session is closed with 421 4.7.0;
+ *  - the recipient tarpit: a refused recipient's reply is held the same
+ *    way for rc->tarpit, and at rc->max_refused_recipients refusals the
+ *    session is closed with 421 4.7.0 (never for an authenticated one);
  *  - the whole-session deadline closes the session with 421 4.4.2; when
  *    it fires during a commit, right after the commit's reply;
  *  - what a peer makes a session hold is bounded: input is read only up
@@ -535,13 +538,46 @@ bool session_error(struct smtp_session *s)
 	return true;
 }
 
+static void reply_delay_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Hold the replies built so far (and the input behind them) on the
+ * reply-delay timer; the loop goes on serving everyone else. */
+static void session_hold_reply(struct smtp_session *s, const struct timeval *tv)
+{
+	if (s->reply_delay == NULL)
+		s->reply_delay = evtimer_new(s->srv->p.base, reply_delay_cb, s);
+	s->reply_delayed = true;
+	evtimer_add(s->reply_delay, tv);
+}
+
+/* The recipient tarpit (issue 7), called after each refused recipient's
+ * reply is built. Not an error towards max-errors: a legitimate sender
+ * with a stale address list must not be cut off by the error limit.
+ * Instead each refusal's reply waits rc->tarpit (Exchange: 5 s), and at
+ * rc->max_refused_recipients refusals the session is closed with 421
+ * 4.7.0. An authenticated session is never tarpitted nor cut off (some
+ * applications' SMTP engines cannot bear a delay; a login is accountable). */
 void session_rcpt_refused(struct smtp_session *s)
 {
-	/* Not an error towards max-errors: a legitimate sender with a stale
-	 * address list must not be cut off (Postfix counts these towards
-	 * its tarpit, not its error limit). Hook for the recipient tarpit
-	 * (issue 7): delay the reply here, close after N refusals. */
+	struct timeval tv = {(time_t)s->rc->tarpit, 0};
+
 	s->rcpts_refused++;
+	if (s->auth_user != NULL)
+		return;
+	if (s->rcpts_refused >= s->rc->max_refused_recipients) {
+		log_info("%s smtp reject cmd=RCPT reply=\"421 4.7.0\" reason=too-many-refused-recipients "
+			 "refused=%u",
+			 s->id, s->rcpts_refused);
+		session_reply(s, 421, "4.7.0", "%s Too many refused recipients, closing connection",
+			      s->rc->fqdn);
+		session_close(s, "too-many-refused-recipients");
+		return;
+	}
+	if (s->rc->tarpit == 0)
+		return;
+	log_info("%s smtp delay cmd=RCPT reason=tarpit delay=%" PRIu64 "s refused=%u", s->id,
+		 s->rc->tarpit, s->rcpts_refused);
+	session_hold_reply(s, &tv);
 }
 
 void session_data_timeouts(struct smtp_session *s, bool data)
@@ -893,12 +929,9 @@ static void session_maybe_delay_reply(struct smtp_session *s)
 	struct timeval tv = {SESSION_ERROR_DELAY_MS / 1000, (SESSION_ERROR_DELAY_MS % 1000) * 1000};
 
 	if (s->errors < SESSION_SOFT_ERRORS || s->out.len == 0 || s->state == SS_CLOSING ||
-	    s->state == SS_STARTTLS || s->state == SS_POLICY)
-		return;
-	if (s->reply_delay == NULL)
-		s->reply_delay = evtimer_new(s->srv->p.base, reply_delay_cb, s);
-	s->reply_delayed = true;
-	evtimer_add(s->reply_delay, &tv);
+	    s->state == SS_STARTTLS || s->state == SS_POLICY || s->reply_delayed)
+		return; /* reply_delayed: the tarpit holds it already, longer */
+	session_hold_reply(s, &tv);
 }
 
 /* Replies not yet taken by the peer: being built, or queued to send. */

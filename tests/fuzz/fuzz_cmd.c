@@ -81,11 +81,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (!smtp_parse_bdat(c.arg, c.arg_len, &bsize, &last, &e))
 		check_err(&e);
-	if (smtp_parse_helo(c.arg, c.arg_len, host, sizeof(host), &e)) {
-		if (host[0] == '\0' || strchr(host, ' '))
-			abort();
-	} else {
-		check_err(&e);
+	for (int m = SMTP_HELO_LENIENT; m <= SMTP_HELO_STRICT; m++) {
+		if (smtp_parse_helo(c.arg, c.arg_len, (enum smtp_helo_mode)m, host, sizeof(host), &e)) {
+			if (host[0] == '\0' || strchr(host, ' '))
+				abort();
+		} else {
+			check_err(&e);
+		}
 	}
 	return 0;
 }

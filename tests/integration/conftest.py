@@ -180,6 +180,11 @@ def render_config(cfg):
             continue
         if name in TITLED:
             for title, body in sec.items():
+                if body is not None and name == "receive-connector" and "tarpit" not in body:
+                    # the recipient tarpit (default 5s) would slow every test
+                    # that meets a refusal; test_tarpit.py sets its own
+                    # (tarpit = None: the daemon's default)
+                    body = dict(body, tarpit="0s")
                 if body is not None:
                     out += render_section(name, title, body)
         else:

@@ -453,42 +453,80 @@ static void test_bdat(void **state)
 	}
 }
 
+/* HELO policy table: what each mode accepts (NULL: refused with 501 5.5.4). */
 static void test_helo(void **state)
 {
 	static const struct {
-		const char *arg, *out;
+		const char *arg, *lenient, *strict;
 	} cases[] = {
-		{"client.test", "client.test"},
-		{"[192.0.2.1]", "[192.0.2.1]"},
-		{"client  ", "client"},
-		{"  client", "client"},
-		{"x", "x"},
-		{"", NULL},
-		{"   ", NULL},
-		{"two words", NULL},
-		{"tab\there", NULL},
-		{"ctl\x01", NULL},
-		{"del\x7f", NULL},
-		{"caf\xc3\xa9.test", NULL},
+		{"client.test", "client.test", "client.test"},
+		{"x", "x", "x"},
+		{"a-b.c9", "a-b.c9", "a-b.c9"},
+		{"[192.0.2.1]", "[192.0.2.1]", "[192.0.2.1]"},
+		{"[IPv6:2001:db8::1]", "[IPv6:2001:db8::1]", "[IPv6:2001:db8::1]"},
+		{"[ipv6:::1]", "[ipv6:::1]", "[ipv6:::1]"},
+		{"  client", "client", "client"},
+		/* what Gmail takes and RFC 5321 does not */
+		{"client.test.", "client.test.", NULL},
+		{"client  ", "client", NULL},
+		{"client.test. ", "client.test.", NULL},
+		{"my_pc.lan", "my_pc.lan", NULL},
+		/* never */
+		{"", NULL, NULL},
+		{"   ", NULL, NULL},
+		{".", NULL, NULL},
+		{"client..test", NULL, NULL},
+		{"client.test..", NULL, NULL},
+		{".client", NULL, NULL},
+		{"-client", NULL, NULL},
+		{"client-", NULL, NULL},
+		{"a.-b", NULL, NULL},
+		{"two words", NULL, NULL},
+		{"tab\there", NULL, NULL},
+		{"ctl\x01", NULL, NULL},
+		{"del\x7f", NULL, NULL},
+		{"caf\xc3\xa9.test", NULL, NULL},
+		{"[192.0.2.256]", NULL, NULL},
+		{"[192.0.2]", NULL, NULL},
+		{"[2001:db8::1]", NULL, NULL},
+		{"[IPv6:zz::1]", NULL, NULL},
+		{"[x-tag:foo]", NULL, NULL},
+		{"[]", NULL, NULL},
+		{"192.0.2.1]", NULL, NULL},
+		{"host@example", NULL, NULL},
+		{"<host>", NULL, NULL},
 	};
-	char out[16];
+	char out[64];
 	struct smtp_err e;
 	size_t i;
 	(void)state;
 
 	for (i = 0; i < N(cases); i++) {
-		bool ok = smtp_parse_helo(cases[i].arg, strlen(cases[i].arg), out, sizeof(out), &e);
-		if (ok != (cases[i].out != NULL))
-			fail_msg("HELO \"%s\": %d", cases[i].arg, ok);
-		if (ok)
-			assert_string_equal(out, cases[i].out);
-		else
-			assert_int_equal(e.code, 501);
+		for (int m = SMTP_HELO_LENIENT; m <= SMTP_HELO_STRICT; m++) {
+			const char *want = m == SMTP_HELO_STRICT ? cases[i].strict : cases[i].lenient;
+			bool ok = smtp_parse_helo(cases[i].arg, strlen(cases[i].arg),
+						  (enum smtp_helo_mode)m, out, sizeof(out), &e);
+			if (ok != (want != NULL))
+				fail_msg("HELO \"%s\" mode %d: %d", cases[i].arg, m, ok);
+			if (ok) {
+				assert_string_equal(out, want);
+			} else {
+				assert_int_equal(e.code, 501);
+				assert_string_equal(e.enh, "5.5.4");
+			}
+		}
+	}
+	/* labels of 63 octets at most (RFC 1035 2.3.4) */
+	{
+		char label[70];
+		memset(label, 'a', 64);
+		label[64] = '\0';
+		assert_false(smtp_parse_helo(label, 64, SMTP_HELO_LENIENT, out, sizeof(out), &e));
 	}
 	/* out too small: refused, never truncated silently */
-	assert_false(smtp_parse_helo("0123456789abcdef", 16, out, sizeof(out), &e));
-	assert_true(smtp_parse_helo("0123456789abcde", 15, out, sizeof(out), &e));
-	assert_false(smtp_parse_helo("a\0b", 3, out, sizeof(out), &e));
+	assert_false(smtp_parse_helo("0123456789abcdef", 16, SMTP_HELO_STRICT, out, 16, &e));
+	assert_true(smtp_parse_helo("0123456789abcde", 15, SMTP_HELO_STRICT, out, 16, &e));
+	assert_false(smtp_parse_helo("a\0b", 3, SMTP_HELO_LENIENT, out, sizeof(out), &e));
 }
 
 /* --- golden file ------------------------------------------------------------ */
@@ -581,7 +619,8 @@ static void golden_cmd_line(const char *line, size_t len, struct buf *out)
 		break;
 	case SMTP_HELO:
 	case SMTP_EHLO:
-		if ((ok = smtp_parse_helo(c.arg, c.arg_len, host, sizeof(host), &e)))
+		if ((ok = smtp_parse_helo(c.arg, c.arg_len, SMTP_HELO_LENIENT, host, sizeof(host),
+					  &e)))
 			buf_printf(out, "OK %s {%s}", smtp_verb_name(c.verb), host);
 		break;
 	default:
