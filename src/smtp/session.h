@@ -156,6 +156,7 @@ struct smtp_session {
 	struct auth_check *auth_ck; /* the credential check in flight */
 	int auth_step;		   /* enum auth_step in auth.c */
 	char auth_login[256];	   /* LOGIN: the user name, between its two lines */
+	struct dnsbl_check *dnsbl; /* DNSBL lookups (dnsbl_wait.c), NULL: none */
 	struct buf out;	      /* reply being built */
 };
 
@@ -192,6 +193,15 @@ void proxy_say(struct smtp_session *s, const char *text);
 bool session_policy_wait(struct smtp_session *s, const struct session_wait_ops *ops);
 /* The answer: its reply is built; go on in state next and read again. */
 void session_policy_done(struct smtp_session *s, enum session_state next);
+
+/* dnsbl_wait.c: the DNSBL check (policy/dnsbl.h) of the session */
+struct mail_addr;
+void session_dnsbl_start(struct smtp_session *s);
+/* true: line is an RCPT that must wait for the answers; the session is
+ * parked (SS_POLICY) and reads the line again when they are in. */
+bool session_dnsbl_hold(struct smtp_session *s, const char *line, size_t len);
+/* true: the client is listed and to is not postmaster/abuse; 554 built. */
+bool session_dnsbl_refused(struct smtp_session *s, const struct mail_addr *to, const char *shown);
 
 /* auth.c: AUTH (RFC 4954) and what it changes at MAIL */
 void cmd_auth(struct smtp_session *s, const struct smtp_cmd *cmd);
