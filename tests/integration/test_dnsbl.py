@@ -100,7 +100,7 @@ def test_list_that_does_not_answer_times_out_accepted(transit_conf):
     r = rcpts(transit_conf, LISTED, ["alice@example.test"])
     took = time.monotonic() - t0
     assert r[0][0] == 250, r
-    assert took < 20, took
+    assert 0.9 <= took < 20, took     # RCPT waited for the lookup, at most its timeout
     log = transit_conf.log_text()
     assert re.search(r"dnsbl (timeout|error) address=127\.0\.0\.2 zone=zen\.example\.test", log), log
 
