@@ -54,6 +54,7 @@ static cfg_opt_t rc_opts[] = {
 	CFG_STR_LIST("dnsbl", "{}", CFGF_NONE),
 	CFG_STR_LIST("dnsbl-allow", "{}", CFGF_NONE),
 	CFG_STR("dnsbl-timeout", "5s", CFGF_NONE),
+	CFG_BOOL("require-ptr", cfg_false, CFGF_NONE),
 	CFG_STR("banner", NULL, CFGF_NONE),
 	CFG_STR("fqdn", NULL, CFGF_NONE),
 	CFG_STR_LIST("permissions", "{anonymous}", CFGF_NONE),
@@ -884,6 +885,7 @@ static void convert_rc(cfg_t *sec, const struct config *c, struct receive_connec
 	for (i = 0; i < rc->ndnsbl_allow; i++)
 		(void)parse_range(cfg_getnstr(sec, "dnsbl-allow", i), &rc->dnsbl_allow[i]);
 	rc->dnsbl_timeout = get_duration(sec, "dnsbl-timeout");
+	rc->require_ptr = cfg_getbool(sec, "require-ptr");
 	rc->fqdn = xstrdup(cfg_getstr(sec, "fqdn") ? cfg_getstr(sec, "fqdn") : c->server.fqdn);
 	if (cfg_getstr(sec, "banner")) {
 		rc->banner = xstrdup(cfg_getstr(sec, "banner"));

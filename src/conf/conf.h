@@ -73,6 +73,7 @@ struct receive_connector {
 	struct ip_range *dnsbl_allow;
 	size_t ndnsbl_allow;
 	uint64_t dnsbl_timeout;
+	bool require_ptr; /* RCPT needs forward-confirmed reverse DNS (policy/fcrdns.c) */
 	char *banner;	/* text after "220 " */
 	char *fqdn;	/* name in EHLO reply / Received: by (default server.fqdn) */
 	unsigned permissions; /* PERM_* */

@@ -253,7 +253,7 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
 		return;
 	}
 	addr_format(&to, shown, sizeof(shown));
-	if (session_dnsbl_refused(s, &to, shown))
+	if (session_checks_refused(s, &to, shown))
 		return;
 	rcpt_policy(s, &to, &v);
 	if (v.code != 250) {

@@ -117,3 +117,56 @@ def test_session_closed_while_lookup_in_flight(transit_conf):
     time.sleep(4)        # the timeouts and unbound's SERVFAILs come after the sessions
     assert rcpts(transit_conf, CLEAN, ["alice@example.test"])[0][0] == 250
     transit_conf.check_alive("after lookups outlived their sessions")
+
+
+# -- require-ptr: forward-confirmed reverse DNS -----------------------------------------
+
+PTR_ZONES = {
+    "127.in-addr.arpa": ["@ IN NS ns.example.net.",
+                         "3.0.0 IN PTR host.example.test.",
+                         "4.0.0 IN PTR bad.example.test."],
+    "example.test": ["@ IN NS ns.example.net.",
+                     "host IN A 127.0.0.3",
+                     "bad IN A 192.0.2.1"],
+}
+
+
+@pytest.fixture(scope="module")
+def nsd_ptr():
+    sp.need(sp.HAVE_NSD, "nsd (Debian package nsd)")
+    base = tempfile.mkdtemp(prefix="transit-ptr-", dir="/tmp")
+    srv = sp.start_dns(base, PTR_ZONES)
+    yield srv
+    srv.stop()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def start_ptr(t, dns_port):
+    t.override("internet", {"require-ptr": True})
+    t.override("config", {"dns": {"servers": ["127.0.0.1:%d" % dns_port]}})
+    t.write_config()
+    t.start()
+
+
+def test_require_ptr_confirmed_name_accepted(transit_conf, nsd_ptr):
+    start_ptr(transit_conf, nsd_ptr.port)
+    assert rcpts(transit_conf, "127.0.0.3", ["alice@example.test"])[0][0] == 250
+    assert "fcrdns confirmed address=127.0.0.3 name=host.example.test" in transit_conf.log_text()
+
+
+@pytest.mark.parametrize("client", ["127.0.0.4", "127.0.0.5"])   # not confirmed; no PTR
+def test_require_ptr_refuses_unverified_client(transit_conf, nsd_ptr, client):
+    start_ptr(transit_conf, nsd_ptr.port)
+    r = rcpts(transit_conf, client, ["alice@example.test", "postmaster@example.test"])
+    assert r[0] == (450, "4.7.25 Client host rejected: cannot find your hostname"), r
+    assert r[1][0] == 250, r
+    log = transit_conf.log_text()
+    assert "fcrdns failed address=%s" % client in log, log
+    assert "reason=no-fcrdns" in log
+
+
+def test_require_ptr_off_by_default(transit_conf, nsd_ptr):
+    transit_conf.override("config", {"dns": {"servers": ["127.0.0.1:%d" % nsd_ptr.port]}})
+    transit_conf.write_config()
+    transit_conf.start()
+    assert rcpts(transit_conf, "127.0.0.5", ["alice@example.test"])[0][0] == 250
