@@ -108,16 +108,17 @@ static void dnsbl_on_answer(void *arg, const struct dns_result *res)
 {
 	struct dnsbl_slot *sl = arg;
 	struct dnsbl_check *c = sl->c;
-	const char *zone = c->rc->dnsbl[sl->zone].zone;
+	const char *zone;
 
 	c->pending--;
-	if (c->orphaned) {
+	if (c->orphaned) { /* the session is gone (and maybe its connector) */
 		if (c->pending == 0)
 			dnsbl_release(c);
 		return;
 	}
 	if (c->finished)
 		return; /* after the timeout: already logged as such */
+	zone = c->rc->dnsbl[sl->zone].zone;
 	sl->answered = true;
 	if (res->status == DNS_OK && res->nhosts > 0) {
 		char ans[INET6_ADDRSTRLEN] = "?";

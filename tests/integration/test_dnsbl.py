@@ -170,3 +170,11 @@ def test_require_ptr_off_by_default(transit_conf, nsd_ptr):
     transit_conf.write_config()
     transit_conf.start()
     assert rcpts(transit_conf, "127.0.0.5", ["alice@example.test"])[0][0] == 250
+
+
+def test_bad_dnsbl_zone_refused_by_check(transit_conf):
+    transit_conf.override("internet", {"dnsbl": ["not a zone!"]})
+    transit_conf.write_config()
+    p = transit_conf.run_daemon("-c", transit_conf.conf_path, "-n", timeout=30)
+    assert p.returncode != 0
+    assert b'dnsbl: "not a zone!" is not ZONE or ZONE=TEXT' in p.stderr, p.stderr
