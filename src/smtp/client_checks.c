@@ -28,27 +28,27 @@
 #include "smtp/session.h"
 #include "util/log.h"
 
-static void dnsbl_wait_cancel(struct smtp_session *s)
+static void checks_wait_cancel(struct smtp_session *s)
 {
 	(void)s; /* the check is the session's until session_free */
 }
 
-static void dnsbl_wait_timeout(struct smtp_session *s)
+static void checks_wait_timeout(struct smtp_session *s)
 {
 	(void)s; /* the line is read again; the check counts as not listed */
 }
 
-static const struct session_wait_ops dnsbl_wait = {
+static const struct session_wait_ops checks_wait = {
 	.what = "client-checks",
-	.cancel = dnsbl_wait_cancel,
-	.timeout = dnsbl_wait_timeout,
+	.cancel = checks_wait_cancel,
+	.timeout = checks_wait_timeout,
 };
 
-static void dnsbl_answered(void *arg)
+static void checks_answered(void *arg)
 {
 	struct smtp_session *s = arg;
 
-	if (s->state == SS_POLICY && s->wait == &dnsbl_wait)
+	if (s->state == SS_POLICY && s->wait == &checks_wait)
 		session_policy_done(s, session_command_state(s));
 }
 
@@ -57,7 +57,7 @@ static void fcrdns_answered(void *arg)
 	struct smtp_session *s = arg;
 
 	if (dnsbl_finished(s->dnsbl))
-		dnsbl_answered(s);
+		checks_answered(s);
 }
 
 static void dnsbl_done(void *arg)
@@ -65,7 +65,7 @@ static void dnsbl_done(void *arg)
 	struct smtp_session *s = arg;
 
 	if (fcrdns_finished(s->fcrdns))
-		dnsbl_answered(s);
+		checks_answered(s);
 }
 
 void session_checks_start(struct smtp_session *s)
@@ -97,10 +97,10 @@ bool session_checks_hold(struct smtp_session *s, const char *line, size_t len)
 	if (cmd.verb != SMTP_RCPT)
 		return false;
 	/* out of memory for the wait's timer: go on without the answers */
-	return session_policy_wait(s, &dnsbl_wait);
+	return session_policy_wait(s, &checks_wait);
 }
 
-static bool dnsbl_exempt(const struct mail_addr *to)
+static bool checks_exempt(const struct mail_addr *to)
 {
 	return strcasecmp(to->local, "postmaster") == 0 || strcasecmp(to->local, "abuse") == 0;
 }
@@ -108,20 +108,21 @@ static bool dnsbl_exempt(const struct mail_addr *to)
 bool session_checks_refused(struct smtp_session *s, const struct mail_addr *to, const char *shown)
 {
 	const struct dnsbl_zone *z;
+	char q[ADDR_TEXT_MAX + 16];
 
-	if (s->auth_user != NULL || dnsbl_exempt(to))
+	if (s->auth_user != NULL || checks_exempt(to))
 		return false;
 	if (s->rc->require_ptr && fcrdns_name(s->fcrdns) == NULL) {
-		log_info("%s smtp reject cmd=RCPT to=<%s> reply=\"450 4.7.25\" reason=no-fcrdns",
-			 s->id, shown);
+		log_info("%s smtp reject cmd=RCPT to=%s reply=\"450 4.7.25\" reason=no-fcrdns",
+			 s->id, log_quote(shown, q, sizeof(q)));
 		session_reply(s, 450, "4.7.25", "Client host rejected: cannot find your hostname");
 		session_rcpt_refused(s);
 		return true;
 	}
 	if ((z = dnsbl_listed(s->dnsbl)) == NULL)
 		return false;
-	log_info("%s smtp reject cmd=RCPT to=<%s> reply=\"554 5.7.1\" reason=dnsbl zone=%s", s->id,
-		 shown, z->zone);
+	log_info("%s smtp reject cmd=RCPT to=%s reply=\"554 5.7.1\" reason=dnsbl zone=%s", s->id,
+		 log_quote(shown, q, sizeof(q)), z->zone);
 	session_reply(s, 554, "5.7.1", "Service unavailable; client [%s] blocked using %s%s%s",
 		      s->addr, z->zone, z->text ? "; " : "", z->text ? z->text : "");
 	session_rcpt_refused(s);

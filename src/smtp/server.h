@@ -31,7 +31,7 @@ struct smtp_server_params {
 	struct event_base *base;
 	struct queue *queue;
 	struct passwd_db *users;
-	struct dns *dns; /* DNSBL lookups; NULL: none */
+	struct dns *dns; /* DNSBL and PTR lookups (client_checks.c); NULL: none */
 	/* TLS context per receive connector (same index as conf->rcs), NULL
 	 * where the connector has tls = none. */
 	SSL_CTX **tls_ctx;
