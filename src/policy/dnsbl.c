@@ -1,8 +1,9 @@
 /*
  * dnsbl.c - see dnsbl.h. DNS block lists, RFC 5782: the query name is the
  * client address reversed (IPv4 octets, IPv6 nibbles) under the zone; an
- * A record means "listed" (its value, 127.0.0.x, is logged); NXDOMAIN or
- * no A record means "not listed". A lookup that fails (SERVFAIL, a dead
+ * A record in 127.0.0.0/8 means "listed" (its value is logged; a list's
+ * error codes 127.255.255.x and answers elsewhere are logged as "dnsbl
+ * ignored"); NXDOMAIN or no A record means "not listed". A lookup that fails (SERVFAIL, a dead
  * nameserver) or is still out at dnsbl-timeout means "not listed" too:
  * a broken list must not stop mail. Logged as "dnsbl listed", "dnsbl
  * error", "dnsbl timeout".
@@ -104,6 +105,16 @@ static void dnsbl_release(struct dnsbl_check *c)
 	free(c);
 }
 
+/* RFC 5782 2.3: listings answer in 127.0.0.0/8, never 127.0.0.1.
+ * 127.255.255.0/24 is what lists (Spamhaus) answer for refused queries,
+ * e.g. from a public resolver: an error, not a listing of everybody. */
+static bool dnsbl_answer_lists(const unsigned char b[4])
+{
+	if (b[0] != 127 || (b[1] == 0 && b[2] == 0 && b[3] == 1))
+		return false;
+	return !(b[1] == 255 && b[2] == 255);
+}
+
 static void dnsbl_on_answer(void *arg, const struct dns_result *res)
 {
 	struct dnsbl_slot *sl = arg;
@@ -122,15 +133,23 @@ static void dnsbl_on_answer(void *arg, const struct dns_result *res)
 	sl->answered = true;
 	if (res->status == DNS_OK && res->nhosts > 0) {
 		char ans[INET6_ADDRSTRLEN] = "?";
-		const struct sockaddr_storage *ss = &res->hosts[0].addr[0];
-		if (res->hosts[0].naddr > 0 && ss->ss_family == AF_INET)
-			inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, ans,
-				  sizeof(ans));
-		else if (res->hosts[0].naddr > 0 && ss->ss_family == AF_INET6)
-			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, ans,
-				  sizeof(ans));
-		sl->listed = true;
-		log_info("%s dnsbl listed address=%s zone=%s answer=%s", c->id, c->addr, zone, ans);
+		const struct dns_host *h = &res->hosts[0];
+		for (size_t i = 0; i < h->naddr && !sl->listed; i++) {
+			const struct sockaddr_storage *ss = &h->addr[i];
+			const unsigned char *b;
+			if (ss->ss_family != AF_INET)
+				continue;
+			b = (const unsigned char *)&((const struct sockaddr_in *)ss)->sin_addr;
+			inet_ntop(AF_INET, b, ans, sizeof(ans));
+			sl->listed = dnsbl_answer_lists(b);
+		}
+		if (sl->listed)
+			log_info("%s dnsbl listed address=%s zone=%s answer=%s", c->id, c->addr,
+				 zone, ans);
+		else
+			log_warn("%s dnsbl ignored address=%s zone=%s answer=%s (not a listing: "
+				 "outside 127.0.0.0/8 or a list's error code)",
+				 c->id, c->addr, zone, ans);
 	} else if (res->status == DNS_TEMPFAIL) {
 		log_warn("%s dnsbl error address=%s zone=%s error=\"%s\" (taken as not listed)",
 			 c->id, c->addr, zone, res->error);

@@ -29,7 +29,9 @@ ZONE = "zen.example.test"
 ZONES = {
     ZONE: ["@ IN NS ns.example.net.",
            "2.0.0.127 IN A 127.0.0.2",
-           "2.0.0.127 IN TXT \"listed for testing\""],
+           "2.0.0.127 IN TXT \"listed for testing\"",
+           # Spamhaus's "query refused" code: an error, not a listing
+           "3.0.0.127 IN A 127.255.255.254"],
 }
 
 
@@ -85,6 +87,14 @@ def test_unlisted_client_accepted(transit_conf, nsd):
     start(transit_conf, nsd.port)
     assert rcpts(transit_conf, CLEAN, ["alice@example.test"])[0][0] == 250
     assert "dnsbl listed" not in transit_conf.log_text()
+
+
+def test_list_error_code_is_not_a_listing(transit_conf, nsd):
+    start(transit_conf, nsd.port)
+    assert rcpts(transit_conf, "127.0.0.3", ["alice@example.test"])[0][0] == 250
+    log = transit_conf.log_text()
+    assert "dnsbl ignored address=127.0.0.3 zone=zen.example.test answer=127.255.255.254" in log
+    assert "dnsbl listed" not in log
 
 
 def test_dnsbl_allow_exempts(transit_conf, nsd):
