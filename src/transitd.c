@@ -377,6 +377,7 @@ int main(int argc, char **argv)
 	sp.base = base;
 	sp.queue = q;
 	sp.users = users;
+	sp.dns = srt.dns;
 	sp.tls_ctx = tls;
 	sp.is_local_ip = listeners_is_local_ip;
 	sp.on_message = on_message;

@@ -52,6 +52,10 @@ static cfg_opt_t rc_opts[] = {
 	CFG_STR_LIST("bindings", NULL, CFGF_NODEFAULT),
 	CFG_STR_LIST("remote-ip-ranges", "{0.0.0.0/0, ::/0}", CFGF_NONE),
 	CFG_STR_LIST("trusted-proxies", "{}", CFGF_NONE),
+	CFG_STR_LIST("dnsbl", "{}", CFGF_NONE),
+	CFG_STR_LIST("dnsbl-allow", "{}", CFGF_NONE),
+	CFG_STR("dnsbl-timeout", "5s", CFGF_NONE),
+	CFG_BOOL("require-ptr", cfg_false, CFGF_NONE),
 	CFG_STR("banner", NULL, CFGF_NONE),
 	CFG_STR("fqdn", NULL, CFGF_NONE),
 	CFG_STR_LIST("permissions", "{anonymous}", CFGF_NONE),
@@ -365,6 +369,60 @@ static int v_ranges(cfg_t *cfg, cfg_opt_t *opt)
 		}
 	}
 	return 0;
+}
+
+/* dnsbl: "ZONE" or "ZONE=TEXT", TEXT added to the rejection (printable
+ * ASCII, at most 200 octets, since it goes into an SMTP reply). */
+static bool dnsbl_zone_ok(const char *s)
+{
+	const char *eq = strchr(s, '=');
+	char zone[256];
+	size_t n = eq ? (size_t)(eq - s) : strlen(s);
+
+	if (n == 0 || n >= sizeof(zone))
+		return false;
+	memcpy(zone, s, n);
+	zone[n] = '\0';
+	if (!valid_hostname(zone))
+		return false;
+	if (eq) {
+		const unsigned char *t = (const unsigned char *)eq + 1;
+		if (strlen(eq + 1) > 200)
+			return false;
+		for (; *t; t++)
+			if (*t < 0x20 || *t > 0x7e)
+				return false;
+	}
+	return true;
+}
+
+static int v_dnsbl_zones(cfg_t *cfg, cfg_opt_t *opt)
+{
+	unsigned i;
+
+	for (i = 0; i < cfg_opt_size(opt); i++) {
+		const char *s = cfg_opt_getnstr(opt, i);
+		if (!dnsbl_zone_ok(s)) {
+			cfg_error(cfg, "dnsbl: \"%s\" is not ZONE or ZONE=TEXT (a domain name; "
+				  "TEXT printable ASCII, at most 200 octets)", s);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void parse_dnsbl_zone(const char *s, struct dnsbl_zone *z)
+{
+	const char *eq = strchr(s, '=');
+	size_t n = eq ? (size_t)(eq - s) : strlen(s), i;
+
+	z->zone = xmalloc(n + 1);
+	for (i = 0; i < n; i++)
+		z->zone[i] = (char)tolower((unsigned char)s[i]);
+	while (n > 0 && z->zone[n - 1] == '.')
+		n--;
+	z->zone[n] = '\0';
+	z->text = eq && eq[1] ? xstrdup(eq + 1) : NULL;
 }
 
 /* trusted-proxies: ranges as remote-ip-ranges, but never a /0 - a
@@ -713,6 +771,9 @@ static void conf_set_validators(cfg_t *cfg)
 	cfg_set_validate_func(cfg, "receive-connector|bindings", v_bindings);
 	cfg_set_validate_func(cfg, "receive-connector|remote-ip-ranges", v_ranges);
 	cfg_set_validate_func(cfg, "receive-connector|trusted-proxies", v_trusted_proxies);
+	cfg_set_validate_func(cfg, "receive-connector|dnsbl", v_dnsbl_zones);
+	cfg_set_validate_func(cfg, "receive-connector|dnsbl-allow", v_ranges);
+	cfg_set_validate_func(cfg, "receive-connector|dnsbl-timeout", v_duration_list);
 	cfg_set_validate_func(cfg, "receive-connector|fqdn", v_hostname);
 	cfg_set_validate_func(cfg, "receive-connector|permissions", v_perms);
 	cfg_set_validate_func(cfg, "receive-connector|tls", v_tls);
@@ -829,6 +890,16 @@ static void convert_rc(cfg_t *sec, const struct config *c, struct receive_connec
 				      sizeof(*rc->trusted_proxies));
 	for (i = 0; i < rc->ntrusted_proxies; i++)
 		(void)parse_range(cfg_getnstr(sec, "trusted-proxies", i), &rc->trusted_proxies[i]);
+	rc->ndnsbl = cfg_size(sec, "dnsbl");
+	rc->dnsbl = xcalloc(rc->ndnsbl ? rc->ndnsbl : 1, sizeof(*rc->dnsbl));
+	for (i = 0; i < rc->ndnsbl; i++)
+		parse_dnsbl_zone(cfg_getnstr(sec, "dnsbl", i), &rc->dnsbl[i]);
+	rc->ndnsbl_allow = cfg_size(sec, "dnsbl-allow");
+	rc->dnsbl_allow = xcalloc(rc->ndnsbl_allow ? rc->ndnsbl_allow : 1, sizeof(*rc->dnsbl_allow));
+	for (i = 0; i < rc->ndnsbl_allow; i++)
+		(void)parse_range(cfg_getnstr(sec, "dnsbl-allow", i), &rc->dnsbl_allow[i]);
+	rc->dnsbl_timeout = get_duration(sec, "dnsbl-timeout");
+	rc->require_ptr = cfg_getbool(sec, "require-ptr");
 	rc->fqdn = xstrdup(cfg_getstr(sec, "fqdn") ? cfg_getstr(sec, "fqdn") : c->server.fqdn);
 	if (cfg_getstr(sec, "banner")) {
 		rc->banner = xstrdup(cfg_getstr(sec, "banner"));
@@ -1229,6 +1300,12 @@ void conf_free(struct config *c)
 		free(rc->bindings);
 		free(rc->ranges);
 		free(rc->trusted_proxies);
+		for (size_t z = 0; z < rc->ndnsbl; z++) {
+			free(rc->dnsbl[z].zone);
+			free(rc->dnsbl[z].text);
+		}
+		free(rc->dnsbl);
+		free(rc->dnsbl_allow);
 		free(rc->banner);
 		free(rc->fqdn);
 		free(rc->tls_cert);

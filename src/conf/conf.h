@@ -39,6 +39,12 @@ struct ip_range {
 	unsigned prefix; /* 0..32 or 0..128 */
 };
 
+/* A DNS block list (RFC 5782) and the text added to its rejections. */
+struct dnsbl_zone {
+	char *zone; /* lower-case, no trailing dot */
+	char *text; /* "zone=TEXT" in the configuration; NULL: none */
+};
+
 struct binding {
 	struct sockaddr_storage ss;
 	socklen_t sslen;
@@ -60,6 +66,14 @@ struct receive_connector {
 	 * (net/proxy.h); the client address in it replaces theirs */
 	struct ip_range *trusted_proxies;
 	size_t ntrusted_proxies;
+	/* DNSBL (policy/dnsbl.c): zones asked about each client not in
+	 * dnsbl_allow, each answer awaited at most dnsbl_timeout seconds */
+	struct dnsbl_zone *dnsbl;
+	size_t ndnsbl;
+	struct ip_range *dnsbl_allow;
+	size_t ndnsbl_allow;
+	uint64_t dnsbl_timeout;
+	bool require_ptr; /* RCPT needs forward-confirmed reverse DNS (policy/fcrdns.c) */
 	char *banner;	/* text after "220 " */
 	char *fqdn;	/* name in EHLO reply / Received: by (default server.fqdn) */
 	unsigned permissions; /* PERM_* */

@@ -19,7 +19,9 @@
  * libunbound already sends to 127.0.0.0/8 (do-not-query-localhost is no
  * in a ub_ctx); we set it anyway to say so. unbound serves "test." as a
  * built-in NXDOMAIN zone (RFC 6761); test zones live there, so it is
- * made transparent ("nodefault" is not honoured by ub_ctx_set_option).
+ * made transparent ("nodefault" is not honoured by ub_ctx_set_option);
+ * so is 127.in-addr.arpa, also built in, so that the servers given
+ * answer reverse lookups of loopback clients (require-ptr tests).
  * No trust anchor and the iterator module only: no DNSSEC validation.
  * No servers: /etc/resolv.conf forwarders and /etc/hosts.
  *
@@ -57,6 +59,7 @@
 #include "util/xmalloc.h"
 
 #define RR_A 1
+#define RR_PTR 12
 #define RR_MX 15
 #define RR_AAAA 28
 #define CLASS_IN 1
@@ -89,7 +92,7 @@ struct dns_addrs {
 	struct sockaddr_in6 v6[DNS_MAX_ADDRS];
 };
 
-enum dns_stage { STAGE_MX, STAGE_ADDRS, STAGE_DONE };
+enum dns_stage { STAGE_MX, STAGE_ADDRS, STAGE_PTR, STAGE_DONE };
 
 enum dns_answer { ANS_DATA, ANS_NODATA, ANS_NXDOMAIN, ANS_TEMPFAIL };
 
@@ -622,6 +625,38 @@ static void dns_on_mx(struct dns_req *r, int err, const struct ub_result *ub)
 	}
 }
 
+/* PTR answer: each name (valid host names only) in hosts[].name. */
+static void dns_on_ptr(struct dns_req *r, int err, const struct ub_result *ub)
+{
+	char why[128];
+	struct dns_result *res = &r->result;
+
+	switch (dns_classify(err, ub, why, sizeof(why))) {
+	case ANS_DATA:
+		for (size_t i = 0; ub->data[i] && res->nhosts < DNS_MAX_HOSTS; i++)
+			if (dns_wire_name((const unsigned char *)ub->data[i], (size_t)ub->len[i],
+					  res->hosts[res->nhosts].name,
+					  sizeof(res->hosts[0].name)))
+				res->nhosts++;
+		if (res->nhosts > 0) {
+			res->status = DNS_OK;
+			break;
+		}
+		dns_set_error(r, DNS_NO_ADDRESS, "%s: no usable PTR name", r->name);
+		break;
+	case ANS_NODATA:
+		dns_set_error(r, DNS_NO_ADDRESS, "%s: no PTR record", r->name);
+		break;
+	case ANS_NXDOMAIN:
+		dns_set_error(r, DNS_NXDOMAIN, "%s: no such domain", r->name);
+		break;
+	case ANS_TEMPFAIL:
+		dns_set_error(r, DNS_TEMPFAIL, "PTR lookup for %s failed: %s", r->name, why);
+		break;
+	}
+	dns_complete(r);
+}
+
 /* Called from ub_process() on the loop thread, no libunbound lock held. */
 static void dns_on_answer(void *mydata, int err, struct ub_result *ub)
 {
@@ -636,7 +671,9 @@ static void dns_on_answer(void *mydata, int err, struct ub_result *ub)
 	}
 	q->busy = false;
 	r->inflight--;
-	if (r->stage == STAGE_MX && rrtype == RR_MX)
+	if (r->stage == STAGE_PTR && rrtype == RR_PTR)
+		dns_on_ptr(r, err, ub);
+	else if (r->stage == STAGE_MX && rrtype == RR_MX)
 		dns_on_mx(r, err, ub);
 	else if (r->stage == STAGE_ADDRS && rrtype != RR_MX)
 		dns_on_addr(r, host, rrtype, err, ub);
@@ -649,8 +686,9 @@ static void dns_on_deadline(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (r->stage == STAGE_MX) {
-		dns_set_error(r, DNS_TEMPFAIL, "MX lookup for %s timed out", r->name);
+	if (r->stage == STAGE_MX || r->stage == STAGE_PTR) {
+		dns_set_error(r, DNS_TEMPFAIL, "%s lookup for %s timed out",
+			      r->stage == STAGE_MX ? "MX" : "PTR", r->name);
 		dns_complete(r);
 	} else if (r->stage == STAGE_ADDRS) {
 		dns_cancel_queries(r);
@@ -727,6 +765,39 @@ void dns_resolve_host(struct dns *d, const char *host, dns_cb cb, void *arg)
 		dns_self_host(r);
 }
 
+void dns_resolve_ptr(struct dns *d, const struct sockaddr *addr, dns_cb cb, void *arg)
+{
+	static const char hex[] = "0123456789abcdef";
+	struct dns_req *r = dns_req_new(d, false, cb, arg);
+	char *o = r->name;
+
+	r->stage = STAGE_PTR;
+	if (addr->sa_family == AF_INET) {
+		const unsigned char *b =
+			(const unsigned char *)&((const struct sockaddr_in *)addr)->sin_addr;
+		snprintf(r->name, sizeof(r->name), "%u.%u.%u.%u.in-addr.arpa", b[3], b[2], b[1],
+			 b[0]);
+	} else if (addr->sa_family == AF_INET6) {
+		const unsigned char *b = ((const struct sockaddr_in6 *)addr)->sin6_addr.s6_addr;
+		for (int i = 15; i >= 0; i--) {
+			*o++ = hex[b[i] & 0xf];
+			*o++ = '.';
+			*o++ = hex[b[i] >> 4];
+			*o++ = '.';
+		}
+		str_copy(o, "ip6.arpa", sizeof(r->name) - (size_t)(o - r->name));
+	} else {
+		str_copy(r->name, "?", sizeof(r->name));
+		dns_set_error(r, DNS_NXDOMAIN, "no PTR for this address family");
+		dns_complete(r);
+		return;
+	}
+	if (!dns_start_query(r, RR_PTR, r->name, 0)) {
+		dns_set_error(r, DNS_TEMPFAIL, "PTR lookup for %s failed: %s", r->name, r->why);
+		dns_complete(r);
+	}
+}
+
 /* ---- the resolver ---- */
 
 static void dns_on_readable(evutil_socket_t fd, short what, void *arg)
@@ -774,6 +845,7 @@ static bool dns_setup_forward(struct ub_ctx *ub, char *const *servers, size_t ns
 	return dns_option(ub, "do-not-query-localhost:", "no", err, errsz) &&
 	       dns_option(ub, "module-config:", "iterator", err, errsz) &&
 	       dns_option(ub, "local-zone:", "test. transparent", err, errsz) &&
+	       dns_option(ub, "local-zone:", "127.in-addr.arpa. transparent", err, errsz) &&
 	       dns_option(ub, "infra-cache-max-rtt:", "1000", err, errsz) &&
 	       dns_option(ub, "outbound-msg-retry:", "2", err, errsz) &&
 	       dns_option(ub, "infra-host-ttl:", "10", err, errsz);

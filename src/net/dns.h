@@ -8,6 +8,7 @@
  * record → the domain itself as an implicit MX (its A/AAAA); a null MX
  * ("0 ." RFC 7505) → DNS_NULL_MX. dns_resolve_host() is for a "[host]"
  * smart host: A/AAAA only. An IP address string resolves to itself.
+ * dns_resolve_ptr() gives the names of an address (reverse DNS).
  *
  * Answers are never cached here beyond what libunbound caches itself.
  * Callbacks always run on the event loop thread, never from inside the
@@ -57,5 +58,9 @@ void dns_free(struct dns *d); /* pending callbacks are not called */
 typedef void (*dns_cb)(void *arg, const struct dns_result *res); /* res valid during the call */
 void dns_resolve_mx(struct dns *d, const char *domain, dns_cb cb, void *arg);
 void dns_resolve_host(struct dns *d, const char *host, dns_cb cb, void *arg);
+/* The PTR names of an address (in-addr.arpa / ip6.arpa, RFC 1035 3.5,
+ * RFC 3596): DNS_OK with hosts[].name set (no addresses), DNS_NXDOMAIN or
+ * DNS_NO_ADDRESS when there is none, DNS_TEMPFAIL. */
+void dns_resolve_ptr(struct dns *d, const struct sockaddr *addr, dns_cb cb, void *arg);
 
 #endif

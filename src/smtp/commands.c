@@ -316,6 +316,8 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
 		return;
 	}
 	addr_format(&to, shown, sizeof(shown));
+	if (session_checks_refused(s, &to, shown))
+		return;
 	rcpt_policy(s, &to, &v);
 	if (v.code != 250) {
 		char from[ADDR_TEXT_MAX * 4 + 8], tmp[ADDR_TEXT_MAX + 8];

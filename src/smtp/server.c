@@ -379,6 +379,7 @@ static void session_begin(struct smtp_session *s)
 	log_info("%s smtp connect address=%s%s%s connector=%s tls=%s", s->id, s->addr,
 		 s->proxy_addr[0] ? " proxy=" : "", s->proxy_addr, rc->name,
 		 rc->tls == RC_TLS_IMPLICIT ? "implicit" : "no");
+	session_checks_start(s);
 
 	if (rc->tls == RC_TLS_IMPLICIT) {
 		s->ssl = SSL_new(srv->p.tls_ctx[s->rc_index]);
@@ -623,6 +624,7 @@ static void session_free(struct smtp_session *s)
 	}
 	session_policy_cancel(s);
 	auth_reset(s);
+	session_checks_free(s);
 	session_unlink(s);
 	if (s->tx) {
 		tx_free(s->tx);
@@ -809,6 +811,8 @@ static size_t read_command(struct smtp_session *s, const char *p, size_t len)
 				       "Bare CR in command refused (RFC 5321 2.3.8)");
 	if (memchr(p, '\0', cmdlen) != NULL)
 		return command_refused(s, linelen, "nul", "NUL character in command refused");
+	if (s->state != SS_AUTH && session_checks_hold(s, p, cmdlen))
+		return 0; /* an RCPT waits for the client checks, then is read again */
 	if (log_debug_enabled())
 		auth_log_command(s, p, cmdlen); /* credentials masked */
 	if (s->state == SS_AUTH)

@@ -25,11 +25,13 @@ struct queue;
 struct passwd_db;
 struct smtp_server;
 
+struct dns;
 struct smtp_server_params {
 	const struct config *conf;
 	struct event_base *base;
 	struct queue *queue;
 	struct passwd_db *users;
+	struct dns *dns; /* DNSBL and PTR lookups (client_checks.c); NULL: none */
 	/* TLS context per receive connector (same index as conf->rcs), NULL
 	 * where the connector has tls = none. */
 	SSL_CTX **tls_ctx;

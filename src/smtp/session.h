@@ -156,6 +156,8 @@ struct smtp_session {
 	struct auth_check *auth_ck; /* the credential check in flight */
 	int auth_step;		   /* enum auth_step in auth.c */
 	char auth_login[256];	   /* LOGIN: the user name, between its two lines */
+	struct dnsbl_check *dnsbl; /* DNSBL lookups (client_checks.c), NULL: none */
+	struct fcrdns_check *fcrdns; /* require-ptr: reverse DNS check, NULL: none */
 	struct buf out;	      /* reply being built */
 };
 
@@ -192,6 +194,17 @@ void proxy_say(struct smtp_session *s, const char *text);
 bool session_policy_wait(struct smtp_session *s, const struct session_wait_ops *ops);
 /* The answer: its reply is built; go on in state next and read again. */
 void session_policy_done(struct smtp_session *s, enum session_state next);
+
+/* client_checks.c: DNSBL (policy/dnsbl.h) and require-ptr (policy/fcrdns.h) */
+struct mail_addr;
+void session_checks_start(struct smtp_session *s);
+void session_checks_free(struct smtp_session *s); /* safe with lookups in flight */
+/* true: line is an RCPT that must wait for the answers; the session is
+ * parked (SS_POLICY) and reads the line again when they are in. */
+bool session_checks_hold(struct smtp_session *s, const char *line, size_t len);
+/* true: the client is refused for to (not postmaster/abuse): no
+ * confirmed name under require-ptr (450 4.7.25) or listed (554 5.7.1). */
+bool session_checks_refused(struct smtp_session *s, const struct mail_addr *to, const char *shown);
 
 /* auth.c: AUTH (RFC 4954) and what it changes at MAIL */
 void cmd_auth(struct smtp_session *s, const struct smtp_cmd *cmd);
