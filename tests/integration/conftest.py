@@ -138,6 +138,10 @@ def default_config(base, port_smtp, port_smtps):
             },
         },
         "queue": {"retry": ["1m", "5m"]},
+        # the tests must not depend on the host's free disk space (the
+        # defaults, 2G and 500M, would refuse every MAIL on a small disk);
+        # test_backpressure.py sets its own
+        "back-pressure": {"disk-free-medium": "20M", "disk-free-high": "10M"},
     }
 
 

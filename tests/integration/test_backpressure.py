@@ -250,6 +250,8 @@ def test_configuration_errors(transit_conf, body, error):
 
 def test_defaults_in_effective_configuration(transit_conf):
     t = transit_conf
+    del t.cfg["back-pressure"]               # the test default lowers the disk thresholds
+    t.write_config()
     p = t.run_daemon("-n", "-c", t.conf_path)
     out = p.stdout.decode()
     assert p.returncode == 0, p.stderr
