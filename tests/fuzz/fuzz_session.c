@@ -246,6 +246,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		 "  max-message-size = \"2000\"\n"
 		 "  max-recipients = 4\n"
 		 "  max-errors = 6\n"
+		 "  tarpit = \"0s\"\n" /* a refused RCPT answered at once (tarpit: test_tarpit.py) */
 		 "  max-line-length = 512\n"
 		 "  max-text-line-length = 512\n"
 		 "}\n"
@@ -255,6 +256,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		 "  permissions = { \"relay\" }\n"
 		 "  tls = \"none\"\n"
 		 "  max-errors = 8\n" /* under the 1 s reply delay from the 10th error */
+		 "  tarpit = \"0s\"\n"
 		 "  max-message-size = \"64k\"\n"
 		 "  max-recipients = 20\n"
 		 "  auth = { \"plain\", \"login\" }\n" /* in clear: the client is 127.0.0.1 */
@@ -266,6 +268,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		 "  permissions = { \"anonymous\" }\n"
 		 "  tls = \"require\"\n"
 		 "  max-errors = 8\n"
+		 "  tarpit = \"0s\"\n"
 		 "}\n"
 		 "send-connector \"small\" {\n"
 		 "  address-spaces = { \"small.test\" }\n"
