@@ -46,6 +46,8 @@ static cfg_opt_t mailbox_opts[] = {
 static cfg_opt_t users_opts[] = {
 	CFG_STR("passwd-file", "/etc/transit/users", CFGF_NONE),
 	CFG_STR("aliases", "", CFGF_NONE),
+	CFG_STR("dovecot-auth", "", CFGF_NONE),
+	CFG_STR("dovecot-auth-timeout", "10s", CFGF_NONE),
 	CFG_END()};
 
 static cfg_opt_t rc_opts[] = {
@@ -204,6 +206,23 @@ static int v_duration_or_zero(cfg_t *cfg, cfg_opt_t *opt)
 	if (!parse_duration(s, &v)) {
 		cfg_error(cfg, "%s: \"%s\" is not a duration (like 30s, 5m, 4h, 2d; 0 = off)",
 			  opt->name, s);
+		return -1;
+	}
+	return 0;
+}
+
+/* users { dovecot-auth }: empty (off) or an absolute path that fits a
+ * Unix socket address (sun_path: 108 bytes with its NUL). Dovecot need not
+ * be running yet: an unreachable socket is a temporary AUTH failure. */
+static int v_dovecot_socket(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *s = cfg_opt_getnstr(opt, 0);
+
+	if (s == NULL || *s == '\0')
+		return 0;
+	if (s[0] != '/' || strlen(s) >= 108) {
+		cfg_error(cfg, "%s: \"%s\" must be the absolute path of Dovecot's auth-client "
+			  "socket, shorter than 108 bytes", opt->name, s);
 		return -1;
 	}
 	return 0;
@@ -802,6 +821,8 @@ static void conf_set_validators(cfg_t *cfg)
 	cfg_set_validate_func(cfg, "auth-failures|max-per-login", v_positive);
 	cfg_set_validate_func(cfg, "auth-failures|lockout", v_duration_list);
 	cfg_set_validate_func(cfg, "auth-failures|table-size", v_positive);
+	cfg_set_validate_func(cfg, "users|dovecot-auth", v_dovecot_socket);
+	cfg_set_validate_func(cfg, "users|dovecot-auth-timeout", v_duration_list);
 	cfg_set_validate_func(cfg, "send-connector", v_sc_section);
 	cfg_set_validate_func(cfg, "send-connector|address-spaces", v_spaces);
 	cfg_set_validate_func(cfg, "send-connector|routing", v_routing);
@@ -1097,6 +1118,12 @@ static int convert(cfg_t *cfg, struct config *c)
 		const char *al = cfg_getstr(cfg_getsec(cfg, "users"), "aliases");
 		c->aliases_file = al && *al ? absolute_path(al) : NULL;
 	}
+	{
+		cfg_t *u = cfg_getsec(cfg, "users");
+		const char *dv = cfg_getstr(u, "dovecot-auth");
+		c->dovecot_auth = dv && *dv ? xstrdup(dv) : NULL;
+		c->dovecot_auth_timeout = get_duration(u, "dovecot-auth-timeout");
+	}
 
 	c->nrcs = cfg_size(cfg, "receive-connector");
 	c->rcs = xcalloc(c->nrcs, sizeof(*c->rcs));
@@ -1332,6 +1359,7 @@ void conf_free(struct config *c)
 	free(c->maildir);
 	free(c->passwd_file);
 	free(c->aliases_file);
+	free(c->dovecot_auth);
 	free(c->queue.retry);
 	if (c->cfg)
 		cfg_free((cfg_t *)c->cfg);

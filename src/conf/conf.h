@@ -191,6 +191,8 @@ struct config {
 		uint64_t memory_high_bytes;
 		uint64_t queue_medium, queue_high; /* messages */
 	} back_pressure; /* policy/backpressure.c */
+	char *dovecot_auth;	      /* users { dovecot-auth }: socket path, NULL when not set */
+	uint64_t dovecot_auth_timeout; /* seconds for one check (dir/dovecot_auth.c) */
 	void *cfg; /* the libConfuse tree, for conf_print */
 };
 

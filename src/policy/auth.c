@@ -1,11 +1,15 @@
 /*
  * auth.c - asynchronous credential checks for AUTH (see auth.h).
  *
- * A check goes: worker thread (passwd_db_verify: the yescrypt hash) ->
+ * A check goes: worker thread (passwd_db_verify: the yescrypt hash, or
+ * with users { dovecot-auth } a question to Dovecot's auth socket,
+ * dir/dovecot_auth.c, bounded by dovecot-auth-timeout) ->
  * event loop (count success or failure in the authlimit tables, log a
  * failure) -> on failure a timer for the brute-force delay -> the answer.
  * A check that is cancelled while on the worker is marked and freed when
- * it comes back; while on its timer it is freed at once. Every check is
+ * it comes back; while on its timer it is freed at once. A Dovecot that
+ * cannot answer (down, hung, temp_fail) is a temporary failure, 454 4.7.0,
+ * not counted against the client. Every check is
  * on pa's list so policy_auth_free() can free those whose worker result
  * will never be delivered (workq_free runs no done callbacks).
  */
@@ -18,6 +22,7 @@
 #include <event2/event.h>
 #include <openssl/crypto.h>
 
+#include "dir/dovecot_auth.h"
 #include "dir/passwd.h"
 #include "policy/authlimit.h"
 #include "util/clock.h"
@@ -34,6 +39,8 @@ struct policy_auth {
 	struct workq *wq;
 	struct authlimit *limits;
 	struct auth_check *checks; /* every check not yet freed */
+	char *dovecot_socket;	   /* users { dovecot-auth }, or NULL: the passwd-file */
+	unsigned dovecot_timeout_ms;
 };
 
 struct auth_check {
@@ -46,7 +53,8 @@ struct auth_check {
 	char sid[32], address[64], source[64], mechanism[16], login[256];
 	char password[256]; /* wiped once verified */
 	const char *reason; /* a failure decided before the directory */
-	int verified;	    /* the worker's result: 1 ok */
+	int verified;	    /* the worker's result: 1 ok, 0 bad, -1 temporary failure */
+	const char *why;    /* the worker's reason when not ok (static) */
 };
 
 struct policy_auth *policy_auth_new(struct event_base *base, struct passwd_db *users,
@@ -67,6 +75,10 @@ struct policy_auth *policy_auth_new(struct event_base *base, struct passwd_db *u
 	pa->users = users;
 	pa->wq = workq_new(base, AUTH_WORKERS);
 	pa->limits = authlimit_new(&p);
+	if (c->dovecot_auth) {
+		pa->dovecot_socket = xstrdup(c->dovecot_auth);
+		pa->dovecot_timeout_ms = (unsigned)c->dovecot_auth_timeout * 1000;
+	}
 	return pa;
 }
 
@@ -94,6 +106,7 @@ void policy_auth_free(struct policy_auth *pa)
 	while (pa->checks)
 		check_free(pa->checks);
 	authlimit_free(pa->limits);
+	free(pa->dovecot_socket);
 	free(pa);
 }
 
@@ -173,7 +186,19 @@ static void verify_work(void *arg)
 {
 	struct auth_check *ck = arg;
 
-	ck->verified = passwd_db_verify(ck->pa->users, ck->login, ck->password);
+	if (ck->pa->dovecot_socket) {
+		struct dovecot_auth_request rq = {
+			.socket_path = ck->pa->dovecot_socket,
+			.timeout_ms = ck->pa->dovecot_timeout_ms,
+			.remote_ip = ck->address,
+			.login = ck->login,
+			.password = ck->password,
+		};
+		enum dovecot_result r = dovecot_auth_verify(&rq, &ck->why);
+		ck->verified = r == DOVECOT_AUTH_OK ? 1 : r == DOVECOT_AUTH_BAD ? 0 : -1;
+	} else {
+		ck->verified = passwd_db_verify(ck->pa->users, ck->login, ck->password);
+	}
 	OPENSSL_cleanse(ck->password, sizeof(ck->password));
 }
 
@@ -189,6 +214,13 @@ static void verify_done(void *arg)
 	if (ck->verified == 1) {
 		authlimit_success(ck->pa->limits, ck->source, ck->login);
 		deliver(ck, AUTH_OUTCOME_OK);
+		return;
+	}
+	if (ck->verified == -1) {
+		char q[300];
+		log_warn("%s auth tempfail address=%s login=%s mechanism=%s reason=%s", ck->sid,
+			 ck->address, log_quote(ck->login, q, sizeof(q)), ck->mechanism, ck->why);
+		deliver(ck, AUTH_OUTCOME_TEMPFAIL);
 		return;
 	}
 	failed(ck, "bad-credentials");

@@ -154,6 +154,9 @@ static void auth_answered(void *arg, enum auth_outcome o)
 		session_reply(s, 454, "4.7.0",
 			      "Temporary authentication failure: too many failures, try again later");
 		break;
+	case AUTH_OUTCOME_TEMPFAIL:
+		session_reply(s, 454, "4.7.0", "Temporary authentication failure, try again later");
+		break;
 	}
 	wipe_login(s);
 	if (o != AUTH_OUTCOME_OK && session_error(s))
