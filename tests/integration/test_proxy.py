@@ -14,8 +14,10 @@ configuration on 127.0.0.1 ports and is stopped by PID; its runtime API
 socket in the test directory says when a node is UP or DOWN.
 """
 
+import base64
 import contextlib
 import os
+import re
 import shutil
 import signal
 import smtplib
@@ -217,10 +219,85 @@ def test_both_nodes_receive_with_the_real_client_address(cluster):
         for m in node.wait_for_mail("alice", 1):
             head = m.header_block.decode("utf-8", "replace")
             assert "[%s]" % CLIENT in head and "[%s]" % PROXY not in head, head
-    # AUTH through the proxy: the AUTH helper's test goes here (issue 7,
-    # authentication) - smtplib login() on a node with auth = { "plain" }
-    # over STARTTLS through hap.port_v2, then the log shows the login with
-    # address=127.0.0.2.
+    # AUTH through the proxy: test_submission_auth_through_haproxy below
+
+
+# The nodes' connector as the issue's submission port: TLS required, only
+# authenticated, PLAIN and LOGIN; brute-force control with a small limit
+# and no delay (the counters are per node: the lockout part goes to node 1
+# alone through hap.port_one).
+SUBMISSION = {"internet": {"permissions": ["authenticated"], "tls": "require",
+                           "auth": ["plain", "login"]},
+              "auth-failures": {"delay": "0s", "max-per-source": 3, "max-per-login": 100,
+                                "lockout": "1h"}}
+
+
+def submission_session(src, port):
+    c = connect_from(src, port)
+    c.greeting(timeout=15)
+    c.ehlo()
+    c.starttls()
+    r = c.ehlo()
+    assert r.keyword_args("AUTH") == ["PLAIN", "LOGIN"], r
+    return c
+
+
+def auth_plain(user, password):
+    return "AUTH PLAIN " + base64.b64encode(("\0%s\0%s" % (user, password)).encode()).decode()
+
+
+@pytest.mark.transit(**SUBMISSION)
+@pytest.mark.timeout(150)
+def test_submission_auth_through_haproxy(cluster):
+    """Submission balanced by HAProxy (PROXY v2): AUTH works on both nodes,
+    each node logs the client 127.0.0.2; three wrong passwords from .2 lock
+    out .2 on node 1 (454 4.7.0) while .3, through the same proxy, still
+    logs in: the brute-force counters and the "auth failed" lines key on the
+    real client from the PROXY header, never on HAProxy's 127.0.0.1."""
+    hap, n1, n2 = cluster
+    msg = harness.make_message("submitted through haproxy", sender="alice@example.test",
+                               to="bob@example.test")
+    for _ in range(4):
+        c = submission_session(CLIENT, hap.port_v2)
+        try:
+            c.expect(auth_plain("alice@example.test", conftest.PASSWORD), 235, "2.7.0")
+            c.mail_transaction("alice@example.test", ["bob@example.test"], msg)
+            c.expect("QUIT", 221)
+        finally:
+            c.close()
+    harness.wait_until(lambda: len(n1.mail_files("bob")) + len(n2.mail_files("bob")) >= 4, 30,
+                       what="four submitted messages delivered")
+    for node in (n1, n2):
+        log = node.log_text()
+        assert node.mail_files("bob"), "round robin: both nodes take submissions"
+        assert "smtp connect address=%s proxy=%s connector=internet" % (CLIENT, PROXY) in log
+        assert "smtp auth ok login=alice@example.test mechanism=PLAIN" in log
+
+    c = submission_session(CLIENT, hap.port_one)
+    try:
+        for _ in range(3):
+            c.expect(auth_plain("alice@example.test", "guess"), 535, "5.7.8")
+        c.expect(auth_plain("alice@example.test", conftest.PASSWORD), 454, "4.7.0")
+    finally:
+        c.close()
+    c = submission_session(CLIENT, hap.port_one)     # a new connection: still locked
+    try:
+        c.expect(auth_plain("alice@example.test", conftest.PASSWORD), 454, "4.7.0")
+    finally:
+        c.close()
+    c = submission_session(OTHER_CLIENT, hap.port_one)
+    try:
+        c.expect(auth_plain("alice@example.test", conftest.PASSWORD), 235, "2.7.0")
+    finally:
+        c.close()
+    harness.wait_until(lambda: "auth lockout" in n1.log_text(), 10, what="lockout logged")
+    log = n1.log_text()
+    fails = re.findall(r"auth failed address=(\S+) login=alice@example.test "
+                       r"mechanism=PLAIN reason=bad-credentials", log)
+    assert fails == [CLIENT] * 3, fails
+    assert "auth lockout address=%s source=%s" % (CLIENT, CLIENT) in log
+    assert "auth refused address=%s" % CLIENT in log
+    assert "address=%s login" % PROXY not in log and "guess" not in log
 
 
 @pytest.mark.timeout(120)
