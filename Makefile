@@ -9,9 +9,10 @@ PYTHON := /usr/bin/python3
 DEB_RUN_PACKAGES := gcc meson ninja-build pkg-config libevent-dev libssl-dev libconfuse-dev \
 	libjansson-dev libunbound-dev libcrypt-dev zlib1g-dev openssl
 # Test peers and test tools: `make test` only. The tests start the servers
-# among them themselves (haproxy, nsd, postfix) on 127.0.0.1 ports.
+# among them themselves (haproxy, nsd, postfix, dovecot) on 127.0.0.1 ports or in
+# temporary directories (a system Dovecot left running does not disturb them).
 DEB_TEST_PACKAGES := clang libcmocka-dev libclang-rt-14-dev python3 python3-pytest swaks msmtp \
-	postfix nsd faketime haproxy libnet-ssleay-perl
+	postfix nsd faketime haproxy libnet-ssleay-perl dovecot-core nodejs
 SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 FUZZ_SECONDS ?= 10
@@ -34,6 +35,8 @@ deps:
 
 test-deps:
 	@$(MAKE) --no-print-directory install-packages PACKAGES="$(DEB_RUN_PACKAGES) $(DEB_TEST_PACKAGES)"
+	@# nodemailer for tests/integration/test_nodemailer.py, pinned by tests/node/package-lock.json
+	@[ -d tests/node/node_modules ] || npm ci --prefix tests/node --no-audit --no-fund
 
 install-packages:
 	@missing=$$(for p in $(PACKAGES); do \
