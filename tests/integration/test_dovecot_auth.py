@@ -10,7 +10,9 @@ transit's own passwd-file lists the same mailboxes with a DIFFERENT
 password, so a 235 proves the password came from Dovecot.
 
 Covers: Dovecot's password 235 2.7.0 (PLAIN and LOGIN) and then mail
-relayed; transit's own passwd-file password 535 5.7.8; a wrong password
+relayed; recipients still validated by transit's passwd-file (a mailbox
+line without a password logs in with Dovecot's; a Dovecot user without a
+passwd-file line logs in but is no recipient, 550 5.1.1); transit's own passwd-file password 535 5.7.8; a wrong password
 and an unknown user 535 5.7.8 (logged as auth failed, no password in the
 log); Dovecot stopped 454 4.7.0; a socket that accepts and never answers
 454 4.7.0 within dovecot-auth-timeout while another session is served;
@@ -62,6 +64,8 @@ class Dovecot:
         with open(self.passwd, "w") as f:
             f.write("alice@example.test:{PLAIN}%s::::::\n" % DOVE_PASSWORD)
             f.write("bob@example.test:{PLAIN}%s::::::\n" % DOVE_PASSWORD)
+            f.write("carol@example.test:{PLAIN}%s::::::\n" % DOVE_PASSWORD)
+            f.write("dave@example.test:{PLAIN}%s::::::\n" % DOVE_PASSWORD)
         self.conf = os.path.join(self.dir, "dovecot.conf")
         with open(self.conf, "w") as f:
             f.write("""# written by test_dovecot_auth.py
@@ -149,7 +153,10 @@ def start_with_dovecot(t, socket_path, timeout="10s"):
     t.cfg["users"]["dovecot-auth-timeout"] = timeout
     t.cfg["auth-failures"] = {"delay": "0s", "max-per-source": 100, "max-per-login": 100}
     t.write_config()
-    # transit's passwd-file (the mailboxes) holds alice and bob with PASSWORD, not Dovecot's
+    # transit's passwd-file (the mailboxes) holds alice and bob with PASSWORD, not Dovecot's,
+    # and carol as a mailbox line without a password (as docs/operations.md suggests)
+    with open(t.users_file, "a") as f:
+        f.write("carol@example.test:::::::\n")
     t.start()
     return port
 
@@ -175,6 +182,17 @@ def test_dovecot_password_accepted(transit_conf, dovecot):
         c.expect("AUTH LOGIN", 334)
         c.expect(b64("bob@example.test"), 334)
         c.expect(b64(DOVE_PASSWORD), 235, "2.7.0")
+    with tls_session(t, port) as c:           # a mailbox with no password of transit's own
+        c.expect("AUTH PLAIN " + plain("carol@example.test", DOVE_PASSWORD), 235, "2.7.0")
+        c.mail_transaction("carol@example.test", ["carol@example.test"],
+                           harness.make_message("to myself", sender="carol@example.test",
+                                                to="carol@example.test"))
+        # mailboxes are transit's passwd-file: dave logs in with Dovecot but has no mailbox
+        c.expect("MAIL FROM:<carol@example.test>", 250)
+        c.expect("RCPT TO:<dave@example.test>", 550, "5.1.1")
+    t.wait_for_mail("carol", 1)
+    with tls_session(t, port) as c:
+        c.expect("AUTH PLAIN " + plain("dave@example.test", DOVE_PASSWORD), 235, "2.7.0")
     log = t.log_text()
     assert "auth ok login=alice@example.test mechanism=PLAIN" in log
     assert DOVE_PASSWORD not in log and b64(DOVE_PASSWORD) not in log
