@@ -228,6 +228,20 @@ static int v_dovecot_socket(cfg_t *cfg, cfg_opt_t *opt)
 	return 0;
 }
 
+/* users { dovecot-auth-timeout }: 1 s to 5 min (a check holds an AUTH
+ * worker thread that long at most). */
+static int v_dovecot_timeout(cfg_t *cfg, cfg_opt_t *opt)
+{
+	uint64_t v;
+	const char *s = cfg_opt_getnstr(opt, 0);
+
+	if (!parse_duration(s, &v) || v == 0 || v > 300) {
+		cfg_error(cfg, "%s: \"%s\" must be a duration from 1s to 5m", opt->name, s);
+		return -1;
+	}
+	return 0;
+}
+
 static int v_positive(cfg_t *cfg, cfg_opt_t *opt)
 {
 	long v = cfg_opt_getnint(opt, 0);
@@ -822,7 +836,7 @@ static void conf_set_validators(cfg_t *cfg)
 	cfg_set_validate_func(cfg, "auth-failures|lockout", v_duration_list);
 	cfg_set_validate_func(cfg, "auth-failures|table-size", v_positive);
 	cfg_set_validate_func(cfg, "users|dovecot-auth", v_dovecot_socket);
-	cfg_set_validate_func(cfg, "users|dovecot-auth-timeout", v_duration_list);
+	cfg_set_validate_func(cfg, "users|dovecot-auth-timeout", v_dovecot_timeout);
 	cfg_set_validate_func(cfg, "send-connector", v_sc_section);
 	cfg_set_validate_func(cfg, "send-connector|address-spaces", v_spaces);
 	cfg_set_validate_func(cfg, "send-connector|routing", v_routing);

@@ -2,8 +2,7 @@
  * dovecot_auth.c - the client side of Dovecot's authentication protocol
  * 1.x (contract and the exchange in dovecot_auth.h).
  *
- * One short-lived connection per check, as Postfix's xsasl_dovecot does
- * not (it keeps one open): a worker thread owns the connection for the
+ * One short-lived connection per check: the worker thread owns it for the
  * length of one check, so nothing is shared between threads and a broken
  * connection never outlives its check. The cost is a connect on a local
  * socket per AUTH, which is small next to the password hash Dovecot runs.
@@ -228,7 +227,7 @@ static bool connect_socket(struct conn *c, const char *path, const char **why)
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 
 	if (strlen(path) >= sizeof(sun.sun_path)) {
-		*why = "dovecot-socket-path-too-long";
+		*why = "dovecot-unreachable"; /* refused by transitd -n already */
 		return false;
 	}
 	memcpy(sun.sun_path, path, strlen(path) + 1);
@@ -289,7 +288,7 @@ static bool send_auth(struct conn *c, const struct dovecot_auth_request *rq, con
 {
 	/* authzid NUL authcid NUL password (RFC 4616), empty authzid */
 	unsigned char plain[2 * DOVECOT_FIELD_MAX + 2];
-	char line[128 + 4 * sizeof(plain) / 3 + 8];
+	char line[128 + 4 * ((sizeof(plain) + 2) / 3) + 2]; /* head, base64, LF */
 	size_t ul = strlen(rq->login), pl = strlen(rq->password);
 	int head;
 	bool ok;
@@ -307,7 +306,7 @@ static bool send_auth(struct conn *c, const struct dovecot_auth_request *rq, con
 			rq->remote_ip);
 	if (head < 0 || (size_t)head >= 128) {
 		OPENSSL_cleanse(plain, sizeof(plain));
-		*why = "dovecot-request-too-long";
+		*why = "dovecot-io-error"; /* cannot happen: rip is an IP address */
 		return false;
 	}
 	head += EVP_EncodeBlock((unsigned char *)line + head, plain, (int)(2 + ul + pl));

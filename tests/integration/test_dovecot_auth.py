@@ -281,11 +281,28 @@ def test_dovecot_hung_times_out(transit_conf):
         th.join(timeout=5)
 
 
-@pytest.mark.parametrize("value", ["run/auth-client", "/" + "x" * 120])
-def test_dovecot_option_checked(transit_conf, value):
+@pytest.mark.parametrize("key,value,error", [
+    ("dovecot-auth", "run/auth-client", b"absolute path"),
+    ("dovecot-auth", "/" + "x" * 120, b"absolute path"),
+    ("dovecot-auth-timeout", "0s", b"from 1s to 5m"),
+    ("dovecot-auth-timeout", "1h", b"from 1s to 5m"),
+])
+def test_dovecot_option_checked(transit_conf, key, value, error):
     t = transit_conf
-    t.cfg["users"]["dovecot-auth"] = value
+    t.cfg["users"]["dovecot-auth"] = "/run/dovecot/auth-client"
+    t.cfg["users"][key] = value
     t.write_config()
     p = t.run_daemon("-n", "-c", t.conf_path)
     assert p.returncode != 0
-    assert b"dovecot-auth" in p.stderr and b"absolute path" in p.stderr, p.stderr
+    assert key.encode() in p.stderr and error in p.stderr, p.stderr
+
+
+def test_dovecot_option_accepted(transit_conf):
+    """A good value passes -n and is printed (Dovecot need not be running)."""
+    t = transit_conf
+    t.cfg["users"]["dovecot-auth"] = "/run/dovecot/auth-client"
+    t.cfg["users"]["dovecot-auth-timeout"] = "30s"
+    t.write_config()
+    p = t.run_daemon("-n", "-c", t.conf_path)
+    assert p.returncode == 0, p.stderr
+    assert b"/run/dovecot/auth-client" in p.stdout, p.stdout
