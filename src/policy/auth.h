@@ -1,8 +1,10 @@
 /*
  * auth.h - the credential check behind AUTH (RFC 4954), asynchronous: the
  * password hash (yescrypt, tens of milliseconds) is verified against the
- * directory (dir/passwd.c) on a worker thread (util/workq.c), never on
- * the event loop; a failure's answer is then held for the brute-force
+ * directory (dir/passwd.c), or asked of Dovecot's auth socket with
+ * users { dovecot-auth } (dir/dovecot_auth.c), on a worker thread
+ * (util/workq.c), never on the event loop; a password store that cannot
+ * answer is AUTH_OUTCOME_TEMPFAIL (454 4.7.0), not counted as a failure; a failure's answer is then held for the brute-force
  * delay (policy/authlimit.c) on a timer, and logged as one line fail2ban
  * can read:
  *     <session> auth failed address=IP login=NAME mechanism=PLAIN reason=bad-credentials
