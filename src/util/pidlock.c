@@ -69,3 +69,16 @@ int pidlock_acquire(const char *path, pid_t *holder, char *err, size_t errsz)
 	}
 	return fd;
 }
+
+pid_t pidlock_holder(const char *path)
+{
+	pid_t pid = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+
+	if (fd < 0)
+		return 0;
+	if (flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK)
+		pid = read_holder(fd); /* held: a daemon runs */
+	close(fd); /* drops our shared lock, if we got it */
+	return pid;
+}
