@@ -209,13 +209,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
  * logged and recorded for `transitctl reload`. */
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
-	struct daemon *d = arg;
-	char err[1024];
 	(void)sig;
 	(void)what;
 
-	log_info("signal=HUP received: reloading %s", d->conf_path);
-	(void)daemon_reload(d, err, sizeof(err));
+	log_info("signal=HUP received");
+	daemon_reload_signal(arg);
 }
 
 static void on_message(void *arg, struct envelope *env) { sched_add(arg, env); }
@@ -280,7 +278,7 @@ int main(int argc, char **argv)
 	spool_lock = lock_spool(c->server.spool);
 
 	/* generation 1: TLS keys and send secrets read while still root */
-	if ((gen = gen_build(c, 1, err, sizeof(err))) == NULL)
+	if ((gen = gen_build(c, NULL, err, sizeof(err))) == NULL)
 		log_fatal("%s", err);
 	srt.is_local_ip = listeners_is_local_ip;
 	if ((ls = listeners_bind(c, err, sizeof(err))) == NULL)
@@ -328,6 +326,7 @@ int main(int argc, char **argv)
 	memset(&dmn, 0, sizeof(dmn));
 	dmn.conf_path = conf_path;
 	dmn.self = "/proc/self/exe";
+	dmn.base = base;
 	dmn.gen = gen; /* the daemon's reference, from gen_build() */
 	dmn.ls = ls;
 	dmn.srv = srv;
@@ -358,6 +357,7 @@ int main(int argc, char **argv)
 	/* Order matters: nothing is in flight (stop_quiet), so the workers
 	 * are joined (sched_free) before the queue they used is closed, and
 	 * no commit callback is left to need a session or the scheduler. */
+	daemon_reload_cancel(&dmn);
 	listeners_free(st.ls);
 	smtp_server_free(srv);
 	backpressure_stop();

@@ -16,8 +16,10 @@
 
 #include "conf/gen.h"
 
-/* A generation numbered number for c (ownership of c passes to it, also
- * on failure). NULL with err ("receive-connector X: tls: ...") on failure. */
-struct conf_gen *gen_build(struct config *c, uint64_t number, char *err, size_t errlen);
+/* The generation after prev (NULL at start: generation 1) for c;
+ * ownership of c passes to it, also on failure. NULL with err
+ * ("receive-connector X: tls: ...") on failure. */
+struct conf_gen *gen_build(struct config *c, const struct conf_gen *prev, char *err,
+			   size_t errlen);
 
 #endif

@@ -260,3 +260,78 @@ def test_reload_loop_under_load_loses_nothing(transit):
     lines = re.findall(r"reload generation=(\d+) applied.*older generations still in use: (\d+)",
                        t.log_text())
     assert lines[-1] == ("22", "0"), lines[-3:]
+
+
+def _connects(port):
+    with contextlib.suppress(OSError):
+        socket.create_connection((conftest.HOST, port), timeout=2).close()
+        return True
+    return False
+
+
+@pytest.mark.timeout(120)
+def test_reload_bindings_and_restart_only_settings(transit):
+    t = transit
+    extra = conftest.free_ports(1)[0]
+    t.cfg["receive-connector"]["extra"] = {
+        "bindings": ["%s:%d" % (conftest.HOST, extra)],
+        "banner": "extra.example.test ESMTP",
+        "permissions": ["anonymous"],
+    }
+    t.cfg["server"]["node"] = "othernode"
+    t.write_config()
+    p = reload_ctl(t)
+    assert p.returncode == 0, p.stderr
+    # the new connector listens on its new binding, with its own banner
+    c = t.raw(port=extra)
+    assert "extra.example.test" in c.greeting_reply.text
+    c.close()
+    log = t.log_text()
+    assert "reload: server.node changed: needs a restart" in log
+    assert re.search(r"listening address=127\.0\.0\.1:%d" % extra, log)
+    # mail still gets queue ids of the running node (restart-only)
+    qid = t.send(harness.make_message("node stays"))
+    t.wait_for_mail(ALICE, 1)
+    assert re.search(r"%s receive .* connector=internet" % qid, t.log_text())
+
+    del t.cfg["receive-connector"]["extra"]
+    t.write_config()
+    p = reload_ctl(t)
+    assert p.returncode == 0, p.stderr
+    harness.wait_until(lambda: not _connects(extra), 10, what="binding %d closed" % extra)
+    assert "reload: not listening any more address=127.0.0.1:%d" % extra in t.log_text()
+    # the bindings that stay never stopped accepting
+    t.send(harness.make_message("still here"))
+    t.wait_for_mail(ALICE, 2)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop privileges")
+@pytest.mark.transit(server={"user": "nobody"})
+def test_reload_after_privilege_drop(transit_conf):
+    """As server.user, a reload keeps the self-signed certificate made at
+    start (its key is root's), and a new binding on a port below 1024 is
+    logged as needing a restart while the rest applies."""
+    import pwd
+    t = transit_conf
+    nobody = pwd.getpwnam("nobody")
+    os.chmod(t.dir, 0o755)
+    os.chown(t.mail, nobody.pw_uid, nobody.pw_gid)
+    t.start()
+    t.connector()["banner"] = "dropped.example.test ESMTP"
+    t.connector()["bindings"] = t.connector()["bindings"] + ["%s:999" % conftest.HOST]
+    t.write_config()
+    p = reload_ctl(t)
+    assert p.returncode == 0, p.stderr
+    log = t.log_text()
+    assert re.search(r"new binding 127\.0\.0\.1:999: bind .*Permission denied: needs a restart",
+                     log), log[-2000:]
+    c = t.raw()
+    assert "dropped.example.test" in c.greeting_reply.text
+    c.close()
+    # STARTTLS still works on the kept certificate
+    c = t.raw()
+    c.ehlo()
+    c.starttls()
+    c.ehlo()
+    c.close()
