@@ -251,19 +251,25 @@ static struct reload_check *check_start(struct daemon *d, char *err, size_t errl
 int daemon_reload(struct daemon *d, daemon_reload_done done, void *arg, char *err,
 		  size_t errlen)
 {
+	struct reload_check *ck = NULL;
+
 	err[0] = '\0';
-	if (d->check)
+	if (d->check) {
+		/* not an attempt: the one under way goes on and is recorded */
 		snprintf(err, errlen, "a reload is already under way");
-	else if (d->ls == NULL)
+		return -1;
+	}
+	if (d->ls == NULL)
 		snprintf(err, errlen, "transitd is stopping");
 	else
-		d->check = check_start(d, err, errlen);
-	if (d->check == NULL) {
+		ck = check_start(d, err, errlen);
+	if (ck == NULL) {
 		d->attempts++;
 		log_warn("reload refused, generation=%" PRIu64 " stays: %s", d->gen->number, err);
 		daemon_reload_record(d, false, err);
 		return -1;
 	}
+	d->check = ck;
 	d->done = done;
 	d->done_arg = arg;
 	return 0;

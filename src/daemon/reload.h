@@ -57,8 +57,10 @@ struct daemon {
 };
 
 /* Start a reload of d->conf_path. 0: started, done(arg, ...) follows on
- * the loop; -1: not started (another reload runs, transitd is stopping,
- * the check cannot be run), err says why and the attempt is recorded. */
+ * the loop; -1: not started, err says why: another reload is under way
+ * (nothing recorded: wait for that one, or use daemon_reload_signal()),
+ * or transitd is stopping or cannot run the check (recorded as a refused
+ * attempt). */
 int daemon_reload(struct daemon *d, daemon_reload_done done, void *arg, char *err,
 		  size_t errlen);
 

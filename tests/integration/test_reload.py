@@ -216,6 +216,20 @@ def test_sighup_reloads(transit):
     t.send(harness.make_message("after hup", to="dave@later.test"), rcpts=["dave@later.test"])
     t.wait_for_mail("dave@later.test", 1)
 
+    # a SIGHUP while a reload runs makes one more follow it (and one
+    # after it simply runs): either way two attempts, two generations
+    before = _attempt(t)
+    os.kill(t.proc.pid, signal.SIGHUP)
+    # the log file as it is now (log_text() would wait for it to settle,
+    # by when the check is over)
+    harness.wait_until(lambda: open(t.log_path, "rb").read().count(b"reloading ") >= 2, 10,
+                       interval=0.005, what="reload started")
+    os.kill(t.proc.pid, signal.SIGHUP)
+    st = wait_status(t, before + 2)
+    harness.wait_until(lambda: _attempt(t) == before + 2 and status(t)["generation"] == 4, 10,
+                       what="two more generations")
+    assert status(t)["result"] == "ok"
+
 
 @pytest.mark.timeout(300)
 def test_reload_loop_under_load_loses_nothing(transit):
