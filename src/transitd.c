@@ -14,6 +14,10 @@
  * sent after the commit; an unrecorded delivery is done again at the
  * next start, and Maildir deliveries are not duplicated).
  *
+ * SIGHUP reloads the configuration (daemon/reload.h): the next
+ * configuration generation applies to new sessions and deliveries, those
+ * in progress finish on theirs (conf/gen.h).
+ *
  *   transitd -c FILE [-d]     run in the foreground, log to stderr
  *   transitd -c FILE -n       check the configuration, print the effective one
  */
