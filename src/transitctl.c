@@ -5,6 +5,7 @@
  *     transitctl [-c FILE] user list
  *     transitctl [-c FILE] queue list [--json]
  *     transitctl [-c FILE] route explain RCPT [--from S] [--size N] ...
+ *     transitctl [-c FILE] reload [--timeout SECONDS]
  *
  * A thin main: users live in the passwd-file of dir/passwd.h (the file
  * named by "users { passwd-file }"), messages in the queue of
@@ -42,6 +43,7 @@
 #include "util/str.h"
 #include "util/xmalloc.h"
 #include "ctl/queue_view.h"
+#include "ctl/reload_cmd.h"
 #include "net/listener.h"
 #include "policy/recipient.h"
 #include "util/buf.h"
@@ -70,6 +72,8 @@ static void usage(FILE *out)
 	      "                [--authenticated]\n"
 	      "                       how a recipient would be answered at RCPT and routed,\n"
 	      "                       and why (exit 1 when it would be refused)\n"
+	      "  reload [--timeout S] make the running transitd load the configuration\n"
+	      "                       again (exit 1 when it refuses the file, with why)\n"
 	      "  help                 show this help\n"
 	      "\n"
 	      "options:\n"
@@ -649,6 +653,10 @@ static int cmd_route(int argc, char **argv)
 	return rv == 0 ? 0 : 1;
 }
 
+/* ---- reload (ctl/reload_cmd.c) ----------------------------------------------- */
+
+static int cmd_reload(int argc, char **argv) { return ctl_reload(ctl_conf_path, argc, argv); }
+
 /* ---- main ----------------------------------------------------------------- */
 
 static const struct {
@@ -658,6 +666,7 @@ static const struct {
 	{"user", cmd_user},
 	{"queue", cmd_queue},
 	{"route", cmd_route},
+	{"reload", cmd_reload},
 };
 
 int main(int argc, char **argv)

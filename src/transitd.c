@@ -14,6 +14,10 @@
  * sent after the commit; an unrecorded delivery is done again at the
  * next start, and Maildir deliveries are not duplicated).
  *
+ * SIGHUP reloads the configuration (daemon/reload.h): the next
+ * configuration generation applies to new sessions and deliveries, those
+ * in progress finish on theirs (conf/gen.h).
+ *
  *   transitd -c FILE [-d]     run in the foreground, log to stderr
  *   transitd -c FILE -n       check the configuration, print the effective one
  */
@@ -32,6 +36,9 @@
 #include <event2/thread.h>
 
 #include "conf/conf.h"
+#include "conf/gen.h"
+#include "daemon/gen_build.h"
+#include "daemon/reload.h"
 #include "dir/aliases.h"
 #include "dir/passwd.h"
 #include "net/dns.h"
@@ -106,83 +113,6 @@ static void drop_privileges(const struct config *c)
 		 (long)pw->pw_gid);
 }
 
-/* One context per connector that speaks TLS; connectors without their
- * own certificate share the server's. */
-static SSL_CTX **make_tls(const struct config *c)
-{
-	SSL_CTX **v = xcalloc(c->nrcs, sizeof(*v));
-	SSL_CTX *shared = NULL;
-	char err[512];
-	size_t i;
-
-	for (i = 0; i < c->nrcs; i++) {
-		const struct receive_connector *rc = &c->rcs[i];
-		if (rc->tls == RC_TLS_NONE)
-			continue;
-		if (rc->tls_cert) {
-			v[i] = tls_server_ctx(rc->tls_cert, rc->tls_key, c->server.spool, rc->fqdn, err,
-					      sizeof(err));
-			if (v[i] == NULL)
-				log_fatal("receive-connector %s: tls: %s", rc->name, err);
-			continue;
-		}
-		if (shared == NULL) {
-			shared = tls_server_ctx(c->server.tls_cert, c->server.tls_key, c->server.spool,
-						c->server.fqdn, err, sizeof(err));
-			if (shared == NULL)
-				log_fatal("tls: %s", err);
-		} else {
-			SSL_CTX_up_ref(shared);
-		}
-		v[i] = shared;
-	}
-	return v;
-}
-
-/* "user:password" (first line) from a send connector's auth-secret file. */
-static void read_secret(const struct send_connector *sc, struct sc_runtime *rt)
-{
-	char line[1024];
-	FILE *f;
-	char *colon;
-
-	if (sc->auth_secret == NULL)
-		return;
-	if ((f = fopen(sc->auth_secret, "r")) == NULL)
-		log_fatal("send-connector %s: auth-secret %s: %s", sc->name, sc->auth_secret,
-			  strerror(errno));
-	if (fgets(line, sizeof(line), f) == NULL)
-		line[0] = '\0';
-	fclose(f);
-	line[strcspn(line, "\r\n")] = '\0';
-	if ((colon = strchr(line, ':')) == NULL || colon == line)
-		log_fatal("send-connector %s: auth-secret %s: expected one line USER:PASSWORD",
-			  sc->name, sc->auth_secret);
-	*colon = '\0';
-	rt->auth_user = xstrdup(line);
-	rt->auth_pass = xstrdup(colon + 1);
-	explicit_bzero(line, sizeof(line));
-}
-
-/* Outbound TLS contexts and AUTH secrets, read while still root. */
-static struct sc_runtime *make_send_runtime(const struct config *c)
-{
-	struct sc_runtime *v = xcalloc(c->nscs ? c->nscs : 1, sizeof(*v));
-	char err[512];
-	size_t i;
-
-	for (i = 0; i < c->nscs; i++) {
-		const struct send_connector *sc = &c->scs[i];
-		if (sc->tls != SC_TLS_NONE) {
-			v[i].tls = tls_client_ctx(sc->tls_ca_file, err, sizeof(err));
-			if (v[i].tls == NULL)
-				log_fatal("send-connector %s: tls: %s", sc->name, err);
-		}
-		read_secret(sc, &v[i]);
-	}
-	return v;
-}
-
 /* One daemon per spool: two would recover, deliver and remove each
  * other's queue files. The lock is taken before anything reads or writes
  * the spool and held (fd kept open across the privilege drop) until exit;
@@ -212,6 +142,7 @@ static int lock_spool(const char *spool)
 struct stopping {
 	struct event_base *base;
 	struct listeners *ls; /* NULL once closed */
+	struct daemon *dmn;
 	struct smtp_server *srv;
 	struct sched *sched;
 	struct queue *q;
@@ -267,6 +198,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	log_info("signal=%d received, shutting down", (int)sig);
 	listeners_free(st->ls);
 	st->ls = NULL;
+	st->dmn->ls = NULL; /* a reload now is refused */
 	sched_stop(st->sched);
 	smtp_server_shutdown(st->srv, STOP_SESSION_GRACE, stop_server_done, st);
 	st->poll = event_new(st->base, -1, EV_PERSIST, stop_poll_cb, st);
@@ -277,13 +209,15 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	evtimer_add(st->hard, &hard);
 }
 
+/* SIGHUP: reload the configuration (daemon/reload.h); the result is
+ * logged and recorded for `transitctl reload`. */
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
 	(void)sig;
 	(void)what;
-	(void)arg;
-	log_info("signal=HUP received: the passwd-file reloads by itself; restart transitd to "
-		 "apply configuration changes");
+
+	log_info("signal=HUP received");
+	daemon_reload_signal(arg);
 }
 
 static void on_message(void *arg, struct envelope *env) { sched_add(arg, env); }
@@ -307,11 +241,11 @@ int main(int argc, char **argv)
 	struct smtp_server_params sp;
 	struct event *ev_term, *ev_int, *ev_hup;
 	struct stopping st;
-	SSL_CTX **tls;
+	struct daemon dmn;
+	struct conf_gen *gen;
 	struct sched_runtime srt;
 	char err[512];
 	long n;
-	size_t i;
 
 	while ((ch = getopt(argc, argv, "c:dnhV")) != -1) {
 		switch (ch) {
@@ -347,8 +281,9 @@ int main(int argc, char **argv)
 		log_fatal("spool %s: %s", c->server.spool, strerror(errno));
 	spool_lock = lock_spool(c->server.spool);
 
-	tls = make_tls(c);
-	srt.sc = make_send_runtime(c);
+	/* generation 1: TLS keys and send secrets read while still root */
+	if ((gen = gen_build(c, NULL, err, sizeof(err))) == NULL)
+		log_fatal("%s", err);
 	srt.is_local_ip = listeners_is_local_ip;
 	if ((ls = listeners_bind(c, err, sizeof(err))) == NULL)
 		log_fatal("%s", err);
@@ -367,18 +302,17 @@ int main(int argc, char **argv)
 	srt.dns = dns_new(base, c->dns_servers, c->ndns_servers, err, sizeof(err));
 	if (srt.dns == NULL)
 		log_fatal("dns: %s", err);
-	sched = sched_new(c, &srt, base, q);
+	sched = sched_new(gen, &srt, base, q);
 	n = queue_scan(q, recovered, sched);
 	if (n < 0)
 		log_fatal("queue: cannot read %s/queue", c->server.spool);
 
 	memset(&sp, 0, sizeof(sp));
-	sp.conf = c;
+	sp.gen = gen;
 	sp.base = base;
 	sp.queue = q;
 	sp.users = users;
 	sp.dns = srt.dns;
-	sp.tls_ctx = tls;
 	sp.is_local_ip = listeners_is_local_ip;
 	sp.on_message = on_message;
 	sp.on_message_arg = sched;
@@ -389,12 +323,23 @@ int main(int argc, char **argv)
 	memset(&st, 0, sizeof(st));
 	st.base = base;
 	st.ls = ls;
+	st.dmn = &dmn;
 	st.srv = srv;
 	st.sched = sched;
 	st.q = q;
+	memset(&dmn, 0, sizeof(dmn));
+	dmn.conf_path = conf_path;
+	dmn.self = "/proc/self/exe";
+	dmn.base = base;
+	dmn.gen = gen; /* the daemon's reference, from gen_build() */
+	dmn.ls = ls;
+	dmn.srv = srv;
+	dmn.sched = sched;
+	snprintf(dmn.spool, sizeof(dmn.spool), "%s", c->server.spool);
+	daemon_reload_record(&dmn, true, "");
 	ev_term = evsignal_new(base, SIGTERM, on_signal, &st);
 	ev_int = evsignal_new(base, SIGINT, on_signal, &st);
-	ev_hup = evsignal_new(base, SIGHUP, on_hup, NULL);
+	ev_hup = evsignal_new(base, SIGHUP, on_hup, &dmn);
 	if (ev_term == NULL || ev_int == NULL || ev_hup == NULL)
 		log_fatal("cannot create the signal events");
 	evsignal_add(ev_term, NULL);
@@ -416,19 +361,13 @@ int main(int argc, char **argv)
 	/* Order matters: nothing is in flight (stop_quiet), so the workers
 	 * are joined (sched_free) before the queue they used is closed, and
 	 * no commit callback is left to need a session or the scheduler. */
+	daemon_reload_cancel(&dmn);
 	listeners_free(st.ls);
 	smtp_server_free(srv);
 	backpressure_stop();
 	sched_free(sched);
 	queue_close(q);
 	dns_free(srt.dns);
-	for (i = 0; i < c->nscs; i++) {
-		if (srt.sc[i].tls)
-			SSL_CTX_free(srt.sc[i].tls);
-		free(srt.sc[i].auth_user);
-		free(srt.sc[i].auth_pass);
-	}
-	free(srt.sc);
 	event_free(ev_term);
 	event_free(ev_int);
 	event_free(ev_hup);
@@ -438,13 +377,9 @@ int main(int argc, char **argv)
 		event_free(st.hard);
 	passwd_db_free(users);
 	alias_db_free(aliases);
-	for (i = 0; i < c->nrcs; i++)
-		if (tls[i])
-			SSL_CTX_free(tls[i]);
-	free(tls);
 	event_base_free(base);
 	log_info("transitd stopped");
-	conf_free(c);
+	conf_gen_unref(dmn.gen); /* the last reference: sessions and deliveries are gone */
 	close(spool_lock);
 	return 0;
 }

@@ -48,9 +48,12 @@ struct bound {
 };
 
 struct listeners {
+	/* the daemon's current generation's configuration: bindings point
+	 * into it; listeners_reconfigure() moves to the next one */
 	const struct config *conf;
 	struct smtp_server *srv;
-	struct bound *v;
+	struct event_base *base;
+	struct bound **v;
 	size_t n;
 	int reserve_fd; /* /dev/null, given up to shed a client when fds run out */
 };
@@ -226,31 +229,56 @@ static int bind_one(const struct binding *b, char *err, size_t errsz)
 	return fd;
 }
 
+/* The bound socket for b, or NULL. */
+static struct bound *find_bound(const struct listeners *l, const struct binding *b)
+{
+	for (size_t k = 0; k < l->n; k++)
+		if (same_binding(l->v[k]->b, b))
+			return l->v[k];
+	return NULL;
+}
+
+static struct bound *bound_add(struct listeners *l, const struct binding *b, int fd)
+{
+	struct bound *bd = xcalloc(1, sizeof(*bd));
+
+	bd->owner = l;
+	bd->b = b;
+	bd->fd = fd;
+	l->v = xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
+	l->v[l->n++] = bd;
+	return bd;
+}
+
+static void bound_free(struct bound *bd)
+{
+	if (bd->resume)
+		event_free(bd->resume);
+	if (bd->evl)
+		evconnlistener_free(bd->evl);
+	else if (bd->fd >= 0)
+		close(bd->fd);
+	free(bd);
+}
+
 struct listeners *listeners_bind(const struct config *c, char *err, size_t errsz)
 {
 	struct listeners *l = xcalloc(1, sizeof(*l));
-	size_t i, j, k;
+	size_t i, j;
 
 	l->conf = c;
 	l->reserve_fd = -1;
 	for (i = 0; i < c->nrcs; i++) {
 		for (j = 0; j < c->rcs[i].nbindings; j++) {
 			const struct binding *b = &c->rcs[i].bindings[j];
-			bool seen = false;
-			for (k = 0; k < l->n && !seen; k++)
-				seen = same_binding(l->v[k].b, b);
-			if (seen)
+			int fd;
+			if (find_bound(l, b))
 				continue;
-			l->v = xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
-			memset(&l->v[l->n], 0, sizeof(l->v[l->n]));
-			l->v[l->n].owner = l;
-			l->v[l->n].b = b;
-			l->v[l->n].fd = bind_one(b, err, errsz);
-			if (l->v[l->n].fd < 0) {
+			if ((fd = bind_one(b, err, errsz)) < 0) {
 				listeners_free(l);
 				return NULL;
 			}
-			l->n++;
+			bound_add(l, b, fd);
 		}
 	}
 	listeners_note_local_ips(c);
@@ -338,26 +366,92 @@ static void accept_error_cb(struct evconnlistener *evl, void *arg)
 		 ACCEPT_PAUSE_MS, shed ? ", one waiting client refused with 421" : "");
 }
 
+/* Start accepting on bd (fatal at start, logged at a reload). */
+static bool bound_start(struct bound *bd, bool fatal)
+{
+	struct listeners *l = bd->owner;
+
+	bd->evl = evconnlistener_new(l->base, accept_cb, bd,
+				     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, bd->fd);
+	if (bd->evl)
+		bd->resume = evtimer_new(l->base, accept_resume_cb, bd);
+	if (bd->evl == NULL || bd->resume == NULL) {
+		if (fatal)
+			log_fatal("cannot listen on %s", bd->b->text);
+		log_warn("cannot listen on %s: out of memory", bd->b->text);
+		return false;
+	}
+	evconnlistener_set_error_cb(bd->evl, accept_error_cb);
+	log_info("listening address=%s", bd->b->text);
+	return true;
+}
+
 void listeners_start(struct listeners *l, struct event_base *base, struct smtp_server *srv)
 {
 	size_t i;
 
 	l->srv = srv;
+	l->base = base;
 	reserve_take(l);
 	if (l->reserve_fd < 0)
 		log_warn("cannot open /dev/null for the reserve descriptor: %s", strerror(errno));
-	for (i = 0; i < l->n; i++) {
-		l->v[i].evl = evconnlistener_new(base, accept_cb, &l->v[i],
-						 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0,
-						 l->v[i].fd);
-		if (l->v[i].evl == NULL)
-			log_fatal("cannot listen on %s", l->v[i].b->text);
-		evconnlistener_set_error_cb(l->v[i].evl, accept_error_cb);
-		l->v[i].resume = evtimer_new(base, accept_resume_cb, &l->v[i]);
-		if (l->v[i].resume == NULL)
-			log_fatal("cannot create the accept pause timer for %s", l->v[i].b->text);
-		log_info("listening address=%s", l->v[i].b->text);
+	for (i = 0; i < l->n; i++)
+		bound_start(l->v[i], true);
+}
+
+unsigned listeners_reconfigure(struct listeners *l, const struct config *c)
+{
+	struct bound **old = l->v;
+	size_t nold = l->n, i, j, k;
+	unsigned restart = 0;
+	char err[256];
+
+	/* keep the sockets whose binding is still named, in the new order */
+	l->v = NULL;
+	l->n = 0;
+	for (i = 0; i < c->nrcs; i++) {
+		for (j = 0; j < c->rcs[i].nbindings; j++) {
+			const struct binding *b = &c->rcs[i].bindings[j];
+			struct bound *bd = NULL;
+			int fd;
+
+			if (find_bound(l, b))
+				continue;
+			for (k = 0; k < nold && bd == NULL; k++)
+				if (old[k] && same_binding(old[k]->b, b)) {
+					bd = old[k];
+					old[k] = NULL;
+				}
+			if (bd) {
+				bd->b = b;
+				l->v = xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
+				l->v[l->n++] = bd;
+				continue;
+			}
+			/* a new binding: bound as we are now (not root any more) */
+			if ((fd = bind_one(b, err, sizeof(err))) < 0) {
+				log_warn("reload: receive-connector %s: new binding %s: %s: needs a "
+					 "restart", c->rcs[i].name, b->text, err);
+				restart++;
+				continue;
+			}
+			bd = bound_add(l, b, fd);
+			if (!bound_start(bd, false)) {
+				l->n--;
+				bound_free(bd);
+			}
+		}
 	}
+	for (k = 0; k < nold; k++) {
+		if (old[k] == NULL)
+			continue;
+		log_info("reload: not listening any more address=%s", old[k]->b->text);
+		bound_free(old[k]);
+	}
+	free(old);
+	l->conf = c;
+	listeners_note_local_ips(c);
+	return restart;
 }
 
 void listeners_free(struct listeners *l)
@@ -366,14 +460,8 @@ void listeners_free(struct listeners *l)
 
 	if (l == NULL)
 		return;
-	for (i = 0; i < l->n; i++) {
-		if (l->v[i].resume)
-			event_free(l->v[i].resume);
-		if (l->v[i].evl)
-			evconnlistener_free(l->v[i].evl);
-		else if (l->v[i].fd >= 0)
-			close(l->v[i].fd);
-	}
+	for (i = 0; i < l->n; i++)
+		bound_free(l->v[i]);
 	if (l->reserve_fd >= 0)
 		close(l->reserve_fd);
 	free(l->v);

@@ -22,6 +22,13 @@ struct listeners;
 
 struct listeners *listeners_bind(const struct config *c, char *err, size_t errsz);
 void listeners_start(struct listeners *l, struct event_base *base, struct smtp_server *srv);
+/* A reload: from now on connectors are picked from c (which must outlive
+ * its use here: the daemon's current generation). Sockets of bindings c
+ * still names are kept (nothing is refused meanwhile); a binding c no
+ * longer names is closed; a new one is bound and started - as the
+ * unprivileged user, so a port below 1024 fails: that is logged ("needs a
+ * restart") and counted in the return value. */
+unsigned listeners_reconfigure(struct listeners *l, const struct config *c);
 /* Stop accepting (sockets closed). */
 void listeners_free(struct listeners *l);
 

@@ -268,6 +268,17 @@ void backpressure_start(const struct config *c, struct event_base *base,
 	event_add(bp.timer, &every);
 }
 
+void backpressure_set_limits(const struct config *c)
+{
+	if (!bp.running)
+		return; /* enabled = false: that switch is restart-only */
+	bp.lim.disk_free_medium = c->back_pressure.disk_free_medium;
+	bp.lim.disk_free_high = c->back_pressure.disk_free_high;
+	bp.lim.memory_high = bp_memory_limit(c);
+	bp.lim.queue_medium = c->back_pressure.queue_medium;
+	bp.lim.queue_high = c->back_pressure.queue_high;
+}
+
 void backpressure_stop(void)
 {
 	if (bp.timer)

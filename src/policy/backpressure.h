@@ -94,6 +94,9 @@ uint64_t bp_memory_limit(const struct config *c);
  * holds. Takes the first sample before it returns. */
 void backpressure_start(const struct config *c, struct event_base *base,
 			size_t (*queue_len)(void *arg), void *arg);
+/* A reload: the thresholds of c from the next sample on (the level and
+ * its hysteresis carry over; the spool and enabled are restart-only). */
+void backpressure_set_limits(const struct config *c);
 void backpressure_stop(void);
 
 /* The level now (Normal when nothing was started). */

@@ -31,6 +31,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +58,7 @@ struct nexthop {
 	char key[600];
 	TAILQ_ENTRY(nexthop) wait_link; /* in sched->nh_waiting when waiting */
 	bool waiting;
+	struct conf_gen *gen; /* the generation sc and scrt belong to (a reference) */
 	const struct send_connector *sc;
 	const struct sc_runtime *scrt;
 	char domain[256];
@@ -155,6 +157,7 @@ static void nexthop_free(void *p)
 		TAILQ_REMOVE(&nh->jobs, j, link);
 		free(j);
 	}
+	conf_gen_unref(nh->gen);
 	free(nh);
 }
 
@@ -570,13 +573,16 @@ void remote_enqueue(struct sched *s, struct qentry *e, const struct send_connect
 	struct nexthop *nh;
 	struct nh_job *j;
 
-	snprintf(key, sizeof(key), "%s|%s", sc->name, domain);
+	/* a next hop of an older generation drains on its own rules; mail
+	 * routed after a reload queues behind a hop of the new one */
+	snprintf(key, sizeof(key), "%" PRIu64 "|%s|%s", s->gen->number, sc->name, domain);
 	nh = htable_get(s->nexthops, key);
 	if (nh == NULL) {
 		nh = xcalloc(1, sizeof(*nh));
 		str_copy(nh->key, key, sizeof(nh->key));
+		nh->gen = conf_gen_ref(s->gen);
 		nh->sc = sc;
-		nh->scrt = &s->rt->sc[sc - s->conf->scs];
+		nh->scrt = &s->gen->sc[sc - s->conf->scs];
 		str_copy(nh->domain, domain, sizeof(nh->domain));
 		TAILQ_INIT(&nh->jobs);
 		htable_put(s->nexthops, key, nh);

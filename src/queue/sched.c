@@ -42,6 +42,7 @@
 
 struct batch {
 	struct sched *s;
+	struct conf_gen *gen;	 /* routed with it; the workers read its conf */
 	size_t n;
 	struct maildir_job *jobs;
 	struct qentry **owner;	 /* per job */
@@ -54,12 +55,13 @@ static struct batch *batches_in_flight_list;
 
 static void sched_dispatch(evutil_socket_t fd, short what, void *arg);
 
-struct sched *sched_new(const struct config *conf, const struct sched_runtime *rt,
+struct sched *sched_new(struct conf_gen *gen, const struct sched_runtime *rt,
 			struct event_base *base, struct queue *q)
 {
 	struct sched *s = xcalloc(1, sizeof(*s));
+	const struct config *conf = gen->conf;
 
-	s->conf = conf;
+	sched_set_generation(s, gen);
 	s->rt = rt;
 	s->base = base;
 	s->q = q;
@@ -79,6 +81,14 @@ struct sched *sched_new(const struct config *conf, const struct sched_runtime *r
 	}
 	remote_init(s);
 	return s;
+}
+
+void sched_set_generation(struct sched *s, struct conf_gen *gen)
+{
+	conf_gen_ref(gen);
+	conf_gen_unref(s->gen);
+	s->gen = gen;
+	s->conf = gen->conf;
 }
 
 size_t sched_count(const struct sched *s) { return s->count; }
@@ -435,6 +445,7 @@ static void batch_free(struct batch *b)
 	free(b->owner);
 	free(b->maildir);
 	free(b->qpath);
+	conf_gen_unref(b->gen);
 	free(b);
 }
 
@@ -487,6 +498,7 @@ static struct batch *batch_new(struct sched *s, size_t cap)
 {
 	struct batch *b = xcalloc(1, sizeof(*b));
 	b->s = s;
+	b->gen = conf_gen_ref(s->gen);
 	b->jobs = xcalloc(cap, sizeof(*b->jobs));
 	b->owner = xcalloc(cap, sizeof(*b->owner));
 	b->maildir = xcalloc(cap, sizeof(*b->maildir));
@@ -498,8 +510,8 @@ static struct batch *batch_new(struct sched *s, size_t cap)
  * passwd table has its own lock. */
 static bool mailbox_known(void *arg, const char *rcpt)
 {
-	const struct sched *s = arg;
-	return recipient_mailbox_known(s->conf, s->rt->users, rcpt);
+	const struct batch *b = arg;
+	return recipient_mailbox_known(b->gen->conf, b->s->rt->users, rcpt);
 }
 
 static void batch_add(struct batch *b, struct qentry *e, size_t i, const char *local,
@@ -509,14 +521,14 @@ static void batch_add(struct batch *b, struct qentry *e, size_t i, const char *l
 	struct maildir_job *j = &b->jobs[b->n];
 
 	memset(j, 0, sizeof(*j));
-	if (!recipient_mailbox_known(b->s->conf, b->s->rt->users, env->rcpt[i].addr)) {
+	if (!recipient_mailbox_known(b->gen->conf, b->s->rt->users, env->rcpt[i].addr)) {
 		/* never a path, let alone a directory, for an unknown address */
 		sched_rcpt_result(e, i, OUT_FAILED, "5.1.1",
 				  "550 5.1.1 no such mailbox: the directory does not know this address",
 				  NULL, "maildir");
 		return;
 	}
-	if (maildir_expand(b->s->conf->maildir, local, domain, b->maildir[b->n],
+	if (maildir_expand(b->gen->conf->maildir, local, domain, b->maildir[b->n],
 			   sizeof(b->maildir[b->n])) != 0) {
 		sched_rcpt_result(e, i, OUT_FAILED, "5.3.5", "mailbox path does not fit", NULL,
 				  "maildir");
@@ -533,7 +545,7 @@ static void batch_add(struct batch *b, struct qentry *e, size_t i, const char *l
 	j->rcpt_index = (unsigned)i;
 	j->arrival = env->arrival;
 	j->mailbox_known = mailbox_known;
-	j->known_arg = b->s;
+	j->known_arg = b;
 	for (size_t k = 0; k < b->n; k++)
 		if (b->owner[k] == e)
 			goto counted;
@@ -697,5 +709,6 @@ void sched_free(struct sched *s)
 	while (!LIST_EMPTY(&s->all_list))
 		entry_free(LIST_FIRST(&s->all_list));
 	event_free(s->kick);
+	conf_gen_unref(s->gen);
 	free(s);
 }

@@ -17,6 +17,7 @@
 #include <stddef.h>
 
 #include "conf/conf.h"
+#include "conf/gen.h"
 #include "mail/envelope.h"
 
 struct event_base;
@@ -26,23 +27,26 @@ struct dns;
 struct passwd_db;
 typedef struct ssl_ctx_st SSL_CTX;
 
-/* What the daemon prepared for outbound delivery before dropping
- * privileges: per send connector (same index as conf->scs) a TLS client
- * context and the AUTH credentials read from its auth-secret file. */
+/* What the daemon prepared for outbound delivery (conf_gen->sc): per send
+ * connector (same index as conf->scs) a TLS client context and the AUTH
+ * credentials read from its auth-secret file. */
 struct sc_runtime {
 	SSL_CTX *tls;
 	char *auth_user; /* NULL: no AUTH */
 	char *auth_pass;
 };
 struct sched_runtime {
-	struct sc_runtime *sc; /* [conf->nscs] */
 	struct dns *dns;
 	bool (*is_local_ip)(int family, const void *ip); /* MX loop detection */
 	struct passwd_db *users; /* the directory: local mailboxes that exist */
 };
 
-struct sched *sched_new(const struct config *conf, const struct sched_runtime *rt,
+struct sched *sched_new(struct conf_gen *gen, const struct sched_runtime *rt,
 			struct event_base *base, struct queue *q);
+/* A reload: recipients routed from now on use gen (a reference is taken),
+ * and so do retry, expiry and the connection limits; a Maildir batch or a
+ * next-hop queue already made keeps its own generation until it drains. */
+void sched_set_generation(struct sched *s, struct conf_gen *gen);
 /* Take ownership of a committed message (malloc'ed envelope). */
 void sched_add(struct sched *s, struct envelope *env);
 /* Messages the scheduler holds (queued, deferred or in flight). */

@@ -56,7 +56,10 @@ struct qentry {
 };
 
 struct sched {
-	const struct config *conf;
+	/* the current generation (a reference): new routing decisions, retry
+	 * and expiry use it; a batch or next hop keeps the one it began with */
+	struct conf_gen *gen;
+	const struct config *conf; /* gen->conf */
 	const struct sched_runtime *rt;
 	struct event_base *base;
 	struct queue *q;

@@ -150,7 +150,7 @@ static bool mail_refused_as_spoofed(struct smtp_session *s, const char *sender)
 {
 	char q[ADDR_TEXT_MAX * 4 + 8];
 
-	if (!sender_spoofs_local_domain(s->srv->p.conf, s->rc, s->auth_user != NULL, sender))
+	if (!sender_spoofs_local_domain(s->gen->conf, s->rc, s->auth_user != NULL, sender))
 		return false;
 	log_info("%s smtp reject cmd=MAIL reply=\"550 5.7.1\" reason=spoofed-local-sender from=%s",
 		 s->id, log_quote(sender, q, sizeof(q)));
@@ -227,7 +227,7 @@ static void rcpt_policy(struct smtp_session *s, struct mail_addr *to, struct rec
 		.is_local_ip = s->srv->p.is_local_ip,
 	};
 
-	recipient_decide(s->srv->p.conf, s->srv->p.users, &client, s->tx->env.sender,
+	recipient_decide(s->gen->conf, s->srv->p.users, &client, s->tx->env.sender,
 			 s->tx->mail.has_size ? s->tx->mail.size : 0, to, v);
 }
 

@@ -280,7 +280,7 @@ static void commit_done(void *arg, int error, struct envelope *env)
 static void check_routes(struct smtp_session *s)
 {
 	struct smtp_tx *tx = s->tx;
-	const struct config *c = s->srv->p.conf;
+	const struct config *c = s->gen->conf;
 	struct route_verdict v;
 	size_t i, refused = 0;
 	/* the size the scheduler will see: what the client sent plus our own
@@ -317,9 +317,9 @@ void content_end(struct smtp_session *s)
 	}
 	if (!tx->fail_code && !tx->hdr.in_body)
 		add_message_id(s);
-	if (!tx->fail_code && tx->hdr.received > s->srv->p.conf->server.max_hop_count) {
+	if (!tx->fail_code && tx->hdr.received > s->gen->conf->server.max_hop_count) {
 		log_info("%s smtp reject reason=hop-count received=%u limit=%u", s->id,
-			 tx->hdr.received, s->srv->p.conf->server.max_hop_count);
+			 tx->hdr.received, s->gen->conf->server.max_hop_count);
 		content_fail(tx, "hop-count", 554, "5.4.6", "Too many hops: mail forwarding loop detected");
 	}
 	if (!tx->fail_code)

@@ -92,7 +92,7 @@ static void rearm(struct smtp_session *s)
 /* The header is complete: which connector serves whom. */
 static void header_done(struct smtp_session *s, const struct proxy_result *r)
 {
-	const struct config *c = s->srv->p.conf;
+	const struct config *c = s->gen->conf;
 	const struct binding *b = s->proxy->b;
 	struct sockaddr_storage proxy = s->ss;
 	int rc;

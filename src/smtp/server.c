@@ -92,14 +92,27 @@ struct smtp_server *smtp_server_new(const struct smtp_server_params *p)
 	uint32_t r = 0;
 
 	srv->p = *p;
+	srv->p.gen = NULL;
 	srv->per_source = htable_new();
-	for (size_t i = 0; i < p->conf->nrcs; i++)
-		if (p->conf->rcs[i].auth_mechs && p->users && srv->auth == NULL)
-			srv->auth = policy_auth_new(p->base, p->users, p->conf);
+	smtp_server_set_generation(srv, p->gen);
 	if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
 		r = (uint32_t)getpid();
 	srv->next_id = (uint64_t)r << 32;
 	return srv;
+}
+
+void smtp_server_set_generation(struct smtp_server *srv, struct conf_gen *gen)
+{
+	const struct config *c = gen->conf;
+
+	conf_gen_ref(gen);
+	conf_gen_unref(srv->p.gen);
+	srv->p.gen = gen;
+	/* the AUTH checker is made once, when the first connector offers AUTH
+	 * (its auth-failures limits are restart-only) */
+	for (size_t i = 0; i < c->nrcs && srv->auth == NULL; i++)
+		if (c->rcs[i].auth_mechs && srv->p.users)
+			srv->auth = policy_auth_new(srv->p.base, srv->p.users, c);
 }
 
 unsigned smtp_server_sessions(const struct smtp_server *srv) { return srv->nsessions; }
@@ -129,6 +142,7 @@ void smtp_server_free(struct smtp_server *srv)
 	}
 	policy_auth_free(srv->auth); /* after the sessions: their checks are cancelled */
 	htable_free(srv->per_source, NULL);
+	conf_gen_unref(srv->p.gen);
 	free(srv);
 }
 
@@ -233,7 +247,7 @@ void smtp_server_refuse_busy(struct smtp_server *srv, int fd, const struct recei
 	snprintf(text, sizeof(text),
 		 "421 4.3.2 %s Service temporarily unavailable (out of file descriptors), try again "
 		 "later\r\n",
-		 rc ? rc->fqdn : srv->p.conf->server.fqdn);
+		 rc ? rc->fqdn : srv->p.gen->conf->server.fqdn);
 	refuse_now(fd, text);
 }
 
@@ -308,14 +322,15 @@ static void address_text(const struct sockaddr *sa, char addr[INET6_ADDRSTRLEN])
 static bool source_admit(struct smtp_server *srv, size_t rc_index, const struct sockaddr *sa,
 			 const char *addr, const char *proxy, char *key, size_t keysz)
 {
-	const struct receive_connector *rc = &srv->p.conf->rcs[rc_index];
+	const struct receive_connector *rc = &srv->p.gen->conf->rcs[rc_index];
 	char source[SOURCE_KEY_MAX];
 
 	/* per connector and per source prefix (net/source.h) */
 	if (!source_prefix_key(sa, rc->source_prefix_ipv4, rc->source_prefix_ipv6, source,
 			       sizeof(source)))
 		str_copy(source, addr, sizeof(source));
-	snprintf(key, keysz, "%zu|%s", rc_index, source);
+	/* by name: indexes may differ between configuration generations */
+	snprintf(key, keysz, "%s|%s", rc->name, source);
 	if ((uintptr_t)htable_get(srv->per_source, key) < rc->max_connections_per_source)
 		return true;
 	log_info("smtp refused address=%s%s%s connector=%s reason=max-connections-per-source "
@@ -327,10 +342,10 @@ static bool source_admit(struct smtp_server *srv, size_t rc_index, const struct 
 
 static bool total_admit(struct smtp_server *srv, const char *addr, const char *connector)
 {
-	if (srv->nsessions < srv->p.conf->server.max_connections)
+	if (srv->nsessions < srv->p.gen->conf->server.max_connections)
 		return true;
 	log_info("smtp refused address=%s connector=%s reason=max-connections limit=%u", addr,
-		 connector, srv->p.conf->server.max_connections);
+		 connector, srv->p.gen->conf->server.max_connections);
 	return false;
 }
 
@@ -343,7 +358,8 @@ static struct smtp_session *session_new(struct smtp_server *srv, int fd, const s
 	struct timeval tv;
 
 	s->srv = srv;
-	s->rc = &srv->p.conf->rcs[rc_index];
+	s->gen = conf_gen_ref(srv->p.gen);
+	s->rc = &s->gen->conf->rcs[rc_index];
 	s->rc_index = rc_index;
 	s->fd = fd;
 	snprintf(s->id, sizeof(s->id), "%016" PRIx64, srv->next_id++);
@@ -382,7 +398,7 @@ static void session_begin(struct smtp_session *s)
 	session_checks_start(s);
 
 	if (rc->tls == RC_TLS_IMPLICIT) {
-		s->ssl = SSL_new(srv->p.tls_ctx[s->rc_index]);
+		s->ssl = SSL_new(s->gen->rc_tls[s->rc_index]);
 		if (s->ssl == NULL) {
 			ERR_clear_error();
 			log_warn("%s smtp session setup failed: SSL_new", s->id);
@@ -419,7 +435,7 @@ static void session_begin(struct smtp_session *s)
 void smtp_server_accept(struct smtp_server *srv, int fd, const struct sockaddr *sa, socklen_t salen,
 			size_t rc_index)
 {
-	const struct receive_connector *rc = &srv->p.conf->rcs[rc_index];
+	const struct receive_connector *rc = &srv->p.gen->conf->rcs[rc_index];
 	struct smtp_session *s;
 	char addr[INET6_ADDRSTRLEN];
 	char key[SOURCE_KEY_MAX + 24];
@@ -446,7 +462,7 @@ void smtp_server_accept(struct smtp_server *srv, int fd, const struct sockaddr *
 void smtp_server_accept_proxied(struct smtp_server *srv, int fd, const struct sockaddr *sa,
 				socklen_t salen, const struct binding *b)
 {
-	int rc = listeners_trusting_connector(srv->p.conf, b, sa);
+	int rc = listeners_trusting_connector(srv->p.gen->conf, b, sa);
 	struct smtp_session *s;
 	char addr[INET6_ADDRSTRLEN];
 
@@ -457,7 +473,7 @@ void smtp_server_accept_proxied(struct smtp_server *srv, int fd, const struct so
 	}
 	/* the total limit counts the proxy's connections; the per-source
 	 * limit waits for the real client */
-	if (!total_admit(srv, addr, srv->p.conf->rcs[rc].name)) {
+	if (!total_admit(srv, addr, srv->p.gen->conf->rcs[rc].name)) {
 		refuse_now(fd, "421 4.7.0 Too many connections, try again later\r\n");
 		return;
 	}
@@ -478,7 +494,7 @@ void session_proxied(struct smtp_session *s, const struct sockaddr *client, sock
 
 	memset(&ss, 0, sizeof(ss));
 	memcpy(&ss, client, clientlen < sizeof(ss) ? clientlen : sizeof(ss));
-	s->rc = &s->srv->p.conf->rcs[rc_index];
+	s->rc = &s->gen->conf->rcs[rc_index];
 	s->rc_index = rc_index;
 	s->ss = ss;
 	address_text((const struct sockaddr *)&ss, s->addr);
@@ -647,6 +663,7 @@ static void session_free(struct smtp_session *s)
 		source_count(s->srv, s->source_key, -1);
 	s->srv->nsessions--;
 	buf_free(&s->out);
+	conf_gen_unref(s->gen); /* maybe the last holder of an old generation */
 	free(s);
 }
 
@@ -698,7 +715,7 @@ static void tls_close_notify(struct smtp_session *s)
 static void starttls_switch(evutil_socket_t fd, short what, void *arg)
 {
 	struct smtp_session *s = arg;
-	SSL_CTX *ctx = s->srv->p.tls_ctx[s->rc_index];
+	SSL_CTX *ctx = s->gen->rc_tls[s->rc_index];
 	(void)fd;
 	(void)what;
 

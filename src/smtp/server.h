@@ -18,6 +18,7 @@
 #include <openssl/ssl.h>
 
 #include "conf/conf.h"
+#include "conf/gen.h"
 #include "mail/envelope.h"
 
 struct event_base;
@@ -27,14 +28,14 @@ struct smtp_server;
 
 struct dns;
 struct smtp_server_params {
-	const struct config *conf;
+	/* the configuration generation new sessions start on (the server
+	 * takes a reference; smtp_server_set_generation() replaces it); its
+	 * rc_tls holds the TLS context per receive connector */
+	struct conf_gen *gen;
 	struct event_base *base;
 	struct queue *queue;
 	struct passwd_db *users;
 	struct dns *dns; /* DNSBL and PTR lookups (client_checks.c); NULL: none */
-	/* TLS context per receive connector (same index as conf->rcs), NULL
-	 * where the connector has tls = none. */
-	SSL_CTX **tls_ctx;
 	/* true when ip (family AF_INET/AF_INET6, 4/16 bytes) is one of ours:
 	 * user@[ip] is then a local address. */
 	bool (*is_local_ip)(int family, const void *ip);
@@ -44,7 +45,12 @@ struct smtp_server_params {
 };
 
 struct smtp_server *smtp_server_new(const struct smtp_server_params *p);
-/* Serve an accepted connection on connector rc (index into conf->rcs).
+/* A reload: sessions accepted from now on start on gen (a reference is
+ * taken); each session in progress keeps the generation it started with
+ * until it ends. */
+void smtp_server_set_generation(struct smtp_server *srv, struct conf_gen *gen);
+/* Serve an accepted connection on connector rc (index into the current
+ * generation's conf->rcs).
  * Takes ownership of fd. Applies the total and per-source connection
  * limits (421 4.7.0). */
 void smtp_server_accept(struct smtp_server *srv, int fd, const struct sockaddr *sa, socklen_t salen,

@@ -115,6 +115,10 @@ struct smtp_tx {
 struct smtp_session {
 	struct smtp_session *next, *prev;
 	struct smtp_server *srv;
+	/* the configuration generation the session started on (a reference,
+	 * dropped in session_free): rc, its limits, TLS context, accepted
+	 * domains and routes all come from it, whatever reloads happen */
+	struct conf_gen *gen;
 	const struct receive_connector *rc;
 	size_t rc_index;
 	char id[20];

@@ -69,6 +69,7 @@
 #include <sanitizer/common_interface_defs.h>
 
 #include "conf/conf.h"
+#include "conf/gen.h"
 #include "dir/passwd.h"
 #include "mail/addr.h"
 #include "mail/envelope.h"
@@ -308,11 +309,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 			fail("tls_server_ctx: %s", err);
 	}
 	memset(&sp, 0, sizeof(sp));
-	sp.conf = g_conf;
+	sp.gen = conf_gen_new(g_conf, 1); /* lives as long as the process */
+	sp.gen->rc_tls = g_tls;
 	sp.base = g_base;
 	sp.queue = g_q;
 	sp.users = g_users;
-	sp.tls_ctx = g_tls;
 	sp.is_local_ip = local_ip;
 	sp.on_message = on_message;
 	g_srv = smtp_server_new(&sp);

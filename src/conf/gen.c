@@ -1,0 +1,105 @@
+/*
+ * gen.c - configuration generations: the reference count, and the list of
+ * what a reload cannot change (see gen.h and docs/operations.md, "Reload").
+ */
+#include "conf/gen.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/log.h"
+#include "util/xmalloc.h"
+
+static atomic_uint gens_alive;
+
+struct conf_gen *conf_gen_new(struct config *c, uint64_t number)
+{
+	struct conf_gen *g = xcalloc(1, sizeof(*g));
+
+	atomic_init(&g->refs, 1);
+	g->number = number;
+	g->conf = c;
+	atomic_fetch_add(&gens_alive, 1);
+	return g;
+}
+
+struct conf_gen *conf_gen_ref(struct conf_gen *g)
+{
+	if (g)
+		atomic_fetch_add(&g->refs, 1);
+	return g;
+}
+
+void conf_gen_unref(struct conf_gen *g)
+{
+	if (g == NULL || atomic_fetch_sub(&g->refs, 1) != 1)
+		return;
+	if (g->release)
+		g->release(g);
+	conf_free(g->conf);
+	free(g);
+	atomic_fetch_sub(&gens_alive, 1);
+}
+
+unsigned conf_gen_alive(void) { return atomic_load(&gens_alive); }
+
+static bool same_str(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+static bool same_dns(const struct config *a, const struct config *b)
+{
+	if (a->ndns_servers != b->ndns_servers)
+		return false;
+	for (size_t i = 0; i < a->ndns_servers; i++)
+		if (!same_str(a->dns_servers[i], b->dns_servers[i]))
+			return false;
+	return true;
+}
+
+static bool same_auth_failures(const struct config *a, const struct config *b)
+{
+	return a->auth_failures.delay == b->auth_failures.delay &&
+	       a->auth_failures.delay_max == b->auth_failures.delay_max &&
+	       a->auth_failures.window == b->auth_failures.window &&
+	       a->auth_failures.max_per_source == b->auth_failures.max_per_source &&
+	       a->auth_failures.max_per_login == b->auth_failures.max_per_login &&
+	       a->auth_failures.lockout == b->auth_failures.lockout &&
+	       a->auth_failures.table_size == b->auth_failures.table_size;
+}
+
+unsigned conf_gen_restart_only_changes(const struct config *old, const struct config *new)
+{
+	/* Each row: a setting that the daemon reads once, at start (the
+	 * spool and its lock, the privilege drop, queue ids, the objects made
+	 * once: directory, resolver, worker threads, AUTH limiter). */
+	const struct {
+		const char *what;
+		bool same;
+	} rows[] = {
+		{"server.spool", same_str(old->server.spool, new->server.spool)},
+		{"server.user", same_str(old->server.user, new->server.user)},
+		{"server.node", same_str(old->server.node, new->server.node)},
+		{"users.passwd-file", same_str(old->passwd_file, new->passwd_file)},
+		{"users.aliases", same_str(old->aliases_file, new->aliases_file)},
+		{"dns.servers", same_dns(old, new)},
+		{"queue.sync", old->queue.sync_mode == new->queue.sync_mode},
+		{"queue.delivery-threads", old->queue.delivery_threads == new->queue.delivery_threads},
+		{"auth-failures", same_auth_failures(old, new)},
+		{"back-pressure.enabled", old->back_pressure.enabled == new->back_pressure.enabled},
+	};
+	unsigned n = 0;
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		if (rows[i].same)
+			continue;
+		log_warn("reload: %s changed: needs a restart (the running value stays)",
+			 rows[i].what);
+		n++;
+	}
+	return n;
+}
