@@ -201,6 +201,8 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
 		return;
 	if (mail_refused_as_spoofed(s, text))
 		return;
+	if (session_rate_refuses_mail(s)) /* rates.c: 450 4.7.0 */
+		return;
 	s->tx = xcalloc(1, sizeof(*s->tx));
 	envelope_init(&s->tx->env);
 	buf_init(&s->tx->partial);
@@ -316,6 +318,8 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
 		return;
 	}
 	addr_format(&to, shown, sizeof(shown));
+	if (session_rate_refuses_rcpt(s)) /* rates.c: 450 4.7.0 */
+		return;
 	if (session_checks_refused(s, &to, shown))
 		return;
 	rcpt_policy(s, &to, &v);

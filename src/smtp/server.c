@@ -58,6 +58,7 @@
 #include "net/source.h"
 #include "net/tls.h"
 #include "policy/auth.h"
+#include "policy/ratelimit.h"
 #include "smtp/reply.h"
 #include "util/htable.h"
 #include "util/log.h"
@@ -72,6 +73,9 @@
  * rc->max_errors the session is closed (smtpd_hard_error_limit). */
 #define SESSION_SOFT_ERRORS 10
 #define SESSION_ERROR_DELAY_MS 1000
+/* Rate buckets held (policy/ratelimit.h): about 100 octets each, so at
+ * most some 6 MB however many sources and logins a peer makes up. */
+#define SMTP_RATE_TABLE_MAX 65536
 
 static void session_event_cb(struct bufferevent *bev, short what, void *arg);
 static void session_read_cb(struct bufferevent *bev, void *arg);
@@ -93,6 +97,7 @@ struct smtp_server *smtp_server_new(const struct smtp_server_params *p)
 
 	srv->p = *p;
 	srv->per_source = htable_new();
+	srv->rates = ratelimit_new(SMTP_RATE_TABLE_MAX);
 	for (size_t i = 0; i < p->conf->nrcs; i++)
 		if (p->conf->rcs[i].auth_mechs && p->users && srv->auth == NULL)
 			srv->auth = policy_auth_new(p->base, p->users, p->conf);
@@ -129,6 +134,7 @@ void smtp_server_free(struct smtp_server *srv)
 	}
 	policy_auth_free(srv->auth); /* after the sessions: their checks are cancelled */
 	htable_free(srv->per_source, NULL);
+	ratelimit_free(srv->rates);
 	free(srv);
 }
 

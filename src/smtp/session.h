@@ -80,6 +80,7 @@ struct smtp_server {
 	struct policy_auth *auth; /* credential checks; NULL when no connector has auth */
 	unsigned nsessions;
 	struct htable *per_source; /* "rc_index|source prefix" -> count (uintptr_t) */
+	struct ratelimit *rates;   /* message and recipient rates (rates.c) */
 	uint64_t next_id;
 	struct smtp_session *sessions; /* list, for shutdown */
 	/* smtp_server_shutdown() */
@@ -242,5 +243,10 @@ void content_fail_long_line(struct smtp_session *s); /* 554 5.6.0 with the limit
 bool content_line_ok(struct smtp_session *s, const char *p, size_t len);
 void content_bdat_bytes(struct smtp_session *s, const char *p, size_t n);
 void content_end(struct smtp_session *s); /* end of DATA or BDAT LAST: check, commit, reply */
+
+/* rates.c: max-messages-/max-recipients-per-minute-* (policy/ratelimit.h).
+ * true: over the rate, "450 4.7.0" is built and logged. */
+bool session_rate_refuses_mail(struct smtp_session *s);
+bool session_rate_refuses_rcpt(struct smtp_session *s);
 
 #endif
