@@ -237,7 +237,7 @@ static int v_tarpit(cfg_t *cfg, cfg_opt_t *opt) { return v_duration_upto(cfg, op
 
 static int v_tarpit_total(cfg_t *cfg, cfg_opt_t *opt)
 {
-	return v_duration_upto(cfg, opt, true, 3600);
+	return v_duration_upto(cfg, opt, false, 3600);
 }
 
 static int v_ptr_timeout(cfg_t *cfg, cfg_opt_t *opt)

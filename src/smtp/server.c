@@ -20,6 +20,8 @@
  *  - the recipient tarpit: a refused recipient's reply is held the same
  *    way for rc->tarpit, and at rc->max_refused_recipients refusals the
  *    session is closed with 421 4.7.0 (never for an authenticated one);
+ *    the delays of one session add up to rc->tarpit_max_per_session at
+ *    most, then the next refusal closes it the same way;
  *  - the whole-session deadline closes the session with 421 4.4.2; when
  *    it fires during a commit, right after the commit's reply;
  *  - what a peer makes a session hold is bounded: input is read only up
@@ -566,7 +568,8 @@ static void session_hold_reply(struct smtp_session *s, const struct timeval *tv)
  * applications' SMTP engines cannot bear a delay; a login is accountable). */
 void session_rcpt_refused(struct smtp_session *s)
 {
-	struct timeval tv = {(time_t)s->rc->tarpit, 0};
+	uint64_t delay = s->rc->tarpit;
+	struct timeval tv;
 
 	s->rcpts_refused++;
 	if (s->auth_user != NULL)
@@ -580,10 +583,28 @@ void session_rcpt_refused(struct smtp_session *s)
 		session_close(s, "too-many-refused-recipients");
 		return;
 	}
-	if (s->rc->tarpit == 0)
+	if (delay == 0)
 		return;
-	log_info("%s smtp delay cmd=RCPT reason=tarpit delay=%" PRIu64 "s refused=%u", s->id,
-		 s->rc->tarpit, s->rcpts_refused);
+	/* The session's tarpit budget (tarpit-max-per-session): a session
+	 * holds a connection slot of ours while it waits, so its delays add
+	 * up to at most the budget; the refusal that finds it spent closes
+	 * the session as the refused-recipient limit does. */
+	if (s->tarpit_spent >= s->rc->tarpit_max_per_session) {
+		log_info("%s smtp reject cmd=RCPT reply=\"421 4.7.0\" reason=tarpit-budget-spent "
+			 "refused=%u tarpit-total=%" PRIu64 "s",
+			 s->id, s->rcpts_refused, s->tarpit_spent);
+		session_reply(s, 421, "4.7.0", "%s Too many refused recipients, closing connection",
+			      s->rc->fqdn);
+		session_close(s, "tarpit-budget-spent");
+		return;
+	}
+	if (delay > s->rc->tarpit_max_per_session - s->tarpit_spent)
+		delay = s->rc->tarpit_max_per_session - s->tarpit_spent;
+	s->tarpit_spent += delay;
+	log_info("%s smtp delay cmd=RCPT reason=tarpit delay=%" PRIu64 "s refused=%u", s->id, delay,
+		 s->rcpts_refused);
+	tv.tv_sec = (time_t)delay;
+	tv.tv_usec = 0;
 	session_hold_reply(s, &tv);
 }
 

@@ -149,6 +149,7 @@ struct smtp_session {
 	struct event *reply_delay;
 	struct event *tls_switch; /* STARTTLS: to the TLS bufferevent once 220 is out */
 	unsigned rcpts_refused; /* recipients refused by policy (not counted in errors) */
+	uint64_t tarpit_spent;	/* seconds of tarpit delay so far (tarpit-max-per-session) */
 	/* the policy step */
 	const struct session_wait_ops *wait; /* non-NULL while in SS_POLICY */
 	struct event *wait_timer;
