@@ -52,6 +52,7 @@ void tx_free(struct smtp_tx *tx)
 		queue_writer_abort(tx->writer);
 	envelope_free(&tx->env);
 	buf_free(&tx->partial);
+	free(tx->from);
 	free(tx);
 }
 
