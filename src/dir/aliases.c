@@ -107,7 +107,7 @@ static int parse_logical(struct alias_table *t, char *line, char *why, size_t wh
 	opts = key + strcspn(key, " \t");
 	if (*opts) { /* "alias OPTION...": the alias's attributes (dir/attrs.h) */
 		*opts++ = '\0';
-		if (!dir_attrs_parse(opts, strlen(opts), &al.attrs, why, whysz))
+		if (!dir_attrs_parse(opts, strlen(opts), true, &al.attrs, why, whysz))
 			return -1;
 	}
 	if (!address_ok(key)) {

@@ -21,7 +21,8 @@ static bool key_is(const char *word, size_t len, const char *key)
 	return true;
 }
 
-bool dir_attrs_parse(const char *text, size_t len, struct dir_attrs *a, char *why, size_t whysz)
+bool dir_attrs_parse(const char *text, size_t len, bool only_ours, struct dir_attrs *a, char *why,
+		     size_t whysz)
 {
 	size_t i = 0;
 	bool ok = true;
@@ -39,8 +40,14 @@ bool dir_attrs_parse(const char *text, size_t len, struct dir_attrs *a, char *wh
 			break;
 		eq = memchr(text + start, '=', i - start);
 		klen = eq ? (size_t)(eq - (text + start)) : i - start;
-		if (!key_is(text + start, klen, "accept_from"))
+		if (!key_is(text + start, klen, "accept_from")) {
+			if (only_ours) {
+				snprintf(why, whysz, "unknown option \"%.*s\"",
+					 (int)(i - start > 64 ? 64 : i - start), text + start);
+				ok = false;
+			}
 			continue;
+		}
 		val = eq ? eq + 1 : text + i;
 		vlen = (size_t)(text + i - val);
 		if (vlen == 13 && memcmp(val, "authenticated", 13) == 0) {

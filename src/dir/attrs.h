@@ -8,7 +8,8 @@
  * passwd-file field 8: blank-separated key=value) and the options of an
  * aliases-file line: "accept_from=authenticated" (also spelled
  * accept-from); "accept_from=anyone" is the default. Other keys are not
- * ours (Dovecot's userdb_* and the like) and are ignored.
+ * ours (Dovecot's userdb_* and the like) and are ignored in the
+ * passwd-file, refused in the aliases file.
  */
 #ifndef TRANSIT_DIR_ATTRS_H
 #define TRANSIT_DIR_ATTRS_H
@@ -22,8 +23,11 @@ struct dir_attrs {
 
 /* Apply the key=value words of text[0..len) to a. false, with why, for
  * a value of ours that is not understood; a is then set to the strict
- * choice (a typo must not open a protected address). */
-bool dir_attrs_parse(const char *text, size_t len, struct dir_attrs *a, char *why, size_t whysz);
+ * choice (a typo must not open a protected address). only_ours: a key
+ * that is not ours is an error too (the aliases file, whose options are
+ * all ours; the passwd-file's extra fields are shared with Dovecot). */
+bool dir_attrs_parse(const char *text, size_t len, bool only_ours, struct dir_attrs *a, char *why,
+		     size_t whysz);
 
 /* The text form of a (for listings): "" or "accept_from=authenticated". */
 const char *dir_attrs_text(const struct dir_attrs *a);

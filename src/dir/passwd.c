@@ -276,7 +276,7 @@ static bool pw_extra_fields(const struct pw_line *pl, struct dir_attrs *a, char 
 			colons++;
 	if (colons < 6 || p >= end)
 		return true;
-	return dir_attrs_parse(p, (size_t)(end - p), a, why, whysz);
+	return dir_attrs_parse(p, (size_t)(end - p), false, a, why, whysz);
 }
 
 static void pw_table_read(FILE *f, const char *path, struct pw_table *t)

@@ -21,7 +21,6 @@
 #include "policy/sender.h"
 #include "smtp/session.h"
 #include "util/log.h"
-#include "util/str.h"
 #include "util/xmalloc.h"
 
 static bool binding_applies(const struct smtp_session *s)

@@ -13,6 +13,8 @@ transitctl.
 
 import os
 
+import pytest
+
 import harness
 from conftest import PASSWORD
 from harness import make_message
@@ -94,11 +96,14 @@ def test_bad_value_in_passwd_file_is_strict(transit_conf):
     assert "accept_from=authenticatd is not" in t.log_text()
 
 
-def test_bad_option_in_aliases_file_refuses_it(transit_conf):
+@pytest.mark.parametrize("option,logged", [("accept_from=nobody", "accept_from=nobody is not"),
+                                           ("acept_from=authenticated",
+                                            "unknown option")])
+def test_bad_option_in_aliases_file_refuses_it(transit_conf, option, logged):
     t = transit_conf
     aliases = os.path.join(t.dir, "aliases")
     with open(aliases, "w") as f:
-        f.write("board@example.test accept_from=nobody: alice@example.test\n")
+        f.write("board@example.test %s: alice@example.test\n" % option)
     t.cfg["users"]["aliases"] = aliases
     t.write_config()
     t.start()
@@ -106,5 +111,4 @@ def test_bad_option_in_aliases_file_refuses_it(transit_conf):
         c.ehlo()
         c.expect("MAIL FROM:<x@other.test>", 250)
         c.expect("RCPT TO:<board@example.test>", 550, "5.1.1")   # no aliases loaded
-    harness.wait_until(lambda: "accept_from=nobody is not" in t.log_text(), 10,
-                       what="the bad aliases line logged")
+    harness.wait_until(lambda: logged in t.log_text(), 10, what="the bad aliases line logged")

@@ -17,7 +17,7 @@ static bool parse(const char *text, struct dir_attrs *a)
 	char why[128] = "";
 
 	memset(a, 0, sizeof(*a));
-	return dir_attrs_parse(text, strlen(text), a, why, sizeof(why));
+	return dir_attrs_parse(text, strlen(text), false, a, why, sizeof(why));
 }
 
 static void test_parse(void **state)
@@ -44,6 +44,21 @@ static void test_parse(void **state)
 	assert_string_equal(dir_attrs_text(&a), "accept_from=authenticated");
 }
 
+static void test_only_ours(void **state)
+{
+	struct dir_attrs a = {0};
+	char why[128] = "";
+	const char *t = "accept_from=authenticated junk";
+	(void)state;
+
+	/* the aliases file: every option must be ours */
+	assert_false(dir_attrs_parse(t, strlen(t), true, &a, why, sizeof(why)));
+	assert_string_equal(why, "unknown option \"junk\"");
+	t = "accept-from=authenticated";
+	assert_true(dir_attrs_parse(t, strlen(t), true, &a, why, sizeof(why)));
+	assert_true(a.accept_from_authenticated);
+}
+
 static void test_decision(void **state)
 {
 	struct dir_attrs open = {0}, closed = {.accept_from_authenticated = true};
@@ -60,6 +75,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_decision),
+		cmocka_unit_test(test_only_ours),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
