@@ -844,7 +844,8 @@ static void conf_set_validators(cfg_t *cfg)
 	cfg_set_validate_func(cfg, "receive-connector|max-refused-recipients", v_positive);
 	cfg_set_validate_func(cfg, "receive-connector|max-messages-per-minute-per-source", v_rate);
 	cfg_set_validate_func(cfg, "receive-connector|max-messages-per-minute-per-login", v_rate);
-	cfg_set_validate_func(cfg, "receive-connector|max-recipients-per-minute-per-source", v_rate);
+	cfg_set_validate_func(cfg, "receive-connector|max-recipients-per-minute-per-source",
+			      v_rate);
 	cfg_set_validate_func(cfg, "receive-connector|max-recipients-per-minute-per-login", v_rate);
 	cfg_set_validate_func(cfg, "receive-connector|ptr-timeout", v_ptr_timeout);
 	cfg_set_validate_func(cfg, "receive-connector|tarpit-max-per-session", v_tarpit_total);
@@ -1016,7 +1017,7 @@ static void convert_rc(cfg_t *sec, const struct config *c, struct receive_connec
 		(unsigned)cfg_getint(sec, "max-recipients-per-minute-per-login");
 	rc->sender_binding_header = cfg_getbool(sec, "sender-binding-header") == cfg_true;
 	rc->ptr_timeout = get_duration(sec, "ptr-timeout");
-	(void)parse_duration(cfg_getstr(sec, "tarpit-max-per-session"), &rc->tarpit_max_per_session);
+	rc->tarpit_max_per_session = get_duration(sec, "tarpit-max-per-session");
 }
 
 static void convert_sc(cfg_t *sec, const struct config *c, struct send_connector *sc)

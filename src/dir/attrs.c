@@ -55,7 +55,8 @@ bool dir_attrs_parse(const char *text, size_t len, bool only_ours, struct dir_at
 		} else if (vlen == 6 && memcmp(val, "anyone", 6) == 0) {
 			a->accept_from_authenticated = false;
 		} else {
-			snprintf(why, whysz, "accept_from=%.*s is not \"authenticated\" or \"anyone\"",
+			snprintf(why, whysz,
+				 "accept_from=%.*s is not \"authenticated\" or \"anyone\"",
 				 (int)(vlen > 64 ? 64 : vlen), val);
 			a->accept_from_authenticated = true;
 			ok = false;

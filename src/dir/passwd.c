@@ -263,10 +263,10 @@ static bool pw_key(const char *user, char out[PW_USER_MAX + 1])
 	return true;
 }
 
-/* Build a table from an open file. Malformed lines are warned about. */
 /* The extra fields of an entry (field 8: after the 6th ':' that follows
  * the password) into a. false, with why, for a value not understood. */
-static bool pw_extra_fields(const struct pw_line *pl, struct dir_attrs *a, char *why, size_t whysz)
+static bool pw_extra_fields(const struct pw_line *pl, struct dir_attrs *a, char *why,
+			    size_t whysz)
 {
 	const char *p = pl->rest, *end = pl->rest + pl->rest_len;
 	int colons = 0;
@@ -279,6 +279,7 @@ static bool pw_extra_fields(const struct pw_line *pl, struct dir_attrs *a, char 
 	return dir_attrs_parse(p, (size_t)(end - p), false, a, why, whysz);
 }
 
+/* Build a table from an open file. Malformed lines are warned about. */
 static void pw_table_read(FILE *f, const char *path, struct pw_table *t)
 {
 	char *line = NULL;

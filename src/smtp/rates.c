@@ -68,12 +68,9 @@ static bool rate_refuses(struct smtp_session *s, char kind, const char *cmd)
 		 "source=%s login=%s limit=%u/min",
 		 s->id, cmd, kind == 'm' ? "messages" : "recipients", s->addr, source_of(s),
 		 s->auth_user ? log_quote(s->auth_user, q, sizeof(q)) : "-", limit);
-	if (kind == 'm')
-		session_reply(s, 450, "4.7.0", "Too many messages from %s; limit is %u a minute, "
-			      "try again later", s->auth_user ? "this login" : "your address", limit);
-	else
-		session_reply(s, 450, "4.7.0", "Too many recipients from %s; limit is %u a minute, "
-			      "try again later", s->auth_user ? "this login" : "your address", limit);
+	session_reply(s, 450, "4.7.0", "Too many %s from %s; limit is %u a minute, try again later",
+		      kind == 'm' ? "messages" : "recipients",
+		      s->auth_user ? "this login" : "your address", limit);
 	return true;
 }
 

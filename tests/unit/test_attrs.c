@@ -29,7 +29,7 @@ static void test_parse(void **state)
 	assert_false(a.accept_from_authenticated);
 	assert_true(parse("accept_from=authenticated", &a));
 	assert_true(a.accept_from_authenticated);
-	assert_true(parse("userdb_quota_rule=*:storage=1G  accept-from=authenticated nopassword", &a));
+	assert_true(parse("userdb_quota_rule=*:storage=1G  accept-from=authenticated nopw", &a));
 	assert_true(a.accept_from_authenticated);
 	assert_true(parse("accept_from=authenticated accept_from=anyone", &a));
 	assert_false(a.accept_from_authenticated);
