@@ -33,6 +33,7 @@
 
 #include "conf/conf.h"
 #include "dir/aliases.h"
+#include "dir/attrs.h"
 #include "dir/passwd.h"
 #include "mail/envelope.h"
 #include "queue/queue.h"
@@ -62,6 +63,8 @@ static void usage(FILE *out)
 	      "commands:\n"
 	      "  user add USER        add a user to the passwd-file (password from the\n"
 	      "                       terminal, asked twice, or the first line of stdin)\n"
+	      "  user add USER --accept-from authenticated\n"
+	      "                       ... that only authenticated senders may write to\n"
 	      "  user passwd USER     change a user's password\n"
 	      "  user del USER        remove a user\n"
 	      "  user list            print every user, one per line\n"
@@ -239,8 +242,16 @@ static void print_user_cb(const char *user, void *arg)
 	puts(user);
 }
 
+/* transitctl user add --accept-from VALUE (dir/attrs.h) */
+static bool ctl_accept_from(const char *value, struct dir_attrs *a)
+{
+	a->accept_from_authenticated = strcmp(value, "authenticated") == 0;
+	return a->accept_from_authenticated || strcmp(value, "anyone") == 0;
+}
+
 static int cmd_user(int argc, char **argv)
 {
+	struct dir_attrs attrs = {0};
 	char pw[CTL_PASSWORD_MAX + 2], err[1024], q[1200];
 	const char *sub, *user, *path;
 	struct config *c;
@@ -252,6 +263,11 @@ static int cmd_user(int argc, char **argv)
 	if (strcmp(sub, "list") == 0) {
 		if (argc != 2)
 			die(EXIT_USAGE, "usage: transitctl user list");
+	} else if (strcmp(sub, "add") == 0 && argc == 5 && strcmp(argv[3], "--accept-from") == 0) {
+		if (!ctl_accept_from(argv[4], &attrs))
+			die(EXIT_USAGE,
+			    "user add: --accept-from is \"authenticated\" or \"anyone\"");
+		argc = 3;
 	} else if (strcmp(sub, "add") == 0 || strcmp(sub, "passwd") == 0 ||
 		   strcmp(sub, "del") == 0) {
 		if (argc != 3)
@@ -278,7 +294,7 @@ static int cmd_user(int argc, char **argv)
 		if (!add && !user_exists(path, user))
 			die(1, "user %s does not exist", q);
 		get_new_password(pw, sizeof(pw));
-		rc = add ? passwd_file_add(path, user, pw, err, sizeof(err))
+		rc = add ? passwd_file_add_attrs(path, user, pw, &attrs, err, sizeof(err))
 			 : passwd_file_set_password(path, user, pw, err, sizeof(err));
 		explicit_bzero(pw, sizeof(pw));
 	}

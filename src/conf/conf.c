@@ -11,6 +11,7 @@
 #include <ctype.h>
 #include <stdarg.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -83,6 +84,14 @@ static cfg_opt_t rc_opts[] = {
 	CFG_STR("helo", "lenient", CFGF_NONE),
 	CFG_BOOL("reject-spoofed-local-senders", cfg_false, CFGF_NONE),
 	CFG_INT("max-refused-recipients", 20, CFGF_NONE),
+	/* issue 7 rates, From: binding, PTR timeout, tarpit budget (policy/ratelimit.h) */
+	CFG_INT("max-messages-per-minute-per-source", 0, CFGF_NONE),
+	CFG_INT("max-messages-per-minute-per-login", 0, CFGF_NONE),
+	CFG_INT("max-recipients-per-minute-per-source", 0, CFGF_NONE),
+	CFG_INT("max-recipients-per-minute-per-login", 0, CFGF_NONE),
+	CFG_BOOL("sender-binding-header", cfg_false, CFGF_NONE),
+	CFG_STR("ptr-timeout", "10s", CFGF_NONE),
+	CFG_STR("tarpit-max-per-session", "60s", CFGF_NONE),
 	CFG_END()};
 
 static cfg_opt_t sc_opts[] = {
@@ -228,15 +237,46 @@ static int v_dovecot_socket(cfg_t *cfg, cfg_opt_t *opt)
 	return 0;
 }
 
+/* A duration between 0 (or 1 s when !zero_ok) and max seconds. */
+static int v_duration_upto(cfg_t *cfg, cfg_opt_t *opt, bool zero_ok, uint64_t max)
+{
+	uint64_t v;
+	const char *s = cfg_opt_getnstr(opt, 0);
+	if (!parse_duration(s, &v) || (v == 0 && !zero_ok) || v > max) {
+		cfg_error(cfg, "%s: \"%s\" is not a duration from %s to %" PRIu64 "s", opt->name, s,
+			  zero_ok ? "0 (off)" : "1s", max);
+		return -1;
+	}
+	return 0;
+}
+
+/* tarpit: a refused recipient's reply waits at most a minute (each wait
+ * holds a connection slot of ours too). */
+static int v_tarpit(cfg_t *cfg, cfg_opt_t *opt) { return v_duration_upto(cfg, opt, true, 60); }
+
+static int v_tarpit_total(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return v_duration_upto(cfg, opt, false, 3600);
+}
+
+static int v_ptr_timeout(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return v_duration_upto(cfg, opt, false, 60);
+}
+
 /* users { dovecot-auth-timeout }: 1 s to 5 min (a check holds an AUTH
  * worker thread that long at most). */
 static int v_dovecot_timeout(cfg_t *cfg, cfg_opt_t *opt)
 {
-	uint64_t v;
-	const char *s = cfg_opt_getnstr(opt, 0);
+	return v_duration_upto(cfg, opt, false, 300);
+}
 
-	if (!parse_duration(s, &v) || v == 0 || v > 300) {
-		cfg_error(cfg, "%s: \"%s\" must be a duration from 1s to 5m", opt->name, s);
+/* A rate a minute: 0 (no limit) .. a million. */
+static int v_rate(cfg_t *cfg, cfg_opt_t *opt)
+{
+	long v = cfg_opt_getnint(opt, 0);
+	if (v < 0 || v > 1000000) {
+		cfg_error(cfg, "%s: %ld is out of range (0 = no limit .. 1000000)", opt->name, v);
 		return -1;
 	}
 	return 0;
@@ -825,9 +865,16 @@ static void conf_set_validators(cfg_t *cfg)
 	cfg_set_validate_func(cfg, "receive-connector|auth", v_auth_mechs);
 	cfg_set_validate_func(cfg, "receive-connector|auth-cleartext", v_auth_cleartext);
 	cfg_set_validate_func(cfg, "receive-connector|sender-binding", v_sender_binding);
-	cfg_set_validate_func(cfg, "receive-connector|tarpit", v_duration_or_zero);
+	cfg_set_validate_func(cfg, "receive-connector|tarpit", v_tarpit);
 	cfg_set_validate_func(cfg, "receive-connector|helo", v_helo);
 	cfg_set_validate_func(cfg, "receive-connector|max-refused-recipients", v_positive);
+	cfg_set_validate_func(cfg, "receive-connector|max-messages-per-minute-per-source", v_rate);
+	cfg_set_validate_func(cfg, "receive-connector|max-messages-per-minute-per-login", v_rate);
+	cfg_set_validate_func(cfg, "receive-connector|max-recipients-per-minute-per-source",
+			      v_rate);
+	cfg_set_validate_func(cfg, "receive-connector|max-recipients-per-minute-per-login", v_rate);
+	cfg_set_validate_func(cfg, "receive-connector|ptr-timeout", v_ptr_timeout);
+	cfg_set_validate_func(cfg, "receive-connector|tarpit-max-per-session", v_tarpit_total);
 	cfg_set_validate_func(cfg, "auth-failures|delay", v_duration_or_zero);
 	cfg_set_validate_func(cfg, "auth-failures|delay-max", v_duration_or_zero);
 	cfg_set_validate_func(cfg, "auth-failures|window", v_duration_list);
@@ -988,6 +1035,17 @@ static void convert_rc(cfg_t *sec, const struct config *c, struct receive_connec
 	rc->max_refused_recipients = (unsigned)cfg_getint(sec, "max-refused-recipients");
 	rc->helo_strict = strcmp(cfg_getstr(sec, "helo"), "strict") == 0;
 	rc->reject_spoofed_local_senders = cfg_getbool(sec, "reject-spoofed-local-senders") == cfg_true;
+	rc->messages_per_minute_per_source =
+		(unsigned)cfg_getint(sec, "max-messages-per-minute-per-source");
+	rc->messages_per_minute_per_login =
+		(unsigned)cfg_getint(sec, "max-messages-per-minute-per-login");
+	rc->recipients_per_minute_per_source =
+		(unsigned)cfg_getint(sec, "max-recipients-per-minute-per-source");
+	rc->recipients_per_minute_per_login =
+		(unsigned)cfg_getint(sec, "max-recipients-per-minute-per-login");
+	rc->sender_binding_header = cfg_getbool(sec, "sender-binding-header") == cfg_true;
+	rc->ptr_timeout = get_duration(sec, "ptr-timeout");
+	rc->tarpit_max_per_session = get_duration(sec, "tarpit-max-per-session");
 }
 
 static void convert_sc(cfg_t *sec, const struct config *c, struct send_connector *sc)

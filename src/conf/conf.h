@@ -101,6 +101,13 @@ struct receive_connector {
 	unsigned max_refused_recipients;
 	bool helo_strict; /* helo = "strict": RFC 5321 syntax only (smtp_parse_helo) */
 	bool reject_spoofed_local_senders; /* sender_spoofs_local_domain() */
+	/* rates (policy/ratelimit.h), a minute, 0: no limit. Anonymous and
+	 * relay sessions count per source prefix, authenticated ones per login */
+	unsigned messages_per_minute_per_source, messages_per_minute_per_login;
+	unsigned recipients_per_minute_per_source, recipients_per_minute_per_login;
+	bool sender_binding_header; /* From: of an AUTH session bound too (smtp/from_binding.c) */
+	uint64_t ptr_timeout;	    /* require-ptr: seconds the PTR check may take */
+	uint64_t tarpit_max_per_session; /* seconds of tarpit a session gets at most */
 };
 
 enum sc_tls { SC_TLS_NONE = 0, SC_TLS_OPPORTUNISTIC, SC_TLS_REQUIRE };

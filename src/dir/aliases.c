@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "dir/attrs.h"
 #include "util/log.h"
 #include "util/str.h"
 #include "util/xmalloc.h"
@@ -25,6 +26,7 @@ struct alias {
 	char *key;
 	char **members;
 	size_t n;
+	struct dir_attrs attrs; /* the options after the alias */
 };
 
 struct alias_table {
@@ -93,7 +95,7 @@ static bool address_ok(const char *a)
 /* One logical line (continuations joined). 0, or -1 with why. */
 static int parse_logical(struct alias_table *t, char *line, char *why, size_t whysz)
 {
-	char *colon = strchr(line, ':'), *key, *p, *tok, *save = NULL;
+	char *colon = strchr(line, ':'), *key, *opts, *p, *tok, *save = NULL;
 	struct alias al = {0};
 
 	if (colon == NULL) {
@@ -102,6 +104,12 @@ static int parse_logical(struct alias_table *t, char *line, char *why, size_t wh
 	}
 	*colon = '\0';
 	key = trim(line);
+	opts = key + strcspn(key, " \t");
+	if (*opts) { /* "alias OPTION...": the alias's attributes (dir/attrs.h) */
+		*opts++ = '\0';
+		if (!dir_attrs_parse(opts, strlen(opts), true, &al.attrs, why, whysz))
+			return -1;
+	}
 	if (!address_ok(key)) {
 		snprintf(why, whysz, "the alias \"%.64s\" is not an address local@domain", key);
 		return -1;
@@ -395,6 +403,20 @@ enum alias_result alias_db_expand(struct alias_db *db, const char *addr,
 	*n = x.n;
 	pthread_mutex_unlock(&db->lock);
 	return r;
+}
+
+bool alias_db_attrs(struct alias_db *db, const char *addr, struct dir_attrs *out)
+{
+	const struct alias *al;
+
+	if (db == NULL)
+		return false;
+	pthread_mutex_lock(&db->lock);
+	db_refresh(db);
+	if ((al = table_find(&db->table, addr)) != NULL)
+		*out = al->attrs;
+	pthread_mutex_unlock(&db->lock);
+	return al != NULL;
 }
 
 bool alias_db_is_personal_alias_of(struct alias_db *db, const char *addr, const char *login)

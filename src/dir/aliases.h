@@ -6,6 +6,10 @@
  *     team@example.test: sales@example.test,
  *         carol@partner.test            (a line starting with blank space
  *                                        continues the previous one)
+ *     ceo-office@example.test accept_from=authenticated: ceo@example.test
+ *                                       (options between the alias and
+ *                                        its ':', dir/attrs.h; a bad one
+ *                                        refuses the file)
  * An alias with one member is a personal alias, with several a group.
  * Members may be aliases themselves (expanded recursively, with loop
  * detection and a depth bound) or any address, local or remote.
@@ -47,6 +51,10 @@ enum alias_result {
 enum alias_result alias_db_expand(struct alias_db *db, const char *addr,
 				  char (*out)[ALIAS_ADDR_MAX], size_t max, size_t *n,
 				  char *why, size_t whysz);
+
+/* The attributes given on addr's line (dir/attrs.h); false: not an alias. */
+struct dir_attrs;
+bool alias_db_attrs(struct alias_db *db, const char *addr, struct dir_attrs *out);
 
 /* true when addr is an alias whose expansion is exactly the one address
  * login: a personal alias (sender binding; a group never qualifies). */

@@ -3,7 +3,8 @@
  *
  * File format (Dovecot passwd-file, compatible with /etc/passwd):
  *     user:password:uid:gid:gecos:home:shell:extra_fields
- * transit reads the first two fields. The password field is a crypt(3)
+ * transit reads the first two fields and the extra fields (dir/attrs.h:
+ * accept_from=authenticated). The password field is a crypt(3)
  * string, bare or after a {CRYPT}, {BLF-CRYPT}, {SHA256-CRYPT} or
  * {SHA512-CRYPT} scheme prefix; any other scheme ({PLAIN}...) is refused
  * with a warning and that user cannot log in (but still exists as a
@@ -12,7 +13,7 @@
  * warned about (file:line) and skipped by the lookup table, and also kept
  * verbatim on a rewrite (they are the administrator's, not ours to drop).
  * New entries are written as "user:{CRYPT}$y$...::::::" with the user
- * name lower-cased.
+ * name lower-cased, and their extra fields (attrs.h) after the last ':'.
  *
  * Daemon side: an open-addressing hash table keyed by the lower-cased
  * user name, guarded by a mutex (lookups may come from worker threads);
@@ -46,6 +47,7 @@
 
 #include <openssl/crypto.h>
 
+#include "dir/attrs.h"
 #include "util/buf.h"
 #include "util/fileio.h"
 #include "util/log.h"
@@ -156,6 +158,7 @@ static char *pw_crypt_string(const char *pass, size_t len, const char **why)
 struct pw_entry {
 	char *user; /* lower-case */
 	char *hash; /* crypt(3) string, or NULL: cannot log in */
+	struct dir_attrs attrs; /* from the extra fields */
 };
 
 struct pw_table {
@@ -225,7 +228,8 @@ static const struct pw_entry *pw_table_find(const struct pw_table *t, const char
 }
 
 /* Takes ownership of user and hash. false (nothing taken) on a duplicate. */
-static bool pw_table_add(struct pw_table *t, char *user, char *hash)
+static bool pw_table_add(struct pw_table *t, char *user, char *hash,
+			 const struct dir_attrs *attrs)
 {
 	size_t i;
 
@@ -241,6 +245,7 @@ static bool pw_table_add(struct pw_table *t, char *user, char *hash)
 	}
 	t->e[t->n].user = user;
 	t->e[t->n].hash = hash;
+	t->e[t->n].attrs = *attrs;
 	i = pw_table_probe(t, user);
 	t->slot[i] = (uint32_t)(++t->n);
 	return true;
@@ -258,6 +263,22 @@ static bool pw_key(const char *user, char out[PW_USER_MAX + 1])
 	return true;
 }
 
+/* The extra fields of an entry (field 8: after the 6th ':' that follows
+ * the password) into a. false, with why, for a value not understood. */
+static bool pw_extra_fields(const struct pw_line *pl, struct dir_attrs *a, char *why,
+			    size_t whysz)
+{
+	const char *p = pl->rest, *end = pl->rest + pl->rest_len;
+	int colons = 0;
+
+	while (p < end && colons < 6)
+		if (*p++ == ':')
+			colons++;
+	if (colons < 6 || p >= end)
+		return true;
+	return dir_attrs_parse(p, (size_t)(end - p), false, a, why, whysz);
+}
+
 /* Build a table from an open file. Malformed lines are warned about. */
 static void pw_table_read(FILE *f, const char *path, struct pw_table *t)
 {
@@ -268,7 +289,8 @@ static void pw_table_read(FILE *f, const char *path, struct pw_table *t)
 	while ((n = getline(&line, &cap, f)) >= 0) {
 		struct pw_line pl;
 		const char *why;
-		char *user, *hash;
+		char *user, *hash, why_attr[128];
+		struct dir_attrs attrs = {0};
 
 		lineno++;
 		if (n > 0 && line[n - 1] == '\n')
@@ -288,7 +310,11 @@ static void pw_table_read(FILE *f, const char *path, struct pw_table *t)
 		if (why)
 			log_warn("passwd-file %s:%zu: %s: user %s cannot log in", path, lineno, why,
 				 user);
-		if (!pw_table_add(t, user, hash)) {
+		if (!pw_extra_fields(&pl, &attrs, why_attr, sizeof(why_attr)))
+			log_warn("passwd-file %s:%zu: %s: user %s taken as "
+				 "accept_from=authenticated",
+				 path, lineno, why_attr, user);
+		if (!pw_table_add(t, user, hash, &attrs)) {
 			log_warn("passwd-file %s:%zu: duplicate user %s, line skipped", path, lineno,
 				 user);
 			free(user);
@@ -451,6 +477,21 @@ bool passwd_db_exists(struct passwd_db *db, const char *user)
 	found = pw_table_find(&db->table, key) != NULL;
 	pthread_mutex_unlock(&db->lock);
 	return found;
+}
+
+bool passwd_db_attrs(struct passwd_db *db, const char *user, struct dir_attrs *out)
+{
+	char key[PW_USER_MAX + 1];
+	const struct pw_entry *e;
+
+	if (!pw_key(user, key))
+		return false;
+	pthread_mutex_lock(&db->lock);
+	pw_db_refresh(db);
+	if ((e = pw_table_find(&db->table, key)) != NULL)
+		*out = e->attrs;
+	pthread_mutex_unlock(&db->lock);
+	return e != NULL;
 }
 
 size_t passwd_db_count(struct passwd_db *db)
@@ -774,7 +815,7 @@ static void pw_buf_wipe(struct buf *b)
 }
 
 static int pw_edit(const char *path, enum pw_op op, const char *user, const char *password,
-		   char *err, size_t errsz)
+		   const char *extra, char *err, size_t errsz)
 {
 	char key[PW_USER_MAX + 1], crypted[CRYPT_OUTPUT_SIZE] = "", q[PW_USER_MAX * 4 + 16];
 	struct buf in = BUF_INIT, out = BUF_INIT;
@@ -812,7 +853,7 @@ static int pw_edit(const char *path, enum pw_op op, const char *user, const char
 		goto out;
 	}
 	if (op == PW_OP_ADD)
-		buf_printf(&out, "%s:{CRYPT}%s::::::\n", key, crypted);
+		buf_printf(&out, "%s:{CRYPT}%s::::::%s\n", key, crypted, extra ? extra : "");
 	rc = pw_write_atomic(path, &out, exists ? &st : NULL, err, errsz);
 out:
 	explicit_bzero(crypted, sizeof(crypted));
@@ -825,18 +866,24 @@ out:
 int passwd_file_add(const char *path, const char *user, const char *password, char *err,
 		    size_t errsz)
 {
-	return pw_edit(path, PW_OP_ADD, user, password, err, errsz);
+	return pw_edit(path, PW_OP_ADD, user, password, NULL, err, errsz);
+}
+
+int passwd_file_add_attrs(const char *path, const char *user, const char *password,
+			  const struct dir_attrs *attrs, char *err, size_t errsz)
+{
+	return pw_edit(path, PW_OP_ADD, user, password, dir_attrs_text(attrs), err, errsz);
 }
 
 int passwd_file_set_password(const char *path, const char *user, const char *password, char *err,
 			     size_t errsz)
 {
-	return pw_edit(path, PW_OP_SET, user, password, err, errsz);
+	return pw_edit(path, PW_OP_SET, user, password, NULL, err, errsz);
 }
 
 int passwd_file_del(const char *path, const char *user, char *err, size_t errsz)
 {
-	return pw_edit(path, PW_OP_DEL, user, NULL, err, errsz);
+	return pw_edit(path, PW_OP_DEL, user, NULL, NULL, err, errsz);
 }
 
 int passwd_file_list(const char *path, void (*cb)(const char *user, void *arg), void *arg,

@@ -2,8 +2,9 @@
  * passwd.h - the passwd-file user directory, in the format Dovecot's
  * passwd-file driver reads:
  *     alice@example.test:{CRYPT}$y$j9T$...:::::: 
- * (user:password:uid:gid:gecos:home:shell:extra; transit only uses the
- * first two fields and keeps the others when it rewrites the file).
+ * (user:password:uid:gid:gecos:home:shell:extra; transit uses the
+ * first two fields and the extra fields' accept_from (dir/attrs.h), and
+ * keeps the others when it rewrites the file).
  * Passwords are crypt(3) hashes from libxcrypt: yescrypt ("$y$") by
  * default, bcrypt ("$2b$") accepted; {CRYPT}, {BLF-CRYPT} prefixes and
  * none are understood.
@@ -35,6 +36,9 @@ bool passwd_db_exists(struct passwd_db *db, const char *user);
  * for unknown users (a dummy hash is checked) so timing tells nothing. */
 int passwd_db_verify(struct passwd_db *db, const char *user, const char *password);
 size_t passwd_db_count(struct passwd_db *db);
+/* The attributes of user's entry (dir/attrs.h); false: no such user. */
+struct dir_attrs;
+bool passwd_db_attrs(struct passwd_db *db, const char *user, struct dir_attrs *out);
 
 /* The aliases table (dir/aliases.h) that goes with this directory, so
  * that every user of the directory (recipient decision, sender binding,
@@ -47,6 +51,9 @@ struct alias_db *passwd_db_aliases(struct passwd_db *db);
 /* Tool side. Return 0, or -1 with a message in err. */
 int passwd_file_add(const char *path, const char *user, const char *password, char *err,
 		    size_t errsz);	/* fails if the user exists */
+/* The same, with the entry's attributes in its extra fields. */
+int passwd_file_add_attrs(const char *path, const char *user, const char *password,
+			  const struct dir_attrs *attrs, char *err, size_t errsz);
 int passwd_file_set_password(const char *path, const char *user, const char *password, char *err,
 			     size_t errsz);
 int passwd_file_del(const char *path, const char *user, char *err, size_t errsz);

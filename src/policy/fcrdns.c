@@ -6,6 +6,12 @@
  * failure, temporary or not; so does the caller (RFC 7372: 4.7.25).
  *
  * Logged: "fcrdns confirmed name=", "fcrdns failed reason=...".
+ * The whole check (PTR, then A/AAAA) is bounded by its own timer,
+ * ptr-timeout: libunbound's retries against a nameserver that does not
+ * answer take far longer than a client waits for its RCPT reply. At the
+ * timeout the check finishes unconfirmed ("reason=timeout"; the caller
+ * answers 450 4.7.25, temporary, as for any failure) and the answer
+ * still out is dropped when it comes.
  * Like dnsbl.c, net/dns has no cancel: the check stays allocated while a
  * lookup is out, and dnsbl_free's orphan rule applies.
  */
@@ -16,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <event2/event.h>
 
 #include "net/dns.h"
 #include "util/log.h"
@@ -28,6 +36,7 @@ struct fcrdns_check {
 	char addr[INET6_ADDRSTRLEN];
 	fcrdns_done_cb done;
 	void *arg;
+	struct event *timer; /* ptr-timeout; NULL: none (no memory) */
 	bool pending;	/* a dns_resolve_* callback is still to come */
 	bool finished;
 	bool orphaned;
@@ -41,6 +50,8 @@ static void fcrdns_finish(struct fcrdns_check *c, const char *why)
 
 	c->finished = true;
 	c->done = NULL;
+	if (c->timer)
+		evtimer_del(c->timer);
 	if (c->name[0])
 		log_info("%s fcrdns confirmed address=%s name=%s", c->id, c->addr, c->name);
 	else
@@ -69,14 +80,33 @@ static bool fcrdns_matches(const struct fcrdns_check *c, const struct dns_result
 	return false;
 }
 
+static void fcrdns_release(struct fcrdns_check *c)
+{
+	if (c->timer)
+		event_free(c->timer);
+	free(c);
+}
+
+/* An answer came: false when nobody wants it any more (the check was
+ * freed, or finished by its timeout). */
 static bool fcrdns_arrived(struct fcrdns_check *c)
 {
 	c->pending = false;
 	if (c->orphaned) {
-		free(c);
+		fcrdns_release(c);
 		return false;
 	}
-	return true;
+	return !c->finished;
+}
+
+static void fcrdns_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct fcrdns_check *c = arg;
+	(void)fd;
+	(void)what;
+
+	if (!c->finished)
+		fcrdns_finish(c, "timeout");
 }
 
 static void fcrdns_on_forward(void *arg, const struct dns_result *res)
@@ -113,15 +143,19 @@ static void fcrdns_on_ptr(void *arg, const struct dns_result *res)
 	dns_resolve_host(c->dns, c->ptr, fcrdns_on_forward, c);
 }
 
-struct fcrdns_check *fcrdns_start(struct dns *dns, const struct sockaddr *client,
-				  const char *addr_text, const char *id, fcrdns_done_cb done,
-				  void *arg)
+struct fcrdns_check *fcrdns_start(struct dns *dns, struct event_base *base, uint64_t timeout_s,
+				  const struct sockaddr *client, const char *addr_text,
+				  const char *id, fcrdns_done_cb done, void *arg)
 {
 	struct fcrdns_check *c;
+	struct timeval tv = {(time_t)timeout_s, 0};
 
 	if (dns == NULL)
 		return NULL;
 	c = xcalloc(1, sizeof(*c));
+	/* no memory for the timer: bounded by net/dns's own limits only */
+	if (base && timeout_s > 0 && (c->timer = evtimer_new(base, fcrdns_timeout, c)) != NULL)
+		evtimer_add(c->timer, &tv);
 	c->dns = dns;
 	memcpy(&c->client, client,
 	       client->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
@@ -150,8 +184,10 @@ void fcrdns_free(struct fcrdns_check *c)
 	if (c == NULL)
 		return;
 	c->done = NULL;
+	if (c->timer)
+		evtimer_del(c->timer);
 	if (c->pending)
 		c->orphaned = true;
 	else
-		free(c);
+		fcrdns_release(c);
 }

@@ -22,7 +22,10 @@
  *      cleanup): a loop or nesting deeper than ALIAS_DEPTH_MAX is 550
  *      5.4.6, more than RECIPIENT_EXPAND_MAX addresses 550 5.5.3;
  *   9. any other local recipient is 550 5.1.1 (abuse@ and
- *      server.postmaster excepted, as in 6).
+ *      server.postmaster excepted, as in 6);
+ *  and a mailbox (7) or alias (8) marked accept_from=authenticated refuses
+ *  a client that has not authenticated with 550 5.7.1
+ *  (policy/accept_from.h), before it is accepted or expanded.
  */
 #include "policy/recipient.h"
 
@@ -30,6 +33,7 @@
 
 #include "dir/aliases.h"
 #include "dir/passwd.h"
+#include "policy/accept_from.h"
 #include "route/mailbox.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -124,6 +128,21 @@ static void accept_mailbox(const struct config *c, struct recipient_verdict *v, 
 		v->mailbox[0] = '\0';
 }
 
+/* accept_from (policy/accept_from.h) for a local mailbox or alias: true
+ * when refused (v is filled). */
+static bool refused_by_accept_from(struct passwd_db *users, const struct recipient_client *client,
+				   const char *addr, struct recipient_verdict *v)
+{
+	struct dir_attrs a;
+
+	accept_from_lookup(users, addr, &a);
+	if (accept_from_allows(&a, client->authenticated))
+		return false;
+	refuse(v, 550, "5.7.1", "marked accept_from=authenticated and the client has not "
+	       "authenticated", ACCEPT_FROM_REFUSAL);
+	return true;
+}
+
 void recipient_decide(const struct config *c, struct passwd_db *users,
 		      const struct recipient_client *client, const char *sender, uint64_t size,
 		      struct mail_addr *to, struct recipient_verdict *v)
@@ -194,6 +213,8 @@ void recipient_decide(const struct config *c, struct passwd_db *users,
 			       "(RFC 5321 4.5.1)");
 		return;
 	}
+	if (refused_by_accept_from(users, client, user, v))
+		return;
 	if (users == NULL || !passwd_db_exists(users, user)) {
 		char why[200];
 		enum alias_result ar =

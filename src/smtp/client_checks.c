@@ -6,8 +6,8 @@
  *
  * An RCPT that arrives before the checks finished is not read yet: the
  * session waits in the policy step (SS_POLICY) and reads the same line
- * again once they are (answers in, or dnsbl-timeout; the PTR lookups are
- * bounded by net/dns). A listed client gets "554 5.7.1 Service
+ * again once they are (answers in, or dnsbl-timeout; the PTR check at
+ * ptr-timeout). A listed client gets "554 5.7.1 Service
  * unavailable; client [IP] blocked using ZONE"; a client without a
  * confirmed name "450 4.7.25 Client host rejected: cannot find your
  * hostname" (RFC 7372; 4xx as Postfix's reject_unknown_client_hostname,
@@ -73,7 +73,8 @@ void session_checks_start(struct smtp_session *s)
 	const struct sockaddr *sa = (const struct sockaddr *)&s->ss;
 
 	if (s->rc->require_ptr)
-		s->fcrdns = fcrdns_start(s->srv->p.dns, sa, s->addr, s->id, fcrdns_answered, s);
+		s->fcrdns = fcrdns_start(s->srv->p.dns, s->srv->p.base, s->rc->ptr_timeout, sa,
+					 s->addr, s->id, fcrdns_answered, s);
 	s->dnsbl = dnsbl_start(s->srv->p.dns, s->srv->p.base, s->rc, sa, s->addr, s->id, dnsbl_done,
 			       s);
 }

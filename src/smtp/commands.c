@@ -52,6 +52,7 @@ void tx_free(struct smtp_tx *tx)
 		queue_writer_abort(tx->writer);
 	envelope_free(&tx->env);
 	buf_free(&tx->partial);
+	free(tx->from);
 	free(tx);
 }
 
@@ -201,6 +202,8 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
 		return;
 	if (mail_refused_as_spoofed(s, text))
 		return;
+	if (session_rate_refuses_mail(s)) /* rates.c: 450 4.7.0 */
+		return;
 	s->tx = xcalloc(1, sizeof(*s->tx));
 	envelope_init(&s->tx->env);
 	buf_init(&s->tx->partial);
@@ -316,6 +319,8 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
 		return;
 	}
 	addr_format(&to, shown, sizeof(shown));
+	if (session_rate_refuses_rcpt(s)) /* rates.c: 450 4.7.0 */
+		return;
 	if (session_checks_refused(s, &to, shown))
 		return;
 	rcpt_policy(s, &to, &v);

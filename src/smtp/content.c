@@ -152,6 +152,7 @@ void content_data_line(struct smtp_session *s, const char *line, size_t len)
 			content_write(tx, "\r\n", 2);
 			break;
 		default:
+			from_binding_line(s, line, len); /* sender-binding-header */
 			break;
 		}
 	}
@@ -322,6 +323,8 @@ void content_end(struct smtp_session *s)
 			 tx->hdr.received, s->gen->conf->server.max_hop_count);
 		content_fail(tx, "hop-count", 554, "5.4.6", "Too many hops: mail forwarding loop detected");
 	}
+	if (!tx->fail_code)
+		from_binding_check(s); /* sender-binding-header: 550 5.7.1 */
 	if (!tx->fail_code)
 		check_routes(s);
 	session_data_timeouts(s, false);

@@ -20,6 +20,8 @@
  *  - the recipient tarpit: a refused recipient's reply is held the same
  *    way for rc->tarpit, and at rc->max_refused_recipients refusals the
  *    session is closed with 421 4.7.0 (never for an authenticated one);
+ *    the delays of one session add up to rc->tarpit_max_per_session at
+ *    most, then the next refusal closes it the same way;
  *  - the whole-session deadline closes the session with 421 4.4.2; when
  *    it fires during a commit, right after the commit's reply;
  *  - what a peer makes a session hold is bounded: input is read only up
@@ -58,6 +60,7 @@
 #include "net/source.h"
 #include "net/tls.h"
 #include "policy/auth.h"
+#include "policy/ratelimit.h"
 #include "smtp/reply.h"
 #include "util/htable.h"
 #include "util/log.h"
@@ -72,6 +75,9 @@
  * rc->max_errors the session is closed (smtpd_hard_error_limit). */
 #define SESSION_SOFT_ERRORS 10
 #define SESSION_ERROR_DELAY_MS 1000
+/* Rate buckets held (policy/ratelimit.h): about 100 octets each, so at
+ * most some 6 MB however many sources and logins a peer makes up. */
+#define SMTP_RATE_TABLE_MAX 65536
 
 static void session_event_cb(struct bufferevent *bev, short what, void *arg);
 static void session_read_cb(struct bufferevent *bev, void *arg);
@@ -95,6 +101,7 @@ struct smtp_server *smtp_server_new(const struct smtp_server_params *p)
 	srv->p.gen = NULL;
 	srv->per_source = htable_new();
 	smtp_server_set_generation(srv, p->gen);
+	srv->rates = ratelimit_new(SMTP_RATE_TABLE_MAX);
 	if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
 		r = (uint32_t)getpid();
 	srv->next_id = (uint64_t)r << 32;
@@ -143,6 +150,7 @@ void smtp_server_free(struct smtp_server *srv)
 	policy_auth_free(srv->auth); /* after the sessions: their checks are cancelled */
 	htable_free(srv->per_source, NULL);
 	conf_gen_unref(srv->p.gen);
+	ratelimit_free(srv->rates);
 	free(srv);
 }
 
@@ -576,7 +584,8 @@ static void session_hold_reply(struct smtp_session *s, const struct timeval *tv)
  * applications' SMTP engines cannot bear a delay; a login is accountable). */
 void session_rcpt_refused(struct smtp_session *s)
 {
-	struct timeval tv = {(time_t)s->rc->tarpit, 0};
+	uint64_t delay = s->rc->tarpit;
+	struct timeval tv;
 
 	s->rcpts_refused++;
 	if (s->auth_user != NULL)
@@ -590,10 +599,28 @@ void session_rcpt_refused(struct smtp_session *s)
 		session_close(s, "too-many-refused-recipients");
 		return;
 	}
-	if (s->rc->tarpit == 0)
+	if (delay == 0)
 		return;
-	log_info("%s smtp delay cmd=RCPT reason=tarpit delay=%" PRIu64 "s refused=%u", s->id,
-		 s->rc->tarpit, s->rcpts_refused);
+	/* The session's tarpit budget (tarpit-max-per-session): a session
+	 * holds a connection slot of ours while it waits, so its delays add
+	 * up to at most the budget; the refusal that finds it spent closes
+	 * the session as the refused-recipient limit does. */
+	if (s->tarpit_spent >= s->rc->tarpit_max_per_session) {
+		log_info("%s smtp reject cmd=RCPT reply=\"421 4.7.0\" reason=tarpit-budget-spent "
+			 "refused=%u tarpit-total=%" PRIu64 "s",
+			 s->id, s->rcpts_refused, s->tarpit_spent);
+		session_reply(s, 421, "4.7.0", "%s Too many refused recipients, closing connection",
+			      s->rc->fqdn);
+		session_close(s, "tarpit-budget-spent");
+		return;
+	}
+	if (delay > s->rc->tarpit_max_per_session - s->tarpit_spent)
+		delay = s->rc->tarpit_max_per_session - s->tarpit_spent;
+	s->tarpit_spent += delay;
+	log_info("%s smtp delay cmd=RCPT reason=tarpit delay=%" PRIu64 "s refused=%u", s->id, delay,
+		 s->rcpts_refused);
+	tv.tv_sec = (time_t)delay;
+	tv.tv_usec = 0;
 	session_hold_reply(s, &tv);
 }
 

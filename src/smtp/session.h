@@ -43,6 +43,7 @@ struct bufferevent;
 struct event;
 struct queue_writer;
 struct htable;
+struct fromhdr;
 
 enum session_state {
 	SS_GREETING,	 /* implicit TLS handshake or banner not yet sent */
@@ -80,6 +81,7 @@ struct smtp_server {
 	struct policy_auth *auth; /* credential checks; NULL when no connector has auth */
 	unsigned nsessions;
 	struct htable *per_source; /* "rc_index|source prefix" -> count (uintptr_t) */
+	struct ratelimit *rates;   /* message and recipient rates (rates.c) */
 	uint64_t next_id;
 	struct smtp_session *sessions; /* list, for shutdown */
 	/* smtp_server_shutdown() */
@@ -110,6 +112,7 @@ struct smtp_tx {
 					ended in a bare LF: a "." line is no end */
 	bool bdat;		     /* content came by BDAT */
 	struct buf partial;	     /* BDAT: a line not yet complete */
+	struct fromhdr *from;	     /* From: collected for from_binding.c, or NULL */
 };
 
 struct smtp_session {
@@ -152,6 +155,7 @@ struct smtp_session {
 	struct event *reply_delay;
 	struct event *tls_switch; /* STARTTLS: to the TLS bufferevent once 220 is out */
 	unsigned rcpts_refused; /* recipients refused by policy (not counted in errors) */
+	uint64_t tarpit_spent;	/* seconds of tarpit delay so far (tarpit-max-per-session) */
 	/* the policy step */
 	const struct session_wait_ops *wait; /* non-NULL while in SS_POLICY */
 	struct event *wait_timer;
@@ -246,5 +250,15 @@ void content_fail_long_line(struct smtp_session *s); /* 554 5.6.0 with the limit
 bool content_line_ok(struct smtp_session *s, const char *p, size_t len);
 void content_bdat_bytes(struct smtp_session *s, const char *p, size_t n);
 void content_end(struct smtp_session *s); /* end of DATA or BDAT LAST: check, commit, reply */
+
+/* from_binding.c: sender-binding-header. A header line of the content;
+ * at its end, content_fail() when a From: address is not the login's. */
+void from_binding_line(struct smtp_session *s, const char *line, size_t len);
+void from_binding_check(struct smtp_session *s);
+
+/* rates.c: max-messages-/max-recipients-per-minute-* (policy/ratelimit.h).
+ * true: over the rate, "450 4.7.0" is built and logged. */
+bool session_rate_refuses_mail(struct smtp_session *s);
+bool session_rate_refuses_rcpt(struct smtp_session *s);
 
 #endif
