@@ -284,8 +284,8 @@ def test_dovecot_hung_times_out(transit_conf):
 @pytest.mark.parametrize("key,value,error", [
     ("dovecot-auth", "run/auth-client", b"absolute path"),
     ("dovecot-auth", "/" + "x" * 120, b"absolute path"),
-    ("dovecot-auth-timeout", "0s", b"from 1s to 5m"),
-    ("dovecot-auth-timeout", "1h", b"from 1s to 5m"),
+    ("dovecot-auth-timeout", "0s", b"from 1s to 300s"),
+    ("dovecot-auth-timeout", "1h", b"from 1s to 300s"),
 ])
 def test_dovecot_option_checked(transit_conf, key, value, error):
     t = transit_conf
