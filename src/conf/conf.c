@@ -6,6 +6,7 @@
  */
 #include "conf/conf.h"
 #include "conf/values.h"
+#include "conf/ldap_conf.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -46,6 +47,7 @@ static cfg_opt_t mailbox_opts[] = {
 static cfg_opt_t users_opts[] = {
 	CFG_STR("passwd-file", "/etc/transit/users", CFGF_NONE),
 	CFG_STR("aliases", "", CFGF_NONE),
+	CFG_SEC("ldap", conf_ldap_opts, CFGF_NODEFAULT),
 	CFG_END()};
 
 static cfg_opt_t rc_opts[] = {
@@ -802,6 +804,7 @@ static void conf_set_validators(cfg_t *cfg)
 	cfg_set_validate_func(cfg, "auth-failures|max-per-login", v_positive);
 	cfg_set_validate_func(cfg, "auth-failures|lockout", v_duration_list);
 	cfg_set_validate_func(cfg, "auth-failures|table-size", v_positive);
+	conf_ldap_validators(cfg);
 	cfg_set_validate_func(cfg, "send-connector", v_sc_section);
 	cfg_set_validate_func(cfg, "send-connector|address-spaces", v_spaces);
 	cfg_set_validate_func(cfg, "send-connector|routing", v_routing);
@@ -1097,6 +1100,8 @@ static int convert(cfg_t *cfg, struct config *c)
 		const char *al = cfg_getstr(cfg_getsec(cfg, "users"), "aliases");
 		c->aliases_file = al && *al ? absolute_path(al) : NULL;
 	}
+	if (conf_ldap_convert(cfg_getsec(cfg, "users"), c->path, &c->ldap) != 0)
+		return -1;
 
 	c->nrcs = cfg_size(cfg, "receive-connector");
 	c->rcs = xcalloc(c->nrcs, sizeof(*c->rcs));
@@ -1332,6 +1337,7 @@ void conf_free(struct config *c)
 	free(c->maildir);
 	free(c->passwd_file);
 	free(c->aliases_file);
+	conf_ldap_free(&c->ldap);
 	free(c->queue.retry);
 	if (c->cfg)
 		cfg_free((cfg_t *)c->cfg);

@@ -1,7 +1,8 @@
 /*
  * auth.c - asynchronous credential checks for AUTH (see auth.h).
  *
- * A check goes: worker thread (passwd_db_verify: the yescrypt hash) ->
+ * A check goes: worker thread (passwd_db_verify: the yescrypt hash, or
+ * the LDAP bind/compare of dir/ldapdir.c) ->
  * event loop (count success or failure in the authlimit tables, log a
  * failure) -> on failure a timer for the brute-force delay -> the answer.
  * A check that is cancelled while on the worker is marked and freed when
@@ -189,6 +190,15 @@ static void verify_done(void *arg)
 	if (ck->verified == 1) {
 		authlimit_success(ck->pa->limits, ck->source, ck->login);
 		deliver(ck, AUTH_OUTCOME_OK);
+		return;
+	}
+	if (ck->verified < 0) {
+		/* the directory could not be asked (LDAP down): not the
+		 * client's failure, so not counted and not delayed */
+		char q[300];
+		log_info("%s auth tempfail address=%s login=%s mechanism=%s reason=directory-unavailable",
+			 ck->sid, ck->address, log_quote(ck->login, q, sizeof(q)), ck->mechanism);
+		deliver(ck, AUTH_OUTCOME_TEMPFAIL);
 		return;
 	}
 	failed(ck, "bad-credentials");

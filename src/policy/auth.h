@@ -29,6 +29,7 @@ enum auth_outcome {
 	AUTH_OUTCOME_OK,	  /* 235 2.7.0 */
 	AUTH_OUTCOME_BAD,	  /* 535 5.7.8 (after the delay) */
 	AUTH_OUTCOME_LOCKED,	  /* 454 4.7.0: too many failures, try later */
+	AUTH_OUTCOME_TEMPFAIL,	  /* 454 4.7.0: the directory could not be asked */
 };
 
 /* Who asks: for the log line and the counters. */

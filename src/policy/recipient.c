@@ -16,7 +16,10 @@
  *      (route_check: sender, declared size; never a fallback);
  *   6. in an authoritative domain postmaster@ always goes to
  *      server.postmaster, abuse@ to its own mailbox or else there;
- *   7. a local recipient in the passwd-file is a mailbox;
+ *   7. a local recipient in the passwd-file is a mailbox; with users {
+ *      ldap } the LDAP answer the session fetched instead (a mailbox, or
+ *      an alias/group expanded to its members, or 451 4.4.3 when the
+ *      directory could not be asked);
  *   8. else an alias of the aliases file (dir/aliases.h) is expanded here,
  *      when the message is queued (as Postfix's virtual_alias_maps at
  *      cleanup): a loop or nesting deeper than ALIAS_DEPTH_MAX is 550
@@ -29,6 +32,7 @@
 #include <string.h>
 
 #include "dir/aliases.h"
+#include "dir/ldapdir.h"
 #include "dir/passwd.h"
 #include "route/mailbox.h"
 #include "util/log.h"
@@ -86,6 +90,35 @@ bool recipient_mailbox_known(const struct config *c, struct passwd_db *users, co
 	return users != NULL && passwd_db_exists(users, addr);
 }
 
+bool recipient_mailbox_possible(const struct config *c, struct passwd_db *users, const char *addr)
+{
+	struct ldapdir *ld = passwd_db_ldap(users);
+
+	if (ld && recipient_is_local(c, addr) && str_casecmp(addr, c->server.postmaster) != 0)
+		return ldapdir_cached(ld, addr, NULL, 0, NULL) != LDAPDIR_NONE;
+	return recipient_mailbox_known(c, users, addr);
+}
+
+int recipient_mailbox_lookup(const struct config *c, struct passwd_db *users, const char *addr)
+{
+	struct ldapdir *ld = passwd_db_ldap(users);
+	char one[1][ALIAS_ADDR_MAX];
+	size_t n;
+
+	if (ld == NULL || !recipient_is_local(c, addr) ||
+	    str_casecmp(addr, c->server.postmaster) == 0)
+		return recipient_mailbox_known(c, users, addr) ? 1 : 0;
+	switch (ldapdir_lookup(ld, addr, one, 1, &n)) {
+	case LDAPDIR_MAILBOX:
+		return 1;
+	case LDAPDIR_TEMPFAIL:
+	case LDAPDIR_MISS:
+		return -1;
+	default:
+		return 0;
+	}
+}
+
 /* The maildir path of a local address (split at the last '@'). */
 static bool mailbox_of(const struct config *c, const char *addr, char *out, size_t outsz)
 {
@@ -122,6 +155,41 @@ static void accept_mailbox(const struct config *c, struct recipient_verdict *v, 
 	}
 	if (!mailbox_of(c, final, v->mailbox, sizeof(v->mailbox)))
 		v->mailbox[0] = '\0';
+}
+
+/* Rule 7-8 with users { ldap }: the answer the session's policy step put
+ * in the LDAP cache (smtp/dir_wait.c). true when it decided; false when
+ * the directory does not know user (the aliases file and rule 9 follow). */
+static bool ldap_decide(const struct config *c, struct ldapdir *ld, const char *user,
+			struct recipient_verdict *v)
+{
+	switch (ldapdir_cached(ld, user, v->expanded, RECIPIENT_EXPAND_MAX, &v->nexpanded)) {
+	case LDAPDIR_MAILBOX:
+		accept_mailbox(c, v, user, "a mailbox of the LDAP directory");
+		return true;
+	case LDAPDIR_ALIAS:
+		v->kind = RECIPIENT_ALIAS;
+		v->why = "an alias or group of the LDAP directory: queued as its members";
+		str_copy(v->final, user, sizeof(v->final));
+		return true;
+	case LDAPDIR_LOOP:
+		log_warn("ldap: group of <%s> loops or nests too deep: refusing it", user);
+		refuse(v, 550, "5.4.6", "an LDAP group that loops or nests too deep",
+		       "Alias expansion failed: loop or nesting too deep");
+		return true;
+	case LDAPDIR_TOO_MANY:
+		refuse(v, 550, "5.5.3", "an LDAP group that expands to too many addresses",
+		       "Alias expands to too many recipients");
+		return true;
+	case LDAPDIR_NONE:
+		return false;
+	case LDAPDIR_MISS:
+	case LDAPDIR_TEMPFAIL:
+		break;
+	}
+	refuse(v, 451, "4.4.3", "the LDAP directory could not be asked (down or timed out)",
+	       "Directory temporarily unavailable, try again later");
+	return true;
 }
 
 void recipient_decide(const struct config *c, struct passwd_db *users,
@@ -194,6 +262,8 @@ void recipient_decide(const struct config *c, struct passwd_db *users,
 			       "(RFC 5321 4.5.1)");
 		return;
 	}
+	if (passwd_db_ldap(users) && ldap_decide(c, passwd_db_ldap(users), user, v))
+		return;
 	if (users == NULL || !passwd_db_exists(users, user)) {
 		char why[200];
 		enum alias_result ar =
@@ -227,7 +297,7 @@ void recipient_decide(const struct config *c, struct passwd_db *users,
 			accept_mailbox(c, v, user, "server.postmaster");
 			return;
 		}
-		refuse(v, 550, "5.1.1", "no such user in the passwd-file",
+		refuse(v, 550, "5.1.1", "no such user in the directory",
 		       "Recipient address rejected: mailbox unavailable");
 		return;
 	}
@@ -246,6 +316,8 @@ int recipient_check_postmaster(const struct config *c, struct passwd_db *users)
 	if (recipient_is_local(c, pm)) {
 		if (users != NULL && passwd_db_exists(users, pm))
 			return 0;
+		if (passwd_db_ldap(users))
+			return 0; /* in the LDAP directory or not: known only by asking it */
 		if (!mailbox_of(c, pm, path, sizeof(path)))
 			str_copy(path, "(the path does not fit)", sizeof(path));
 		log_warn("postmaster=<%s> is not a user of the passwd-file %s: mail to postmaster@ of "

@@ -80,6 +80,16 @@ void recipient_decide(const struct config *c, struct passwd_db *users,
  * server.postmaster. Thread safe (the passwd table has its own lock). */
 bool recipient_mailbox_known(const struct config *c, struct passwd_db *users, const char *addr);
 
+/* For the event loop (the scheduler, DSN addressing): false only when
+ * the directory is known not to have addr; with LDAP an address not in
+ * the cache counts as possible (the Maildir agent then asks, below). */
+bool recipient_mailbox_possible(const struct config *c, struct passwd_db *users, const char *addr);
+
+/* recipient_mailbox_known that may ask the LDAP server (blocking: worker
+ * threads only): 1 known, 0 unknown, -1 the directory could not be asked
+ * (the delivery is retried, never failed). */
+int recipient_mailbox_lookup(const struct config *c, struct passwd_db *users, const char *addr);
+
 /* true when addr is in an authoritative accepted domain. */
 bool recipient_is_local(const struct config *c, const char *addr);
 

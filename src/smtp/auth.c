@@ -154,6 +154,10 @@ static void auth_answered(void *arg, enum auth_outcome o)
 		session_reply(s, 454, "4.7.0",
 			      "Temporary authentication failure: too many failures, try again later");
 		break;
+	case AUTH_OUTCOME_TEMPFAIL:
+		session_reply(s, 454, "4.7.0",
+			      "Temporary authentication failure: directory unavailable");
+		break;
 	}
 	wipe_login(s);
 	if (o != AUTH_OUTCOME_OK && session_error(s))
@@ -405,8 +409,16 @@ bool auth_mail_check(struct smtp_session *s, const char *sender, struct mail_par
 		return true;
 	}
 	if (s->rc->sender_binding == RC_SENDER_BINDING_ENVELOPE && sender[0] != '\0' &&
-	    !sender_owned_by(passwd_db_aliases(s->srv->p.users), s->auth_user,
-			     sender)) {
+	    !sender_owned_by(passwd_db_aliases(s->srv->p.users), s->auth_user, sender) &&
+	    sender_owned_in_ldap(s->srv->p.conf, passwd_db_ldap(s->srv->p.users), s->auth_user,
+				 sender) != 1) {
+		if (sender_owned_in_ldap(s->srv->p.conf, passwd_db_ldap(s->srv->p.users),
+					 s->auth_user, sender) < 0) {
+			log_info("%s smtp reject cmd=MAIL reply=\"451 4.4.3\" reason=directory-unavailable "
+				 "from=%s", s->id, log_quote(sender, q2, sizeof(q2)));
+			session_reply(s, 451, "4.4.3", "Directory temporarily unavailable, try again later");
+			return false;
+		}
 		log_info("%s smtp reject cmd=MAIL reply=\"553 5.7.1\" reason=sender-not-owned "
 			 "login=%s from=%s",
 			 s->id, log_quote(s->auth_user, q, sizeof(q)), log_quote(sender, q2, sizeof(q2)));

@@ -508,7 +508,7 @@ static void test_mixed_batch_statuses_are_per_job(void **state)
 /* The agent delivers only to what the directory knows, and only below
  * its template: an unknown recipient is a permanent 5.1.1 and nothing is
  * created; a path with a ".." component is refused. */
-static bool only_alice(void *arg, const char *rcpt)
+static int only_alice(void *arg, const char *rcpt)
 {
 	(void)arg;
 	return strcmp(rcpt, "alice@example.test") == 0;
