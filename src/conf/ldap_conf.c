@@ -50,6 +50,10 @@ bool conf_ldap_filter_ok(const char *t, char *why, size_t whysz)
 		return false;
 	}
 	for (p = t; *p; p++) {
+		if (depth == 0 && p != t) {
+			str_copy(why, "text after the closing ')' (one filter, RFC 4515)", whysz);
+			return false;
+		}
 		if (*p == '(')
 			depth++;
 		else if (*p == ')') {
@@ -63,9 +67,6 @@ bool conf_ldap_filter_ok(const char *t, char *why, size_t whysz)
 				return false;
 			}
 			p++;
-		} else if (depth == 0) {
-			str_copy(why, "text after the closing ')'", whysz);
-			return false;
 		}
 	}
 	if (depth != 0) {

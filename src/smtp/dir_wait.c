@@ -71,6 +71,9 @@ static bool dir_question(struct smtp_session *s, const char *line, size_t len, c
 		if (!smtp_parse_mail(cmd.arg, cmd.arg_len, &a, &mp, &err) ||
 		    (a.flags & ADDR_F_NULL))
 			return false;
+		addr_format(&a, addr, addrsz);
+		if (str_casecmp(addr, s->auth_user) == 0)
+			return false; /* the login's own address: nothing to ask */
 	} else
 		return false;
 	if (a.flags & (ADDR_F_NO_DOMAIN | ADDR_F_LITERAL))
