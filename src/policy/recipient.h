@@ -107,6 +107,7 @@ int recipient_check_postmaster(const struct config *c, struct passwd_db *users);
  * rules that applied, the send connectors considered, the expanded
  * mailbox path and a last line "result: accepted, ..." or "result:
  * refused CODE ENH TEXT", TEXT being what the RCPT reply would say.
+ * With users { ldap } it asks the LDAP server (blocking: transitctl only).
  * Returns 0 when the recipient would be accepted, 1 when not. */
 int recipient_explain(const struct config *c, struct passwd_db *users, const char *rcpt,
 		      const char *sender, uint64_t size, const char *rc_name, bool authenticated,

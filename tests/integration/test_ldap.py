@@ -363,3 +363,21 @@ def test_configuration_checked_at_n(transit_conf, slapd):
     p = t.run_daemon("-c", t.conf_path, "-n")
     assert p.returncode == 0, p.stderr
     assert b"mailLocalAddress" in p.stdout, p.stdout
+
+
+def test_route_explain_and_user_tool(transit_conf, slapd):
+    t = transit_conf
+    use_ldap(t, slapd)
+    p = t.ctl("route", "explain", "team@example.test")
+    out = p.stdout.decode()
+    assert p.returncode == 0, out
+    assert re.search(r"expand: <team@example\.test> -> <alice@example\.test>, "
+                     r"<bob@example\.test>", out), out
+    assert "member: <alice@example.test> local mailbox" in out, out
+    p = t.ctl("route", "explain", "alice@example.test")
+    assert p.returncode == 0 and b"a mailbox of the LDAP directory" in p.stdout, p.stdout
+    p = t.ctl("route", "explain", "nobody@example.test")
+    assert p.returncode == 1 and b"refused 550 5.1.1" in p.stdout, p.stdout
+    # users live in the directory: the passwd-file tool says so
+    p = t.ctl("user", "add", "carol@example.test", input=b"Secret-pass-123\n")
+    assert p.returncode != 0 and b"LDAP directory" in p.stderr, p.stderr
