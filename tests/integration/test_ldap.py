@@ -12,8 +12,9 @@ its user's Maildir and a groupOfNames expanded to each member; sender
 binding (an alias of the login accepted, another user's address and a
 group refused 553 5.7.1); the cache (a change seen only after cache-ttl);
 slapd stopped -> 451 4.4.3 at RCPT and 454 4.7.0 at AUTH, logged once, and
-the same message accepted and delivered once slapd is back; the section's
-checks at transitd -n.
+the same message accepted and delivered once slapd is back; slapd hanging
+(SIGSTOP) -> 451 4.4.3 after the configured timeout while another session is
+served; the section's checks at transitd -n; route explain asking LDAP.
 
 Peers: slapd, ldapadd/ldapmodify (ldap-utils), raw SMTP and smtplib.
 """
@@ -381,3 +382,45 @@ def test_route_explain_and_user_tool(transit_conf, slapd):
     # users live in the directory: the passwd-file tool says so
     p = t.ctl("user", "add", "carol@example.test", input=b"Secret-pass-123\n")
     assert p.returncode != 0 and b"LDAP directory" in p.stderr, p.stderr
+
+
+def slapd_stopped(pid):
+    """Every thread of pid in the stopped state (a signal takes effect when
+    each thread is next scheduled, not when kill() returns)."""
+    task = "/proc/%d/task" % pid
+    for tid in os.listdir(task):
+        with open(os.path.join(task, tid, "stat")) as f:
+            if f.read().rsplit(")", 1)[1].split()[0] != "T":
+                return False
+    return True
+
+
+def test_slapd_hanging_times_out(transit_conf, slapd):
+    """A server that accepts but never answers (stopped with SIGSTOP): the
+    request's timeout ends the wait with a temporary reply; other sessions
+    are served meanwhile from the cache."""
+    t = transit_conf
+    use_ldap(t, slapd, **{"timeout": "4s"})
+    t.start()
+    with t.raw(port=t.port_smtp) as c:     # bob's answer cached while slapd answers
+        c.ehlo()
+        c.expect("MAIL FROM:<carol@other.test>", 250)
+        c.expect("RCPT TO:<bob@example.test>", 250)
+    slapd.proc.send_signal(signal.SIGSTOP)
+    harness.wait_until(lambda: slapd_stopped(slapd.proc.pid), 10, what="slapd stopped")
+    try:
+        with t.raw(port=t.port_smtp, timeout=30) as c, t.raw(port=t.port_smtp) as other:
+            c.ehlo()
+            c.expect("MAIL FROM:<carol@other.test>", 250)
+            started = time.monotonic()
+            c.send(b"RCPT TO:<alice@example.test>\r\n")
+            other.ehlo()                       # the loop is not blocked
+            other.expect("MAIL FROM:<carol@other.test>", 250)
+            other.expect("RCPT TO:<bob@example.test>", 250)
+            assert time.monotonic() - started < 3.5   # before the lookup's 4 s timeout
+            r = c.read_reply(timeout=30)
+            harness.check_reply(r, 451, "4.4.3")
+            assert 3.5 < time.monotonic() - started < 20
+    finally:
+        slapd.proc.send_signal(signal.SIGCONT)
+    wait_log(t, r"ldap uri=\S+ state=down")
