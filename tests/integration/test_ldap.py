@@ -8,7 +8,8 @@ Covers: AUTH PLAIN over STARTTLS with a good and a bad password, checked by
 a bind as the user (anonymous searches) and by comparing the {CRYPT} hash
 (service bind-dn); an unknown recipient 550 5.1.1; an RFC 4515 injection
 in the address matching nothing; an alias (mailLocalAddress) delivered to
-its user's Maildir and a groupOfNames expanded to each member; sender
+its user's Maildir and a groupOfNames expanded to each member (nested
+groups followed, each member once; a loop of groups 550 5.4.6); sender
 binding (an alias of the login accepted, another user's address and a
 group refused 553 5.7.1); the cache (a change seen only after cache-ttl);
 slapd stopped -> 451 4.4.3 at RCPT and 454 4.7.0 at AUTH, logged once, and
@@ -65,9 +66,10 @@ def person(uid, mail, aliases=(), password=PASSWORD):
 
 
 def group(cn, mail, members):
+    """members: "alice" (a person) or "cn=team" (a group)."""
     lines = ["dn: cn=%s,%s" % (cn, PEOPLE), "objectClass: groupOfNames",
              "objectClass: inetLocalMailRecipient", "cn: " + cn, "mailLocalAddress: " + mail]
-    lines += ["member: uid=%s,%s" % (m, PEOPLE) for m in members]
+    lines += ["member: %s,%s" % (m if "=" in m else "uid=" + m, PEOPLE) for m in members]
     return "\n".join(lines) + "\n"
 
 
@@ -79,6 +81,9 @@ ENTRIES = "\n".join([
     person("alice", "alice@example.test", aliases=("info@example.test",)),
     person("bob", "bob@example.test"),
     group("team", "team@example.test", ("alice", "bob")),
+    group("staff", "staff@example.test", ("cn=team", "alice")),     # nested
+    group("loop1", "loop1@example.test", ("cn=loop2",)),
+    group("loop2", "loop2@example.test", ("alice", "cn=loop1")),
 ])
 
 
@@ -259,6 +264,27 @@ def test_alias_and_group_delivered(transit_conf, slapd):
         assert not os.path.exists(maildir(t, name)), name
     wait_log(t, r"expand from=<info@example\.test> to=\"?<alice@example\.test>\"?")
     wait_log(t, r"expand from=<team@example\.test> "
+                r"to=\"?<alice@example\.test>,<bob@example\.test>\"?")
+
+
+def test_nested_group_and_loop(transit_conf, slapd):
+    t = transit_conf
+    use_ldap(t, slapd)
+    t.start()
+    with t.raw(port=t.port_smtp) as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<carol@other.test>", 250)
+        c.expect("RCPT TO:<loop1@example.test>", 550, "5.4.6")
+        c.expect("RCPT TO:<staff@example.test>", 250)         # the session goes on
+        c.expect("DATA", 354)
+        c.send_data(make_message("to staff", to="staff@example.test"))
+    for user in ("alice", "bob"):    # alice once, though in staff and in team
+        harness.wait_until(lambda: len(harness.maildir_new_files(maildir(t, user))) >= 1, 20,
+                           what="delivery to " + user)
+    time.sleep(1.0)
+    for user in ("alice", "bob"):
+        assert len(harness.maildir_new_files(maildir(t, user))) == 1, user
+    wait_log(t, r"expand from=<staff@example\.test> "
                 r"to=\"?<alice@example\.test>,<bob@example\.test>\"?")
 
 
