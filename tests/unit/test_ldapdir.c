@@ -4,7 +4,8 @@
  * "*)(mail=*" in an address match nothing), the template checks, the
  * users { ldap { } } section at load time (defaults, required options,
  * exclusive with passwd-file, bind-password-file read), and a directory
- * that cannot be reached answering "temporary", never cached.
+ * that cannot be reached answering "temporary", never cached, and the
+ * delivery-side checks over it ("cannot tell", never "unknown").
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +21,8 @@
 #include "conf/conf.h"
 #include "conf/ldap_conf.h"
 #include "dir/ldapdir.h"
+#include "dir/passwd.h"
+#include "policy/recipient.h"
 
 static void test_filter_escapes_value(void **state)
 {
@@ -196,6 +199,31 @@ static void test_unreachable_is_temporary_and_not_cached(void **state)
 	ldapdir_free(d);
 }
 
+/* The scheduler and the Maildir agent over an unreachable directory:
+ * on the loop an uncached address is "possible" (the agent decides), the
+ * agent's lookup says "cannot tell" (-1: retried), never "unknown". */
+static void test_delivery_checks_when_unreachable(void **state)
+{
+	struct config *c = load("ldap { uri = \"ldap://127.0.0.1:1\" base = \"dc=x\" "
+				"timeout = \"2s\" }");
+	struct ldapdir *d;
+	struct passwd_db *users;
+	(void)state;
+
+	assert_non_null(c);
+	d = ldapdir_new(&c->ldap);
+	users = passwd_db_open(NULL);
+	passwd_db_set_ldap(users, d);
+	assert_true(recipient_mailbox_possible(c, users, "alice@example.test"));
+	assert_int_equal(recipient_mailbox_lookup(c, users, "alice@example.test"), -1);
+	assert_false(recipient_mailbox_known(c, users, "alice@example.test"));
+	/* server.postmaster is known without asking */
+	assert_int_equal(recipient_mailbox_lookup(c, users, "postmaster@example.test"), 1);
+	passwd_db_free(users);
+	ldapdir_free(d);
+	conf_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -206,6 +234,7 @@ int main(void)
 		cmocka_unit_test(test_section_refused),
 		cmocka_unit_test(test_bind_password_read),
 		cmocka_unit_test(test_unreachable_is_temporary_and_not_cached),
+		cmocka_unit_test(test_delivery_checks_when_unreachable),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
