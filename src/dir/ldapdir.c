@@ -1,6 +1,11 @@
 /*
  * ldapdir.c - the LDAP directory back end (contract in ldapdir.h).
  *
+ * While the server is down, requests within LDAPDIR_RETRY_MS of the last
+ * failure fail at once instead of each waiting out a timeout (a server
+ * that black-holes packets would otherwise hold every worker); the next
+ * one after that tries again.
+ *
  * A lookup of an address runs the user filter (size limit 2: one entry
  * is an answer, two are an ambiguity the administrator must fix, logged
  * and answered as temporary so no mail is lost or misdelivered). The
@@ -34,6 +39,7 @@
 #define LDAPDIR_FILTER_MAX 2048
 #define LDAPDIR_GROUPS_MAX 64 /* groups visited in one expansion */
 #define LDAPDIR_PASSWORD_MAX 1024
+#define LDAPDIR_RETRY_MS 1000 /* while down, one new attempt a second at most */
 
 struct cached {
 	enum ldapdir_kind kind;
@@ -47,6 +53,7 @@ struct ldapdir {
 	pthread_mutex_t lock; /* cache, down, fetches */
 	struct htable *cache;
 	bool down;
+	uint64_t retry_ms; /* while down: no new connection before this (monotonic) */
 	struct workq *wq;
 	struct ldapdir_fetch *fetches;
 };
@@ -151,6 +158,8 @@ static void note_state(struct ldapdir *d, bool up, const char *why)
 	pthread_mutex_lock(&d->lock);
 	changed = d->down == up;
 	d->down = !up;
+	if (!up)
+		d->retry_ms = clock_mono_ms() + LDAPDIR_RETRY_MS;
 	pthread_mutex_unlock(&d->lock);
 	if (!changed)
 		return;
@@ -178,7 +187,13 @@ static LDAP *ld_open(struct ldapdir *d)
 	struct timeval tv = {(time_t)lc->timeout, 0};
 	int v3 = LDAP_VERSION3, rc;
 	LDAP *l = NULL;
+	bool wait;
 
+	pthread_mutex_lock(&d->lock);
+	wait = d->down && clock_mono_ms() < d->retry_ms;
+	pthread_mutex_unlock(&d->lock);
+	if (wait)
+		return NULL; /* down a moment ago: answer at once, do not pile up */
 	if ((rc = ldap_initialize(&l, lc->uri)) != LDAP_SUCCESS) {
 		note_state(d, false, ldap_err2string(rc));
 		return NULL;
