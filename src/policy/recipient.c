@@ -47,6 +47,17 @@ static const char *default_domain(const struct config *c)
 	return c->server.fqdn;
 }
 
+void recipient_rewrite_literal(const struct config *c,
+			       bool (*is_local_ip)(int family, const void *ip), struct mail_addr *to)
+{
+	int family;
+	unsigned char ip[16];
+
+	if ((to->flags & ADDR_F_LITERAL) && addr_literal_ip(to->domain, &family, ip) &&
+	    is_local_ip && is_local_ip(family, ip))
+		str_copy(to->domain, default_domain(c), sizeof(to->domain));
+}
+
 bool recipient_may_relay(const struct receive_connector *rc, bool authenticated)
 {
 	if (rc == NULL)
@@ -214,13 +225,7 @@ void recipient_decide(const struct config *c, struct passwd_db *users,
 		accept_mailbox(c, v, c->server.postmaster, "bare <postmaster> goes to server.postmaster");
 		return;
 	}
-	if (to->flags & ADDR_F_LITERAL) {
-		int family;
-		unsigned char ip[16];
-		if (addr_literal_ip(to->domain, &family, ip) && client->is_local_ip &&
-		    client->is_local_ip(family, ip))
-			str_copy(to->domain, default_domain(c), sizeof(to->domain));
-	}
+	recipient_rewrite_literal(c, client->is_local_ip, to);
 	if ((to->flags & ADDR_F_ROUTING) && !v->may_relay) {
 		refuse(v, 550, "5.7.1", "routing characters in the local part (a relay attempt), "
 		       "and the client may not relay", "Relay access denied");

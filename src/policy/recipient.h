@@ -90,6 +90,11 @@ bool recipient_mailbox_possible(const struct config *c, struct passwd_db *users,
  * (the delivery is retried, never failed). */
 int recipient_mailbox_lookup(const struct config *c, struct passwd_db *users, const char *addr);
 
+/* Rule 2: user@[one of our addresses] becomes user@<first authoritative
+ * domain> (to->domain rewritten; the literal flag stays). */
+void recipient_rewrite_literal(const struct config *c,
+			       bool (*is_local_ip)(int family, const void *ip), struct mail_addr *to);
+
 /* true when addr is in an authoritative accepted domain. */
 bool recipient_is_local(const struct config *c, const char *addr);
 

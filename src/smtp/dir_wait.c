@@ -76,8 +76,9 @@ static bool dir_question(struct smtp_session *s, const char *line, size_t len, c
 			return false; /* the login's own address: nothing to ask */
 	} else
 		return false;
-	if (a.flags & (ADDR_F_NO_DOMAIN | ADDR_F_LITERAL))
+	if (a.flags & ADDR_F_NO_DOMAIN)
 		return false;
+	recipient_rewrite_literal(s->srv->p.conf, s->srv->p.is_local_ip, &a); /* as RCPT will */
 	if (strcasecmp(a.local, "postmaster") == 0)
 		return false; /* always server.postmaster (recipient.c rule 6) */
 	addr_format(&a, addr, addrsz);

@@ -246,6 +246,7 @@ def test_unknown_recipient_and_filter_injection(transit_conf, slapd):
         c.expect('RCPT TO:<"*)(mail=*"@example.test>', 550, "5.1.1")
         c.expect('RCPT TO:<"*)(|(mail=*"@example.test>', 550, "5.1.1")
         c.expect("RCPT TO:<alice@example.test>", 250)
+        c.expect("RCPT TO:<bob@[127.0.0.1]>", 250)   # our address: bob@example.test
     assert "state=down" not in t.log_text()
 
 
