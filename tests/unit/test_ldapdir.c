@@ -135,8 +135,8 @@ static void test_section_refused(void **state)
 		"ldap { uri = \"ldap://h\" base = \"dc=x\" user-filter = \"(mail=*)\" }",
 		"ldap { uri = \"ldap://h\" base = \"dc=x\" bind-dn = \"cn=t\" }",
 		"ldap { uri = \"ldaps://h\" base = \"dc=x\" start-tls = true }",
-		"ldap { uri = \"ldap://h\" base = \"dc=x\" bind-dn = \"cn=t\" "
-		"bind-password-file = \"/nonexistent/pw\" }",
+		("ldap { uri = \"ldap://h\" base = \"dc=x\" bind-dn = \"cn=t\" "
+		 "bind-password-file = \"/nonexistent/pw\" }"),
 		"passwd-file = \"/etc/transit/users\" ldap { uri = \"ldap://h\" base = \"dc=x\" }",
 	};
 	size_t i;
