@@ -65,6 +65,7 @@ static bool dir_question(struct smtp_session *s, const char *line, size_t len, c
 		struct rcpt_params rp;
 		if (!smtp_parse_rcpt(cmd.arg, cmd.arg_len, &a, &rp, &err))
 			return false; /* the command answers the syntax error */
+		recipient_rewrite_literal(s->srv->p.conf, s->srv->p.is_local_ip, &a); /* as RCPT */
 	} else if (cmd.verb == SMTP_MAIL && s->tx == NULL && s->auth_user != NULL &&
 		   s->rc->sender_binding == RC_SENDER_BINDING_ENVELOPE) {
 		struct mail_params mp;
@@ -78,7 +79,6 @@ static bool dir_question(struct smtp_session *s, const char *line, size_t len, c
 		return false;
 	if (a.flags & ADDR_F_NO_DOMAIN)
 		return false;
-	recipient_rewrite_literal(s->srv->p.conf, s->srv->p.is_local_ip, &a); /* as RCPT will */
 	if (strcasecmp(a.local, "postmaster") == 0)
 		return false; /* always server.postmaster (recipient.c rule 6) */
 	addr_format(&a, addr, addrsz);
