@@ -7,12 +7,12 @@ PYTHON := /usr/bin/python3
 # replaces the administrator's MTA or starts a DNS server (postfix would remove
 # exim4; nsd may bind port 53).
 DEB_RUN_PACKAGES := gcc meson ninja-build pkg-config libevent-dev libssl-dev libconfuse-dev \
-	libjansson-dev libunbound-dev libcrypt-dev zlib1g-dev openssl
+	libjansson-dev libunbound-dev libcrypt-dev zlib1g-dev openssl libldap2-dev
 # Test peers and test tools: `make test` only. The tests start the servers
 # among them themselves (haproxy, nsd, postfix, dovecot) on 127.0.0.1 ports or in
 # temporary directories (a system Dovecot left running does not disturb them).
 DEB_TEST_PACKAGES := clang libcmocka-dev libclang-rt-14-dev python3 python3-pytest swaks msmtp \
-	postfix nsd faketime haproxy libnet-ssleay-perl dovecot-core nodejs
+	postfix nsd faketime haproxy libnet-ssleay-perl dovecot-core nodejs slapd ldap-utils
 SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 FUZZ_SECONDS ?= 10
@@ -29,7 +29,7 @@ all: build
 # Debian's haproxy package enables and starts haproxy.service; the tests
 # start their own HAProxy, so a service started by the install is stopped
 # and disabled again (in containers policy-rc.d usually stops it anyway).
-DEB_TEST_SERVICES := haproxy
+DEB_TEST_SERVICES := haproxy slapd
 deps:
 	@$(MAKE) --no-print-directory install-packages PACKAGES="$(DEB_RUN_PACKAGES)"
 

@@ -34,6 +34,7 @@
 #include "conf/conf.h"
 #include "dir/aliases.h"
 #include "dir/attrs.h"
+#include "dir/ldapdir.h"
 #include "dir/passwd.h"
 #include "mail/envelope.h"
 #include "queue/queue.h"
@@ -276,6 +277,9 @@ static int cmd_user(int argc, char **argv)
 		die(EXIT_USAGE, "user: unknown subcommand '%s'", sub);
 	}
 	c = load_config();
+	if (c->ldap.uri)
+		die(1, "users are in the LDAP directory %s (users { ldap } in %s): manage them there",
+		    c->ldap.uri, ctl_conf_path);
 	if (!c->passwd_file || !*c->passwd_file)
 		die(1, "no users { passwd-file } in %s", ctl_conf_path);
 	path = c->passwd_file;
@@ -628,6 +632,7 @@ static int cmd_route(int argc, char **argv)
 	bool authenticated = false;
 	struct buf out = BUF_INIT;
 	struct passwd_db *users;
+	struct ldapdir *ldap;
 	struct alias_db *aliases;
 	struct config *c;
 	int i, rv;
@@ -655,7 +660,9 @@ static int cmd_route(int argc, char **argv)
 	c = load_config();
 	/* the same directory the daemon reads: whether a mailbox exists is
 	 * part of the answer (550 5.1.1) */
-	users = passwd_db_open(c->passwd_file);
+	users = passwd_db_open(c->ldap.uri ? NULL : c->passwd_file);
+	ldap = c->ldap.uri ? ldapdir_new(&c->ldap) : NULL; /* replaces the passwd-file */
+	passwd_db_set_ldap(users, ldap);
 	aliases = alias_db_open(c->aliases_file);
 	passwd_db_set_aliases(users, aliases);
 	listeners_note_local_ips(c); /* user@[one of our addresses] is local */
@@ -664,6 +671,7 @@ static int cmd_route(int argc, char **argv)
 	fwrite(out.data, 1, out.len, stdout);
 	buf_free(&out);
 	passwd_db_free(users);
+	ldapdir_free(ldap);
 	alias_db_free(aliases);
 	conf_free(c);
 	return rv == 0 ? 0 : 1;

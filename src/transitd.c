@@ -40,6 +40,7 @@
 #include "daemon/gen_build.h"
 #include "daemon/reload.h"
 #include "dir/aliases.h"
+#include "dir/ldapdir.h"
 #include "dir/passwd.h"
 #include "net/dns.h"
 #include "net/listener.h"
@@ -226,6 +227,20 @@ static void recovered(struct envelope *env, void *arg) { sched_add(arg, env); }
 
 static size_t queue_length(void *arg) { return sched_count(arg); }
 
+/* The users directory: the passwd-file, or with users { ldap { } } the
+ * LDAP directory in its place (*ldap, to free after the users). */
+static struct passwd_db *open_users(const struct config *c, struct ldapdir **ldap)
+{
+	struct passwd_db *users;
+
+	if (c->ldap.uri == NULL)
+		return passwd_db_open(c->passwd_file);
+	*ldap = ldapdir_new(&c->ldap);
+	users = passwd_db_open(NULL);
+	passwd_db_set_ldap(users, *ldap);
+	return users;
+}
+
 int main(int argc, char **argv)
 {
 	const char *conf_path = NULL;
@@ -236,6 +251,7 @@ int main(int argc, char **argv)
 	struct queue *q;
 	struct sched *sched;
 	struct passwd_db *users;
+	struct ldapdir *ldap = NULL;
 	struct alias_db *aliases = NULL;
 	struct smtp_server *srv;
 	struct smtp_server_params sp;
@@ -267,9 +283,10 @@ int main(int argc, char **argv)
 	if (check_only) {
 		/* warnings (stderr) about what the configuration makes of mail
 		 * to postmaster; they do not fail the check */
-		users = passwd_db_open(c->passwd_file);
+		users = open_users(c, &ldap);
 		recipient_check_postmaster(c, users);
 		passwd_db_free(users);
+		ldapdir_free(ldap);
 		conf_print(c, stdout);
 		conf_free(c);
 		return 0;
@@ -287,7 +304,7 @@ int main(int argc, char **argv)
 	srt.is_local_ip = listeners_is_local_ip;
 	if ((ls = listeners_bind(c, err, sizeof(err))) == NULL)
 		log_fatal("%s", err);
-	users = passwd_db_open(c->passwd_file);
+	users = open_users(c, &ldap);
 	aliases = alias_db_open(c->aliases_file);
 	passwd_db_set_aliases(users, aliases);
 	srt.users = users;
@@ -302,6 +319,8 @@ int main(int argc, char **argv)
 	srt.dns = dns_new(base, c->dns_servers, c->ndns_servers, err, sizeof(err));
 	if (srt.dns == NULL)
 		log_fatal("dns: %s", err);
+	if (ldap)
+		ldapdir_start(ldap, base); /* its workers answer the sessions' lookups */
 	sched = sched_new(gen, &srt, base, q);
 	n = queue_scan(q, recovered, sched);
 	if (n < 0)
@@ -376,6 +395,7 @@ int main(int argc, char **argv)
 	if (st.hard)
 		event_free(st.hard);
 	passwd_db_free(users);
+	ldapdir_free(ldap); /* after every worker that could ask it is joined */
 	alias_db_free(aliases);
 	event_base_free(base);
 	log_info("transitd stopped");

@@ -6,6 +6,7 @@
  */
 #include "conf/conf.h"
 #include "conf/values.h"
+#include "conf/ldap_conf.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -49,6 +50,7 @@ static cfg_opt_t users_opts[] = {
 	CFG_STR("aliases", "", CFGF_NONE),
 	CFG_STR("dovecot-auth", "", CFGF_NONE),
 	CFG_STR("dovecot-auth-timeout", "10s", CFGF_NONE),
+	CFG_SEC("ldap", conf_ldap_opts, CFGF_NODEFAULT),
 	CFG_END()};
 
 static cfg_opt_t rc_opts[] = {
@@ -884,6 +886,7 @@ static void conf_set_validators(cfg_t *cfg)
 	cfg_set_validate_func(cfg, "auth-failures|table-size", v_positive);
 	cfg_set_validate_func(cfg, "users|dovecot-auth", v_dovecot_socket);
 	cfg_set_validate_func(cfg, "users|dovecot-auth-timeout", v_dovecot_timeout);
+	conf_ldap_validators(cfg);
 	cfg_set_validate_func(cfg, "send-connector", v_sc_section);
 	cfg_set_validate_func(cfg, "send-connector|address-spaces", v_spaces);
 	cfg_set_validate_func(cfg, "send-connector|routing", v_routing);
@@ -1196,6 +1199,8 @@ static int convert(cfg_t *cfg, struct config *c)
 		c->dovecot_auth = dv && *dv ? xstrdup(dv) : NULL;
 		c->dovecot_auth_timeout = get_duration(u, "dovecot-auth-timeout");
 	}
+	if (conf_ldap_convert(cfg_getsec(cfg, "users"), c->path, &c->ldap) != 0)
+		return -1;
 
 	c->nrcs = cfg_size(cfg, "receive-connector");
 	c->rcs = xcalloc(c->nrcs, sizeof(*c->rcs));
@@ -1432,6 +1437,7 @@ void conf_free(struct config *c)
 	free(c->passwd_file);
 	free(c->aliases_file);
 	free(c->dovecot_auth);
+	conf_ldap_free(&c->ldap);
 	free(c->queue.retry);
 	if (c->cfg)
 		cfg_free((cfg_t *)c->cfg);

@@ -18,6 +18,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "conf/ldap_conf.h"
+
 enum domain_type { DOMAIN_AUTHORITATIVE = 0, DOMAIN_INTERNAL_RELAY = 1 };
 enum rc_tls { RC_TLS_NONE = 0, RC_TLS_OFFER, RC_TLS_REQUIRE, RC_TLS_IMPLICIT };
 enum rc_perm { PERM_ANONYMOUS = 1 << 0, PERM_AUTHENTICATED = 1 << 1, PERM_RELAY = 1 << 2 };
@@ -163,6 +165,7 @@ struct config {
 	char *maildir; /* template, "%d" "%u" */
 	char *passwd_file;
 	char *aliases_file; /* users { aliases }: NULL when not set */
+	struct ldap_conf ldap; /* users { ldap { } }: .uri NULL when not set */
 	struct accepted_domain *domains;
 	size_t ndomains;
 	struct receive_connector *rcs;

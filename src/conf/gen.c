@@ -72,6 +72,21 @@ static bool same_auth_failures(const struct config *a, const struct config *b)
 	       a->auth_failures.table_size == b->auth_failures.table_size;
 }
 
+/* The LDAP directory (dir/ldapdir.c) is made once, from every one of
+ * these. */
+static bool same_ldap(const struct ldap_conf *a, const struct ldap_conf *b)
+{
+	return same_str(a->uri, b->uri) && same_str(a->base, b->base) &&
+	       same_str(a->bind_dn, b->bind_dn) && same_str(a->bind_password, b->bind_password) &&
+	       a->start_tls == b->start_tls && same_str(a->tls_ca_file, b->tls_ca_file) &&
+	       same_str(a->user_filter, b->user_filter) &&
+	       same_str(a->group_filter, b->group_filter) && same_str(a->mail_attr, b->mail_attr) &&
+	       same_str(a->alias_attr, b->alias_attr) && same_str(a->member_attr, b->member_attr) &&
+	       same_str(a->password_attr, b->password_attr) &&
+	       a->password_check == b->password_check && a->cache_ttl == b->cache_ttl &&
+	       a->timeout == b->timeout && a->cache_size == b->cache_size;
+}
+
 unsigned conf_gen_restart_only_changes(const struct config *old, const struct config *new)
 {
 	/* Each row: a setting that the daemon reads once, at start (the
@@ -86,6 +101,9 @@ unsigned conf_gen_restart_only_changes(const struct config *old, const struct co
 		{"server.node", same_str(old->server.node, new->server.node)},
 		{"users.passwd-file", same_str(old->passwd_file, new->passwd_file)},
 		{"users.aliases", same_str(old->aliases_file, new->aliases_file)},
+		{"users.ldap", same_ldap(&old->ldap, &new->ldap)},
+		{"users.dovecot-auth", same_str(old->dovecot_auth, new->dovecot_auth) &&
+					       old->dovecot_auth_timeout == new->dovecot_auth_timeout},
 		{"dns.servers", same_dns(old, new)},
 		{"queue.sync", old->queue.sync_mode == new->queue.sync_mode},
 		{"queue.delivery-threads", old->queue.delivery_threads == new->queue.delivery_threads},

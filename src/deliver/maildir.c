@@ -315,12 +315,18 @@ static int maildir_open_tmp(const struct maildir_job *j, const char *tmp)
 	return fd;
 }
 
-/* Names and paths of a job; permanent failure when they cannot be made. */
+/* Names and paths of a job; permanent failure when they cannot be made
+ * (temporary when the directory cannot tell whether the mailbox exists). */
 static int maildir_names(struct maildir_ctx *c, struct maildir_job *j, struct maildir_state *s)
 {
-	int n;
+	int n, known = j->mailbox_known ? j->mailbox_known(j->known_arg, j->rcpt) : 1;
 
-	if (j->mailbox_known && !j->mailbox_known(j->known_arg, j->rcpt)) {
+	if (known < 0) {
+		maildir_fail(j, 1, "4.4.3 directory unavailable: cannot tell whether <%s> exists",
+			     j->rcpt);
+		return -1;
+	}
+	if (known == 0) {
 		maildir_fail(j, -1, "5.1.1 no such mailbox: the directory does not know <%s>", j->rcpt);
 		return -1;
 	}

@@ -41,7 +41,8 @@ struct maildir_job {
 	 * must be thread safe. An unknown recipient fails permanently
 	 * (5.1.1) before any path is touched: no mailbox is ever created for
 	 * an address the directory does not know. NULL: no check (tests). */
-	bool (*mailbox_known)(void *arg, const char *rcpt);
+	int (*mailbox_known)(void *arg, const char *rcpt); /* 1 yes, 0 no, -1 cannot tell
+							    * now (retried, 4.4.3) */
 	void *known_arg;
 	/* out */
 	int status;		 /* 0 delivered, 1 temporary failure (retry), -1 permanent */

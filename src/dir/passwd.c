@@ -48,6 +48,7 @@
 #include <openssl/crypto.h>
 
 #include "dir/attrs.h"
+#include "dir/ldapdir.h"
 #include "util/buf.h"
 #include "util/fileio.h"
 #include "util/log.h"
@@ -345,6 +346,7 @@ struct passwd_db {
 	struct timespec mtim;
 	bool checked;
 	struct timespec last_check; /* CLOCK_MONOTONIC */
+	struct ldapdir *ldap;	    /* users { ldap }: answers instead of the file */
 	struct alias_db *aliases;   /* not owned */
 };
 
@@ -425,6 +427,8 @@ static void pw_db_refresh(struct passwd_db *db)
 	struct stat st;
 	long long elapsed;
 
+	if (db->path == NULL)
+		return; /* no file: the LDAP directory answers */
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	elapsed = (long long)(now.tv_sec - db->last_check.tv_sec) * 1000000000LL +
 		  (now.tv_nsec - db->last_check.tv_nsec);
@@ -448,7 +452,7 @@ struct passwd_db *passwd_db_open(const char *path)
 	struct passwd_db *db = xcalloc(1, sizeof(*db));
 
 	pthread_mutex_init(&db->lock, NULL);
-	db->path = xstrdup(path);
+	db->path = path ? xstrdup(path) : NULL;
 	pthread_mutex_lock(&db->lock);
 	pw_db_refresh(db);
 	pthread_mutex_unlock(&db->lock);
@@ -470,6 +474,8 @@ bool passwd_db_exists(struct passwd_db *db, const char *user)
 	char key[PW_USER_MAX + 1];
 	bool found;
 
+	if (db->ldap)
+		return ldapdir_cached(db->ldap, user, NULL, 0, NULL) == LDAPDIR_MAILBOX;
 	if (!pw_key(user, key))
 		return false;
 	pthread_mutex_lock(&db->lock);
@@ -492,6 +498,16 @@ bool passwd_db_attrs(struct passwd_db *db, const char *user, struct dir_attrs *o
 		*out = e->attrs;
 	pthread_mutex_unlock(&db->lock);
 	return e != NULL;
+}
+
+void passwd_db_set_ldap(struct passwd_db *db, struct ldapdir *ld)
+{
+	db->ldap = ld;
+}
+
+struct ldapdir *passwd_db_ldap(struct passwd_db *db)
+{
+	return db ? db->ldap : NULL;
 }
 
 size_t passwd_db_count(struct passwd_db *db)
@@ -520,6 +536,12 @@ static bool pw_crypt_matches(const char *password, const char *hash)
 	return ok;
 }
 
+bool passwd_hash_matches(const char *password, const char *hash)
+{
+	return strnlen(password, PW_PASSWORD_MAX + 1) <= PW_PASSWORD_MAX &&
+	       pw_crypt_matches(password, hash);
+}
+
 int passwd_db_verify(struct passwd_db *db, const char *user, const char *password)
 {
 	char key[PW_USER_MAX + 1];
@@ -527,6 +549,8 @@ int passwd_db_verify(struct passwd_db *db, const char *user, const char *passwor
 	char *hash = NULL;
 	bool usable, ok;
 
+	if (db->ldap)
+		return ldapdir_verify(db->ldap, user, password);
 	if (pw_key(user, key)) {
 		pthread_mutex_lock(&db->lock);
 		pw_db_refresh(db);

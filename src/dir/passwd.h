@@ -28,17 +28,26 @@
 struct passwd_db;
 
 /* A file missing at open is an empty directory (with a warning), not an
- * error. */
+ * error. path NULL: no file (the LDAP directory below answers). */
 struct passwd_db *passwd_db_open(const char *path);
 void passwd_db_free(struct passwd_db *db);
 bool passwd_db_exists(struct passwd_db *db, const char *user);
 /* 1 password matches, 0 no such user or wrong password. Constant work
- * for unknown users (a dummy hash is checked) so timing tells nothing. */
+ * for unknown users (a dummy hash is checked) so timing tells nothing.
+ * With LDAP: -1 when the directory could not be asked; blocking. */
 int passwd_db_verify(struct passwd_db *db, const char *user, const char *password);
 size_t passwd_db_count(struct passwd_db *db);
 /* The attributes of user's entry (dir/attrs.h); false: no such user. */
 struct dir_attrs;
 bool passwd_db_attrs(struct passwd_db *db, const char *user, struct dir_attrs *out);
+
+/* users { ldap { } } replaces the passwd-file (dir/ldapdir.h): with ld
+ * set, passwd_db_exists answers from the LDAP cache only (never blocks;
+ * the callers that may wait ask ld first) and passwd_db_verify asks the
+ * server. db keeps the pointer, not ownership. */
+struct ldapdir;
+void passwd_db_set_ldap(struct passwd_db *db, struct ldapdir *ld);
+struct ldapdir *passwd_db_ldap(struct passwd_db *db); /* NULL: the file */
 
 /* The aliases table (dir/aliases.h) that goes with this directory, so
  * that every user of the directory (recipient decision, sender binding,
@@ -60,6 +69,10 @@ int passwd_file_del(const char *path, const char *user, char *err, size_t errsz)
 /* Calls cb for each user name in file order. */
 int passwd_file_list(const char *path, void (*cb)(const char *user, void *arg), void *arg,
 		     char *err, size_t errsz);
+
+/* true when crypt(password, hash) is hash (constant-time compare): a
+ * yescrypt, bcrypt or other libxcrypt hash without a {SCHEME} prefix. */
+bool passwd_hash_matches(const char *password, const char *hash);
 
 /* Hash a password with yescrypt (fresh random salt). 0 or -1. */
 int passwd_hash(const char *password, char *out, size_t outsz);

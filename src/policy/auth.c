@@ -3,7 +3,8 @@
  *
  * A check goes: worker thread (passwd_db_verify: the yescrypt hash, or
  * with users { dovecot-auth } a question to Dovecot's auth socket,
- * dir/dovecot_auth.c, bounded by dovecot-auth-timeout) ->
+ * dir/dovecot_auth.c, bounded by dovecot-auth-timeout; with users { ldap }
+ * the LDAP bind/compare of dir/ldapdir.c) ->
  * event loop (count success or failure in the authlimit tables, log a
  * failure) -> on failure a timer for the brute-force delay -> the answer.
  * A check that is cancelled while on the worker is marked and freed when
@@ -198,6 +199,8 @@ static void verify_work(void *arg)
 		ck->verified = r == DOVECOT_AUTH_OK ? 1 : r == DOVECOT_AUTH_BAD ? 0 : -1;
 	} else {
 		ck->verified = passwd_db_verify(ck->pa->users, ck->login, ck->password);
+		if (ck->verified < 0)
+			ck->why = "directory-unavailable"; /* LDAP down or timing out */
 	}
 	OPENSSL_cleanse(ck->password, sizeof(ck->password));
 }
@@ -216,7 +219,9 @@ static void verify_done(void *arg)
 		deliver(ck, AUTH_OUTCOME_OK);
 		return;
 	}
-	if (ck->verified == -1) {
+	if (ck->verified < 0) {
+		/* the password store could not answer: not the client's
+		 * failure, so neither counted nor delayed */
 		char q[300];
 		log_warn("%s auth tempfail address=%s login=%s mechanism=%s reason=%s", ck->sid,
 			 ck->address, log_quote(ck->login, q, sizeof(q)), ck->mechanism, ck->why);

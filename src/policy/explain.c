@@ -54,10 +54,11 @@ static void explain_expansion(const struct config *c, struct passwd_db *users,
 		char dom[ADDR_DOMAIN_MAX];
 
 		if (recipient_is_local(c, a)) {
+			int known = recipient_mailbox_lookup(c, users, a);
 			buf_printf(out, "member: <%s> %s\n", a,
-				   recipient_mailbox_known(c, users, a)
-					   ? "local mailbox"
-					   : "unknown local address: its delivery fails 5.1.1");
+				   known > 0    ? "local mailbox"
+				   : known == 0 ? "unknown local address: its delivery fails 5.1.1"
+						: "directory unavailable: its delivery waits (4.4.3)");
 			continue;
 		}
 		str_copy(dom, at ? at + 1 : "", sizeof(dom));
@@ -112,6 +113,10 @@ int recipient_explain(const struct config *c, struct passwd_db *users, const cha
 	if (size)
 		buf_printf(out, "size: %llu\n", (unsigned long long)size);
 
+	/* with LDAP, ask the server now (blocking is fine in transitctl): the
+	 * decision below reads the cache, as the daemon's RCPT does */
+	if (!(to.flags & ADDR_F_NO_DOMAIN))
+		(void)recipient_mailbox_lookup(c, users, shown);
 	recipient_decide(c, users, &client, sender ? sender : "", size, &to, &v);
 
 	explain_connector(client.rc, authenticated, v.may_relay, out);

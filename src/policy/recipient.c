@@ -16,7 +16,10 @@
  *      (route_check: sender, declared size; never a fallback);
  *   6. in an authoritative domain postmaster@ always goes to
  *      server.postmaster, abuse@ to its own mailbox or else there;
- *   7. a local recipient in the passwd-file is a mailbox;
+ *   7. a local recipient in the passwd-file is a mailbox; with users {
+ *      ldap } the LDAP answer the session fetched instead (a mailbox, or
+ *      an alias/group expanded to its members, or 451 4.4.3 when the
+ *      directory could not be asked);
  *   8. else an alias of the aliases file (dir/aliases.h) is expanded here,
  *      when the message is queued (as Postfix's virtual_alias_maps at
  *      cleanup): a loop or nesting deeper than ALIAS_DEPTH_MAX is 550
@@ -32,6 +35,7 @@
 #include <string.h>
 
 #include "dir/aliases.h"
+#include "dir/ldapdir.h"
 #include "dir/passwd.h"
 #include "policy/accept_from.h"
 #include "route/mailbox.h"
@@ -45,6 +49,17 @@ static const char *default_domain(const struct config *c)
 		if (c->domains[i].type == DOMAIN_AUTHORITATIVE)
 			return c->domains[i].name;
 	return c->server.fqdn;
+}
+
+void recipient_rewrite_literal(const struct config *c,
+			       bool (*is_local_ip)(int family, const void *ip), struct mail_addr *to)
+{
+	int family;
+	unsigned char ip[16];
+
+	if ((to->flags & ADDR_F_LITERAL) && addr_literal_ip(to->domain, &family, ip) &&
+	    is_local_ip && is_local_ip(family, ip))
+		str_copy(to->domain, default_domain(c), sizeof(to->domain));
 }
 
 bool recipient_may_relay(const struct receive_connector *rc, bool authenticated)
@@ -88,6 +103,35 @@ bool recipient_mailbox_known(const struct config *c, struct passwd_db *users, co
 	if (str_casecmp(addr, c->server.postmaster) == 0)
 		return true;
 	return users != NULL && passwd_db_exists(users, addr);
+}
+
+bool recipient_mailbox_possible(const struct config *c, struct passwd_db *users, const char *addr)
+{
+	struct ldapdir *ld = passwd_db_ldap(users);
+
+	if (ld && recipient_is_local(c, addr) && str_casecmp(addr, c->server.postmaster) != 0)
+		return ldapdir_cached(ld, addr, NULL, 0, NULL) != LDAPDIR_NONE;
+	return recipient_mailbox_known(c, users, addr);
+}
+
+int recipient_mailbox_lookup(const struct config *c, struct passwd_db *users, const char *addr)
+{
+	struct ldapdir *ld = passwd_db_ldap(users);
+	char one[1][ALIAS_ADDR_MAX];
+	size_t n;
+
+	if (ld == NULL || !recipient_is_local(c, addr) ||
+	    str_casecmp(addr, c->server.postmaster) == 0)
+		return recipient_mailbox_known(c, users, addr) ? 1 : 0;
+	switch (ldapdir_lookup(ld, addr, one, 1, &n)) {
+	case LDAPDIR_MAILBOX:
+		return 1;
+	case LDAPDIR_TEMPFAIL:
+	case LDAPDIR_MISS:
+		return -1;
+	default:
+		return 0;
+	}
 }
 
 /* The maildir path of a local address (split at the last '@'). */
@@ -143,6 +187,41 @@ static bool refused_by_accept_from(struct passwd_db *users, const struct recipie
 	return true;
 }
 
+/* Rule 7-8 with users { ldap }: the answer the session's policy step put
+ * in the LDAP cache (smtp/dir_wait.c). true when it decided; false when
+ * the directory does not know user (the aliases file and rule 9 follow). */
+static bool ldap_decide(const struct config *c, struct ldapdir *ld, const char *user,
+			struct recipient_verdict *v)
+{
+	switch (ldapdir_cached(ld, user, v->expanded, RECIPIENT_EXPAND_MAX, &v->nexpanded)) {
+	case LDAPDIR_MAILBOX:
+		accept_mailbox(c, v, user, "a mailbox of the LDAP directory");
+		return true;
+	case LDAPDIR_ALIAS:
+		v->kind = RECIPIENT_ALIAS;
+		v->why = "an alias or group of the LDAP directory: queued as its members";
+		str_copy(v->final, user, sizeof(v->final));
+		return true;
+	case LDAPDIR_LOOP:
+		log_warn("ldap: group of <%s> loops or nests too deep: refusing it", user);
+		refuse(v, 550, "5.4.6", "an LDAP group that loops or nests too deep",
+		       "Alias expansion failed: loop or nesting too deep");
+		return true;
+	case LDAPDIR_TOO_MANY:
+		refuse(v, 550, "5.5.3", "an LDAP group that expands to too many addresses",
+		       "Alias expands to too many recipients");
+		return true;
+	case LDAPDIR_NONE:
+		return false;
+	case LDAPDIR_MISS:
+	case LDAPDIR_TEMPFAIL:
+		break;
+	}
+	refuse(v, 451, "4.4.3", "the LDAP directory could not be asked (down or timed out)",
+	       "Directory temporarily unavailable, try again later");
+	return true;
+}
+
 void recipient_decide(const struct config *c, struct passwd_db *users,
 		      const struct recipient_client *client, const char *sender, uint64_t size,
 		      struct mail_addr *to, struct recipient_verdict *v)
@@ -165,13 +244,7 @@ void recipient_decide(const struct config *c, struct passwd_db *users,
 		accept_mailbox(c, v, c->server.postmaster, "bare <postmaster> goes to server.postmaster");
 		return;
 	}
-	if (to->flags & ADDR_F_LITERAL) {
-		int family;
-		unsigned char ip[16];
-		if (addr_literal_ip(to->domain, &family, ip) && client->is_local_ip &&
-		    client->is_local_ip(family, ip))
-			str_copy(to->domain, default_domain(c), sizeof(to->domain));
-	}
+	recipient_rewrite_literal(c, client->is_local_ip, to);
 	if ((to->flags & ADDR_F_ROUTING) && !v->may_relay) {
 		refuse(v, 550, "5.7.1", "routing characters in the local part (a relay attempt), "
 		       "and the client may not relay", "Relay access denied");
@@ -215,6 +288,8 @@ void recipient_decide(const struct config *c, struct passwd_db *users,
 	}
 	if (refused_by_accept_from(users, client, user, v))
 		return;
+	if (passwd_db_ldap(users) && ldap_decide(c, passwd_db_ldap(users), user, v))
+		return;
 	if (users == NULL || !passwd_db_exists(users, user)) {
 		char why[200];
 		enum alias_result ar =
@@ -248,7 +323,7 @@ void recipient_decide(const struct config *c, struct passwd_db *users,
 			accept_mailbox(c, v, user, "server.postmaster");
 			return;
 		}
-		refuse(v, 550, "5.1.1", "no such user in the passwd-file",
+		refuse(v, 550, "5.1.1", "no such user in the directory",
 		       "Recipient address rejected: mailbox unavailable");
 		return;
 	}
@@ -267,6 +342,8 @@ int recipient_check_postmaster(const struct config *c, struct passwd_db *users)
 	if (recipient_is_local(c, pm)) {
 		if (users != NULL && passwd_db_exists(users, pm))
 			return 0;
+		if (passwd_db_ldap(users))
+			return 0; /* in the LDAP directory or not: known only by asking it */
 		if (!mailbox_of(c, pm, path, sizeof(path)))
 			str_copy(path, "(the path does not fit)", sizeof(path));
 		log_warn("postmaster=<%s> is not a user of the passwd-file %s: mail to postmaster@ of "

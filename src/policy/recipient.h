@@ -80,6 +80,21 @@ void recipient_decide(const struct config *c, struct passwd_db *users,
  * server.postmaster. Thread safe (the passwd table has its own lock). */
 bool recipient_mailbox_known(const struct config *c, struct passwd_db *users, const char *addr);
 
+/* For the event loop (the scheduler, DSN addressing): false only when
+ * the directory is known not to have addr; with LDAP an address not in
+ * the cache counts as possible (the Maildir agent then asks, below). */
+bool recipient_mailbox_possible(const struct config *c, struct passwd_db *users, const char *addr);
+
+/* recipient_mailbox_known that may ask the LDAP server (blocking: worker
+ * threads only): 1 known, 0 unknown, -1 the directory could not be asked
+ * (the delivery is retried, never failed). */
+int recipient_mailbox_lookup(const struct config *c, struct passwd_db *users, const char *addr);
+
+/* Rule 2: user@[one of our addresses] becomes user@<first authoritative
+ * domain> (to->domain rewritten; the literal flag stays). */
+void recipient_rewrite_literal(const struct config *c,
+			       bool (*is_local_ip)(int family, const void *ip), struct mail_addr *to);
+
 /* true when addr is in an authoritative accepted domain. */
 bool recipient_is_local(const struct config *c, const char *addr);
 
@@ -97,6 +112,7 @@ int recipient_check_postmaster(const struct config *c, struct passwd_db *users);
  * rules that applied, the send connectors considered, the expanded
  * mailbox path and a last line "result: accepted, ..." or "result:
  * refused CODE ENH TEXT", TEXT being what the RCPT reply would say.
+ * With users { ldap } it asks the LDAP server (blocking: transitctl only).
  * Returns 0 when the recipient would be accepted, 1 when not. */
 int recipient_explain(const struct config *c, struct passwd_db *users, const char *rcpt,
 		      const char *sender, uint64_t size, const char *rc_name, bool authenticated,

@@ -22,6 +22,15 @@
  * aliases may be NULL (no aliases file). */
 bool sender_owned_by(struct alias_db *aliases, const char *login, const char *sender);
 
+/* The same rule over the LDAP directory (users { ldap }): 1 when sender,
+ * in an authoritative domain, is an alias (alias attribute) of the
+ * entry whose mail is login, from the LDAP cache the session's policy
+ * step filled (smtp/dir_wait.c); 0 when not; -1 when the directory could
+ * not be asked (a temporary refusal, never a permanent one). */
+struct ldapdir;
+int sender_owned_in_ldap(const struct config *c, struct ldapdir *ld, const char *login,
+			 const char *sender);
+
 /* reject-spoofed-local-senders (issue 7, "anonymous is never
  * authenticated"): true when a session that has not authenticated, on a
  * connector rc with the option on and without the relay permission,

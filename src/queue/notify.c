@@ -67,7 +67,7 @@ struct dsn_job {
 static const char *dsn_recipient(struct sched *s, const char *qid, const char *sender)
 {
 	if (!recipient_is_local(s->conf, sender) ||
-	    recipient_mailbox_known(s->conf, s->rt->users, sender))
+	    recipient_mailbox_possible(s->conf, s->rt->users, sender))
 		return sender;
 	log_info("%s dsn to=<%s> reason=unknown-local-sender sender=<%s>", qid,
 		 s->conf->server.postmaster, sender);

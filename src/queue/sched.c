@@ -508,10 +508,10 @@ static struct batch *batch_new(struct sched *s, size_t cap)
 
 /* For the Maildir agent, on a worker thread: conf is read-only and the
  * passwd table has its own lock. */
-static bool mailbox_known(void *arg, const char *rcpt)
+static int mailbox_known(void *arg, const char *rcpt)
 {
 	const struct batch *b = arg;
-	return recipient_mailbox_known(b->gen->conf, b->s->rt->users, rcpt);
+	return recipient_mailbox_lookup(b->gen->conf, b->s->rt->users, rcpt); /* may ask LDAP */
 }
 
 static void batch_add(struct batch *b, struct qentry *e, size_t i, const char *local,
@@ -521,7 +521,7 @@ static void batch_add(struct batch *b, struct qentry *e, size_t i, const char *l
 	struct maildir_job *j = &b->jobs[b->n];
 
 	memset(j, 0, sizeof(*j));
-	if (!recipient_mailbox_known(b->gen->conf, b->s->rt->users, env->rcpt[i].addr)) {
+	if (!recipient_mailbox_possible(b->gen->conf, b->s->rt->users, env->rcpt[i].addr)) {
 		/* never a path, let alone a directory, for an unknown address */
 		sched_rcpt_result(e, i, OUT_FAILED, "5.1.1",
 				  "550 5.1.1 no such mailbox: the directory does not know this address",

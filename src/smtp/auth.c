@@ -390,9 +390,22 @@ static bool auth_required(const struct smtp_session *s)
 	       !(s->rc->permissions & (PERM_ANONYMOUS | PERM_RELAY));
 }
 
+/* Sender binding (policy/sender.h): 1 the login owns sender (or the
+ * connector does not bind), 0 it does not, -1 the LDAP directory could not
+ * be asked. */
+static int sender_binding(const struct smtp_session *s, const char *sender)
+{
+	if (s->rc->sender_binding != RC_SENDER_BINDING_ENVELOPE || sender[0] == '\0' ||
+	    sender_owned_by(passwd_db_aliases(s->srv->p.users), s->auth_user, sender))
+		return 1;
+	return sender_owned_in_ldap(s->gen->conf, passwd_db_ldap(s->srv->p.users), s->auth_user,
+				    sender);
+}
+
 bool auth_mail_check(struct smtp_session *s, const char *sender, struct mail_params *mp)
 {
 	char q[300], q2[300];
+	int owned;
 
 	if (s->auth_user == NULL) {
 		if (auth_required(s)) {
@@ -407,9 +420,14 @@ bool auth_mail_check(struct smtp_session *s, const char *sender, struct mail_par
 			str_copy(mp->auth, "<>", sizeof(mp->auth));
 		return true;
 	}
-	if (s->rc->sender_binding == RC_SENDER_BINDING_ENVELOPE && sender[0] != '\0' &&
-	    !sender_owned_by(passwd_db_aliases(s->srv->p.users), s->auth_user,
-			     sender)) {
+	owned = sender_binding(s, sender);
+	if (owned < 0) {
+		log_info("%s smtp reject cmd=MAIL reply=\"451 4.4.3\" reason=directory-unavailable "
+			 "from=%s", s->id, log_quote(sender, q2, sizeof(q2)));
+		session_reply(s, 451, "4.4.3", "Directory temporarily unavailable, try again later");
+		return false;
+	}
+	if (owned == 0) {
 		log_info("%s smtp reject cmd=MAIL reply=\"553 5.7.1\" reason=sender-not-owned "
 			 "login=%s from=%s",
 			 s->id, log_quote(s->auth_user, q, sizeof(q)), log_quote(sender, q2, sizeof(q2)));

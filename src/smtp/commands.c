@@ -330,7 +330,8 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
 		log_info("%s smtp reject cmd=RCPT to=%s reply=\"%d %s\" from=%s", s->id,
 			 log_quote(shown, q, sizeof(q)), v.code, v.enh, log_quote(tmp, from, sizeof(from)));
 		session_reply(s, v.code, v.enh, "<%s>: %s", shown, v.text);
-		session_rcpt_refused(s);
+		if (v.code >= 500) /* a 4xx (the directory down) is ours, not a harvest */
+			session_rcpt_refused(s);
 		return;
 	}
 	if (v.kind == RECIPIENT_ALIAS) {

@@ -668,6 +668,7 @@ static void session_free(struct smtp_session *s)
 	session_policy_cancel(s);
 	auth_reset(s);
 	session_checks_free(s);
+	session_dir_free(s);
 	session_unlink(s);
 	if (s->tx) {
 		tx_free(s->tx);
@@ -857,6 +858,8 @@ static size_t read_command(struct smtp_session *s, const char *p, size_t len)
 		return command_refused(s, linelen, "nul", "NUL character in command refused");
 	if (s->state != SS_AUTH && session_checks_hold(s, p, cmdlen))
 		return 0; /* an RCPT waits for the client checks, then is read again */
+	if (s->state != SS_AUTH && session_dir_hold(s, p, cmdlen))
+		return 0; /* MAIL/RCPT wait for the LDAP directory, then are read again */
 	if (log_debug_enabled())
 		auth_log_command(s, p, cmdlen); /* credentials masked */
 	if (s->state == SS_AUTH)

@@ -67,6 +67,7 @@ enum session_state {
 struct policy_auth;
 struct smtp_session;
 struct auth_check;
+struct ldapdir_fetch;
 
 /* One kind of policy wait: how to drop its request, what to answer when
  * it takes too long. */
@@ -167,6 +168,8 @@ struct smtp_session {
 	struct dnsbl_check *dnsbl; /* DNSBL lookups (client_checks.c), NULL: none */
 	struct fcrdns_check *fcrdns; /* require-ptr: reverse DNS check, NULL: none */
 	struct buf out;	      /* reply being built */
+	struct ldapdir_fetch *dir_fetch; /* dir_wait.c: the LDAP question in flight */
+	char dir_asked[320];		 /* ... and its address, until the line is read again */
 };
 
 /* server.c */
@@ -213,6 +216,11 @@ bool session_checks_hold(struct smtp_session *s, const char *line, size_t len);
 /* true: the client is refused for to (not postmaster/abuse): no
  * confirmed name under require-ptr (450 4.7.25) or listed (554 5.7.1). */
 bool session_checks_refused(struct smtp_session *s, const struct mail_addr *to, const char *shown);
+
+/* dir_wait.c: LDAP lookups at RCPT and MAIL (dir/ldapdir.h) */
+/* true: the line waits for the directory (parked, read again after). */
+bool session_dir_hold(struct smtp_session *s, const char *line, size_t len);
+void session_dir_free(struct smtp_session *s); /* safe with a lookup in flight */
 
 /* auth.c: AUTH (RFC 4954) and what it changes at MAIL */
 void cmd_auth(struct smtp_session *s, const struct smtp_cmd *cmd);

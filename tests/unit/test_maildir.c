@@ -508,7 +508,7 @@ static void test_mixed_batch_statuses_are_per_job(void **state)
 /* The agent delivers only to what the directory knows, and only below
  * its template: an unknown recipient is a permanent 5.1.1 and nothing is
  * created; a path with a ".." component is refused. */
-static bool only_alice(void *arg, const char *rcpt)
+static int only_alice(void *arg, const char *rcpt)
 {
 	(void)arg;
 	return strcmp(rcpt, "alice@example.test") == 0;
@@ -551,6 +551,32 @@ static void test_unknown_recipient_creates_nothing(void **state)
 	assert_false(mailbox_path_contained("/m/x/.."));
 	assert_false(mailbox_path_contained("m/x"));
 	assert_false(mailbox_path_contained(NULL));
+}
+
+/* The directory cannot tell (LDAP down): a temporary failure (retried),
+ * never 5.1.1, and nothing is created. */
+static int cannot_tell(void *arg, const char *rcpt)
+{
+	(void)arg;
+	(void)rcpt;
+	return -1;
+}
+
+static void test_directory_unavailable_is_temporary(void **state)
+{
+	struct qfile q;
+	struct maildir_job j;
+	char box[256];
+
+	(void)state;
+	make_queue_file(&q, "q12", message, sizeof(message) - 1);
+	snprintf(box, sizeof(box), "%s/down/example.test/alice", root);
+	job_init(&j, &q, box, "alice@example.test", 0);
+	j.mailbox_known = cannot_tell;
+	maildir_deliver_batch(&j, 1);
+	assert_int_equal(j.status, 1);
+	assert_true(strncmp(j.error, "4.4.3 ", 6) == 0);
+	assert_int_equal(count_entries(box), -1);
 }
 
 static void test_expand(void **state)
@@ -601,6 +627,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_batch_exact_content),
 		cmocka_unit_test(test_unknown_recipient_creates_nothing),
+		cmocka_unit_test(test_directory_unavailable_is_temporary),
 		cmocka_unit_test(test_redelivery_is_one_file),
 		cmocka_unit_test(test_block_edges),
 		cmocka_unit_test(test_many_jobs_syncfs_and_chunks),
