@@ -42,6 +42,7 @@
 #include "util/str.h"
 #include "util/xmalloc.h"
 #include "ctl/queue_view.h"
+#include "ctl/track.h"
 #include "net/listener.h"
 #include "policy/recipient.h"
 #include "util/buf.h"
@@ -70,6 +71,10 @@ static void usage(FILE *out)
 	      "                [--authenticated]\n"
 	      "                       how a recipient would be answered at RCPT and routed,\n"
 	      "                       and why (exit 1 when it would be refused)\n"
+	      "  track [--sender S] [--recipient R] [--message-id M] [--queue-id Q]\n"
+	      "        [--since T] [--until T] [--event E] [--json]\n"
+	      "                       message tracking events (reads the files: works\n"
+	      "                       with the daemon down)\n"
 	      "  help                 show this help\n"
 	      "\n"
 	      "options:\n"
@@ -649,6 +654,10 @@ static int cmd_route(int argc, char **argv)
 	return rv == 0 ? 0 : 1;
 }
 
+/* ---- track (ctl/track.c) ---------------------------------------------------- */
+
+static int cmd_track(int argc, char **argv) { return ctl_track(argc, argv, ctl_conf_path); }
+
 /* ---- main ----------------------------------------------------------------- */
 
 static const struct {
@@ -658,6 +667,7 @@ static const struct {
 	{"user", cmd_user},
 	{"queue", cmd_queue},
 	{"route", cmd_route},
+	{"track", cmd_track},
 };
 
 int main(int argc, char **argv)

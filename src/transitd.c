@@ -34,6 +34,8 @@
 #include "conf/conf.h"
 #include "dir/aliases.h"
 #include "dir/passwd.h"
+#include "log/protolog.h"
+#include "log/tracking.h"
 #include "net/dns.h"
 #include "net/listener.h"
 #include "net/tls.h"
@@ -286,6 +288,26 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 		 "apply configuration changes");
 }
 
+/* Message tracking (on unless logs.tracking.enabled = false) and the
+ * protocol logs of the sides that have a verbose connector. After the
+ * privilege drop: the files belong to server.user. */
+static void logs_start(const struct config *c)
+{
+	bool recv = false, send = false;
+	size_t i;
+
+	if (c->logs.tracking)
+		(void)tracking_open(c->logs.path, c->server.node, &c->logs.tracking_limits);
+	for (i = 0; i < c->nrcs; i++)
+		recv = recv || c->rcs[i].protocol_log;
+	for (i = 0; i < c->nscs; i++)
+		send = send || c->scs[i].protocol_log;
+	if (recv)
+		(void)protolog_open(PROTOLOG_RECEIVE, c->logs.path, &c->logs.protocol_limits);
+	if (send)
+		(void)protolog_open(PROTOLOG_SEND, c->logs.path, &c->logs.protocol_limits);
+}
+
 static void on_message(void *arg, struct envelope *env) { sched_add(arg, env); }
 
 static void recovered(struct envelope *env, void *arg) { sched_add(arg, env); }
@@ -357,6 +379,7 @@ int main(int argc, char **argv)
 	passwd_db_set_aliases(users, aliases);
 	srt.users = users;
 	drop_privileges(c);
+	logs_start(c);
 
 	if ((base = event_base_new()) == NULL)
 		log_fatal("cannot create the event loop");
@@ -411,6 +434,8 @@ int main(int argc, char **argv)
 		/* Threads may still be syncing, delivering or removing: free
 		 * nothing they could use, just go (see the header comment). */
 		log_info("transitd stopped without cleanup");
+		tracking_flush(2000);
+		protolog_flush(2000);
 		_exit(0);
 	}
 	/* Order matters: nothing is in flight (stop_quiet), so the workers
@@ -443,6 +468,8 @@ int main(int argc, char **argv)
 			SSL_CTX_free(tls[i]);
 	free(tls);
 	event_base_free(base);
+	tracking_close();
+	protolog_close();
 	log_info("transitd stopped");
 	conf_free(c);
 	close(spool_lock);

@@ -1,0 +1,45 @@
+/*
+ * bgwriter.h - a bounded byte ring emptied by a writer thread (no mail
+ * knowledge). A producer (the event loop, any thread) hands a complete
+ * record to bgwriter_put(): one mutex, one memcpy, never a wait for the
+ * disk. The writer thread passes what is queued to a sink callback in
+ * batches. When the ring is full the record is dropped and counted (the
+ * ring never grows, so no peer can make us hold more than its size).
+ *
+ * The same design as util/log.c's stderr queue (which keeps its own copy
+ * because it must also work before any allocation and write its last
+ * line directly); the rotating log files of src/log/ use this one.
+ *
+ * Records are never split across sink calls: the sink sees whole
+ * records, in order, possibly several per call.
+ */
+#ifndef TRANSIT_UTIL_BGWRITER_H
+#define TRANSIT_UTIL_BGWRITER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Write p[0..n) somewhere; runs on the writer thread only. Whatever it
+ * returns, the octets are consumed (a failing sink counts its own
+ * errors). */
+typedef void (*bgwriter_sink)(void *arg, const char *p, size_t n);
+/* Called on the writer thread about once a second when idle (pruning by
+ * age, retrying a failed open), may be NULL. */
+typedef void (*bgwriter_tick)(void *arg);
+
+struct bgwriter;
+
+/* ring_size octets of queue; a record larger than ring_size / 4 is
+ * always dropped. NULL if the thread cannot be started. */
+struct bgwriter *bgwriter_start(size_t ring_size, bgwriter_sink sink, bgwriter_tick tick,
+				void *arg);
+/* Queue one record; false if dropped (ring full or too large). */
+bool bgwriter_put(struct bgwriter *w, const char *p, size_t n);
+/* Records dropped since the start. */
+unsigned long bgwriter_dropped(const struct bgwriter *w);
+/* Wait at most ms for everything queued to reach the sink. */
+void bgwriter_flush(struct bgwriter *w, int ms);
+/* Flush (bounded), stop the thread, free. NULL is fine. */
+void bgwriter_stop(struct bgwriter *w);
+
+#endif
