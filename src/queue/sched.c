@@ -192,6 +192,10 @@ static void track_rcpt(const struct qentry *e, size_t idx, const char *event, co
 		.size = env->content_len,
 	};
 
+	if (strncmp(via, "maildir", 7) == 0) { /* "maildir path=FILE": the file is the note */
+		ev.connector = "mailbox";
+		ev.reason = reason ? reason : via;
+	}
 	if (lb != NULL && rb != NULL && (size_t)(rb - lb) < sizeof(ip)) {
 		snprintf(host, sizeof(host), "%.*s", (int)(lb - remote), remote);
 		snprintf(ip, sizeof(ip), "%.*s", (int)(rb - lb - 1), lb + 1);

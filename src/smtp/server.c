@@ -667,13 +667,13 @@ void session_close(struct smtp_session *s, const char *reason)
 	session_policy_cancel(s);
 	log_info("%s smtp disconnect reason=%s messages=%u errors=%u", s->id, reason, s->messages,
 		 s->errors);
-	plog_note(s, "disconnect reason=%s", reason);
 	if (s->reply_delayed) {
 		/* the held reply goes out now, before the last one */
 		s->reply_delayed = false;
 		evtimer_del(s->reply_delay);
 	}
 	session_send(s);
+	plog_note(s, "disconnect reason=%s", reason);
 	if (s->bev && evbuffer_get_length(bufferevent_get_output(s->bev)) > 0) {
 		session_set_state(s, SS_CLOSING);
 		bufferevent_disable(s->bev, EV_READ);
