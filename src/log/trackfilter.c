@@ -122,6 +122,44 @@ static bool message_id_matches(struct track_filter *f, json_t *o)
 	return false;
 }
 
+/* tracking writes "time" first: {"time":"2026-12-04T10:00:00.000Z",...
+ * so the time bounds are checked before parsing; a line of another shape
+ * is left to the parser (and the check after it). */
+static bool time_may_match(const struct track_filter *f, const char *line, size_t len)
+{
+	static const char key[] = "{\"time\":\"";
+	const size_t k = sizeof(key) - 1, tlen = 24;
+	const char *t = line + k;
+
+	if ((!f->since[0] && !f->until[0]) || len < k + tlen + 1 || memcmp(line, key, k) != 0 ||
+	    t[tlen] != '"')
+		return true;
+	if (f->since[0] && strncmp(t, f->since, tlen) < 0)
+		return false;
+	if (f->until[0] && strncmp(t, f->until, tlen) >= 0)
+		return false;
+	return true;
+}
+
+/* The line's queue id is one found through --message-id. The key
+ * "qid" cannot occur inside a JSON string (its quotes would be escaped),
+ * and queue ids need no escaping; a line where this finds nothing is
+ * not about a joined message (or is parsed because it names the id). */
+static bool joined_qid(const struct track_filter *f, const char *z)
+{
+	const char *q = f->joined ? strstr(z, "\"qid\":\"") : NULL, *e;
+	char qid[64];
+
+	if (q == NULL)
+		return false;
+	q += 7;
+	if ((e = strchr(q, '"')) == NULL || (size_t)(e - q) >= sizeof(qid))
+		return false;
+	memcpy(qid, q, (size_t)(e - q));
+	qid[e - q] = '\0';
+	return htable_get(f->joined, qid) != NULL;
+}
+
 bool track_filter_line(struct track_filter *f, const char *line, size_t len, json_t **obj)
 {
 	char *z;
@@ -133,8 +171,10 @@ bool track_filter_line(struct track_filter *f, const char *line, size_t len, jso
 		*obj = NULL;
 	if (len == 0 || line[0] != '{')
 		return false;
+	if (!time_may_match(f, line, len))
+		return false;
 	/* the cheap test needs a NUL-terminated copy only when it is used */
-	if ((f->sender || f->recipient || f->qid || f->event) && f->message_id == NULL) {
+	if (f->message_id != NULL || f->sender || f->recipient || f->qid || f->event) {
 		if (f->scratchsz < len + 1) {
 			z = realloc(f->scratch, len + 1);
 			if (z == NULL)
@@ -147,7 +187,8 @@ bool track_filter_line(struct track_filter *f, const char *line, size_t len, jso
 		z[len] = '\0';
 		ok = (!f->sender || may_contain(z, f->sender)) &&
 		     (!f->recipient || may_contain(z, f->recipient)) &&
-		     (!f->qid || may_contain(z, f->qid)) && (!f->event || may_contain(z, f->event));
+		     (!f->qid || may_contain(z, f->qid)) && (!f->event || may_contain(z, f->event)) &&
+		     (!f->message_id || may_contain(z, f->message_id) || joined_qid(f, z));
 		if (!ok)
 			return false;
 	}

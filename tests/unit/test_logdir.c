@@ -61,7 +61,7 @@ static size_t list(const char *dir, char names[][128], off_t *sizes, size_t max)
 	if (d == NULL)
 		return 0;
 	while ((de = readdir(d)) != NULL && n < max) {
-		char p[700];
+		char p[1200];
 		struct stat st;
 		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
 		if (stat(p, &st) != 0 || !S_ISREG(st.st_mode))
@@ -85,7 +85,7 @@ static size_t list(const char *dir, char names[][128], off_t *sizes, size_t max)
 
 static void touch(const char *dir, const char *name, size_t size, time_t mtime)
 {
-	char p[700];
+	char p[1200];
 	FILE *f;
 	struct timeval tv[2] = {{mtime, 0}, {mtime, 0}};
 
@@ -100,7 +100,7 @@ static void touch(const char *dir, const char *name, size_t size, time_t mtime)
 
 static bool exists(const char *dir, const char *name)
 {
-	char p[700];
+	char p[1200];
 	snprintf(p, sizeof(p), "%s/%s", dir, name);
 	return access(p, F_OK) == 0;
 }
@@ -137,7 +137,7 @@ static void test_rotation_by_file_size(void **state)
 	n = list(sub, names, sizes, 64);
 	assert_true(n >= 5);
 	for (size_t i = 0; i < n; i++) {
-		char p[1000], *line = NULL;
+		char p[1200], *line = NULL;
 		size_t cap = 0;
 		ssize_t r;
 		FILE *f;
