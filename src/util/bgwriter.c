@@ -6,10 +6,10 @@
  * unlocks, calls the sink, relocks and advances head: producers only
  * write after head + len, so the sink can read without the lock.
  *
- * Batching as in log.c: after a write the writer naps BGW_BATCH_US, and
- * a producer signals the condition only when the writer is idle, so
- * under load there is one sink call (one write(2)) per batch and no
- * futex wake-up per record.
+ * Batching as in log.c: after a write the writer naps batch_ms, and a
+ * producer signals the condition only when the writer is idle, so under
+ * load there is one sink call (one write(2)) per batch and no futex
+ * wake-up per record.
  */
 #include "util/bgwriter.h"
 
@@ -20,7 +20,6 @@
 #include <string.h>
 #include <time.h>
 
-#define BGW_BATCH_US 2000
 #define BGW_TICK_MS 1000
 
 struct bgwriter {
@@ -33,6 +32,7 @@ struct bgwriter {
 	size_t busy;		/* octets handed to the sink, not yet released */
 	unsigned long dropped;
 	bool idle, stopping;
+	unsigned batch_ms;
 	bgwriter_sink sink;
 	bgwriter_tick tick;
 	void *arg;
@@ -63,7 +63,8 @@ static void *bgw_main(void *arg)
 			if (w->stopping)
 				break;
 			pthread_mutex_unlock(&w->mu);
-			nanosleep(&(struct timespec){0, BGW_BATCH_US * 1000L}, NULL);
+			nanosleep(&(struct timespec){w->batch_ms / 1000, (long)(w->batch_ms % 1000) * 1000000L},
+				  NULL);
 			pthread_mutex_lock(&w->mu);
 			w->idle = true;
 			while (w->len == 0 && !w->stopping) {
@@ -103,8 +104,8 @@ static void *bgw_main(void *arg)
 	return NULL;
 }
 
-struct bgwriter *bgwriter_start(size_t ring_size, bgwriter_sink sink, bgwriter_tick tick,
-				void *arg)
+struct bgwriter *bgwriter_start(size_t ring_size, unsigned batch_ms, bgwriter_sink sink,
+				bgwriter_tick tick, void *arg)
 {
 	struct bgwriter *w = calloc(1, sizeof(*w));
 	pthread_condattr_t ca;
@@ -122,6 +123,7 @@ struct bgwriter *bgwriter_start(size_t ring_size, bgwriter_sink sink, bgwriter_t
 		return NULL;
 	}
 	w->size = ring_size;
+	w->batch_ms = batch_ms;
 	w->sink = sink;
 	w->tick = tick;
 	w->arg = arg;

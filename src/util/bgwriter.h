@@ -30,9 +30,12 @@ typedef void (*bgwriter_tick)(void *arg);
 struct bgwriter;
 
 /* ring_size octets of queue; a record larger than ring_size / 4 is
- * always dropped. NULL if the thread cannot be started. */
-struct bgwriter *bgwriter_start(size_t ring_size, bgwriter_sink sink, bgwriter_tick tick,
-				void *arg);
+ * always dropped. After each write the thread naps batch_ms before it
+ * looks again (records wait at most about that long; one sink call and
+ * one wake-up per batch instead of per record). NULL if the thread cannot
+ * be started. */
+struct bgwriter *bgwriter_start(size_t ring_size, unsigned batch_ms, bgwriter_sink sink,
+				bgwriter_tick tick, void *arg);
 /* Queue one record; false if dropped (ring full or too large). */
 bool bgwriter_put(struct bgwriter *w, const char *p, size_t n);
 /* Records dropped since the start. */
