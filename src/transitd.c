@@ -308,7 +308,7 @@ static void logs_start(const struct config *c)
 		(void)protolog_open(PROTOLOG_SEND, c->logs.path, &c->logs.protocol_limits);
 }
 
-static void on_message(void *arg, struct envelope *env) { sched_add(arg, env); }
+static void on_message(void *arg, struct envelope *env) { sched_submit(arg, env); }
 
 static void recovered(struct envelope *env, void *arg) { sched_add(arg, env); }
 

@@ -5,7 +5,7 @@
  *
  * Events and where they are emitted (docs/architecture.md):
  *   RECEIVE  smtp/content.c   the message is committed, before the 250
- *   SUBMIT   queue/sched.c    the scheduler takes it (new, or found at start)
+ *   SUBMIT   queue/sched.c    the scheduler takes it (new messages and our DSNs)
  *   ROUTE    queue/sched.c    a recipient's next hop (first attempt)
  *   SEND     queue/sched.c    a recipient accepted by the next hop (relayed)
  *   DELIVER  queue/sched.c    a recipient delivered into its mailbox

@@ -288,7 +288,7 @@ static void dsn_committed(void *arg, int error, struct envelope *env)
 		track_dsn(e->env, j->state == RCPT_FAILED ? "failure" : "success", env, j->idx, j->n);
 		for (i = 0; i < j->n; i++)
 			sched_write_state(e, j->idx[i], j->state);
-		sched_add(j->s, env);
+		sched_submit(j->s, env);
 	}
 	job_free(j);
 	sched_settle(e);
@@ -371,7 +371,7 @@ static void delay_committed(void *arg, int error, struct envelope *env)
 		/* A crash before this is written sends the notice once more
 		 * at the next start (at least once, like every DSN). */
 		sched_file_update(j->s, j->qid, j->state_off, j->n, QUEUE_STATE_DELAY_NOTIFIED);
-		sched_add(j->s, env);
+		sched_submit(j->s, env);
 	}
 	job_free(j);
 }

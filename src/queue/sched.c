@@ -226,19 +226,23 @@ void sched_add(struct sched *s, struct envelope *env)
 	LIST_INSERT_HEAD(&s->all_list, e, all);
 	s->count++;
 	defer_read(e);
-	tracking_event(&(struct track_event){.event = "SUBMIT",
-					     .qid = env->qid,
-					     .sender = env->sender,
-					     .has_size = true,
-					     .size = env->content_len,
-					     .connector = env->connector,
-					     .reason = e->attempts ? "recovered" : NULL});
 	if (e->next_try > now) {
 		struct timeval tv = {(time_t)wait_seconds(now, e->next_try, longest_retry(s)), 0};
 		evtimer_add(e->retry_timer, &tv);
 		return;
 	}
 	make_ready(e);
+}
+
+void sched_submit(struct sched *s, struct envelope *env)
+{
+	tracking_event(&(struct track_event){.event = "SUBMIT",
+					     .qid = env->qid,
+					     .sender = env->sender,
+					     .has_size = true,
+					     .size = env->content_len,
+					     .connector = env->connector});
+	sched_add(s, env);
 }
 
 static void entry_free(struct qentry *e)

@@ -45,6 +45,10 @@ struct sched *sched_new(const struct config *conf, const struct sched_runtime *r
 			struct event_base *base, struct queue *q);
 /* Take ownership of a committed message (malloc'ed envelope). */
 void sched_add(struct sched *s, struct envelope *env);
+/* A message just committed (from SMTP, or a DSN of ours): the tracking
+ * event SUBMIT, then sched_add(). Messages found in the queue at start go
+ * to sched_add() alone (a million-message queue would flood tracking). */
+void sched_submit(struct sched *s, struct envelope *env);
 /* Messages the scheduler holds (queued, deferred or in flight). */
 size_t sched_count(const struct sched *s);
 /* Shutdown, first step: start no new delivery from now on (queued and

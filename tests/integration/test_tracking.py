@@ -188,6 +188,23 @@ def test_expired_with_dsn(transit_conf, dns):
     assert "FAIL" not in kinds(evs, qid)
 
 
+@pytest.mark.timeout(90)
+def test_recovered_message_is_not_submitted_again(transit_conf, dns):
+    t = transit_conf
+    sp.configure_sender(t, dns.port, {"internet": internet(t)},
+                        queue={"retry": ["1s"], "expire": "1h"})
+    t.start()
+    qid = relay_send(t, ALICE, ["x@example.net"], message("restart"))
+    wait_events(t, lambda e: "DEFER" in kinds(e, qid), "DEFER of %s" % qid)
+    t.stop()
+    before = len([e for e in events(t) if e.get("qid") == qid and e["event"] == "DEFER"])
+    t.start()
+    evs = wait_events(t, lambda e: kinds(e, qid).count("DEFER") > before,
+                      "a DEFER of %s after the restart" % qid)
+    assert kinds(evs, qid).count("SUBMIT") == 1 and kinds(evs, qid).count("RECEIVE") == 1, \
+        kinds(evs, qid)
+
+
 # -- transitctl track -------------------------------------------------------------------
 
 def test_track_filters(transit):
