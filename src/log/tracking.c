@@ -1,8 +1,9 @@
 /*
  * tracking.c - see tracking.h. The JSON is built with jansson and dumped
- * compact into a stack buffer (TRACK_LINE_MAX); an event that does not
- * fit (a peer's 512-octet reply and a long Message-ID still do) is
- * counted as dropped rather than cut into invalid JSON.
+ * compact into a stack buffer (TRACK_LINE_MAX, room for the usual event);
+ * a larger one (a RECEIVE with hundreds of recipients) gets a buffer of
+ * its size, up to TRACK_BIG_MAX, beyond which it is counted as dropped
+ * rather than cut into invalid JSON.
  */
 #include "log/tracking.h"
 
@@ -18,6 +19,7 @@
 
 #define TRACK_LINE_MAX 8192
 #define TRACK_RING_SIZE (4u << 20)
+#define TRACK_BIG_MAX (TRACK_RING_SIZE / 4) /* the largest record the ring takes */
 
 static struct logdir *track_dir;
 static char *track_node;
@@ -46,8 +48,8 @@ static void set_str(json_t *o, const char *key, const char *v)
 		json_object_set_new_nocheck(o, key, jstr(v));
 }
 
-size_t tracking_format(const struct track_event *ev, const char *node, int64_t time_ms,
-		       char *out, size_t outsz)
+/* The event as a JSON object (NULL: out of memory). */
+static json_t *tracking_json(const struct track_event *ev, const char *node, int64_t time_ms)
 {
 	json_t *o = json_object();
 	char ts[40];
@@ -56,7 +58,7 @@ size_t tracking_format(const struct track_event *ev, const char *node, int64_t t
 	size_t n;
 
 	if (o == NULL)
-		return 0;
+		return NULL;
 	gmtime_r(&sec, &tm);
 	n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(ts + n, sizeof(ts) - n, ".%03dZ", (int)(time_ms % 1000));
@@ -87,12 +89,29 @@ size_t tracking_format(const struct track_event *ev, const char *node, int64_t t
 	set_str(o, "session", ev->session);
 	if (ev->attempt > 0)
 		json_object_set_new_nocheck(o, "attempt", json_integer(ev->attempt));
-	n = json_dumpb(o, out, outsz > 0 ? outsz - 1 : 0, JSON_COMPACT | JSON_ENSURE_ASCII);
-	json_decref(o);
-	if (n == 0 || n >= outsz - 1)
-		return 0;
+	return o;
+}
+
+/* o as one line into out: the length with the LF; or, when it does not
+ * fit, the size it needs (> outsz); 0 on an error. */
+static size_t tracking_dump(const json_t *o, char *out, size_t outsz)
+{
+	size_t n = json_dumpb(o, out, outsz > 0 ? outsz - 1 : 0, JSON_COMPACT | JSON_ENSURE_ASCII);
+
+	if (n == 0 || n + 1 > outsz)
+		return n == 0 ? 0 : n + 1;
 	out[n++] = '\n';
 	return n;
+}
+
+size_t tracking_format(const struct track_event *ev, const char *node, int64_t time_ms,
+		       char *out, size_t outsz)
+{
+	json_t *o = tracking_json(ev, node, time_ms);
+	size_t n = o ? tracking_dump(o, out, outsz) : 0;
+
+	json_decref(o);
+	return n <= outsz ? n : 0;
 }
 
 bool tracking_open(const char *path, const char *node, const struct logdir_limits *lim)
@@ -107,20 +126,30 @@ bool tracking_open(const char *path, const char *node, const struct logdir_limit
 
 void tracking_event(const struct track_event *ev)
 {
-	char line[TRACK_LINE_MAX];
+	char line[TRACK_LINE_MAX], *big = NULL;
 	struct timeval tv;
-	size_t n;
+	json_t *o;
+	size_t n = 0;
 
 	if (track_dir == NULL)
 		return;
 	gettimeofday(&tv, NULL);
-	n = tracking_format(ev, track_node, (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000, line,
-			    sizeof(line));
-	if (n == 0) {
-		__atomic_add_fetch(&track_too_long, 1, __ATOMIC_RELAXED);
-		return;
+	o = tracking_json(ev, track_node, (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000);
+	if (o != NULL)
+		n = tracking_dump(o, line, sizeof(line));
+	if (n > sizeof(line) && n <= TRACK_BIG_MAX && (big = malloc(n)) != NULL) {
+		/* a RECEIVE with many long recipients */
+		size_t need = n;
+		n = tracking_dump(o, big, need);
+		if (n > need)
+			n = 0;
 	}
-	(void)logdir_put(track_dir, line, n);
+	json_decref(o);
+	if (n == 0 || (n > sizeof(line) && big == NULL))
+		__atomic_add_fetch(&track_too_long, 1, __ATOMIC_RELAXED);
+	else
+		(void)logdir_put(track_dir, big ? big : line, n);
+	free(big);
 }
 
 unsigned long tracking_write_errors(void)

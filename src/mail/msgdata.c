@@ -129,8 +129,7 @@ static void note_field(struct hdrscan *h, const char *line, size_t len, size_t n
 	else if (name_is(name, n, "Message-ID")) {
 		note_message_id(h, line, len, n);
 		h->has_message_id = true;
-	}
-	else if (name_is(name, n, "Date"))
+	} else if (name_is(name, n, "Date"))
 		h->has_date = true;
 	else if (name_is(name, n, "From"))
 		h->has_from = true;

@@ -308,6 +308,44 @@ static void test_tracking_format(void **state)
 	assert_int_equal(tracking_format(&ev, "node1", 0, out, 40), 0); /* does not fit */
 }
 
+/* A RECEIVE with 200 recipients of 250 octets (50 KB) is written whole. */
+static void test_tracking_event_many_recipients(void **state)
+{
+	char *dir = make_tmpdir(), sub[700], names[4][128], addrs[200][251], *line = NULL;
+	const char *rcpts[200];
+	struct logdir_limits lim = {10u << 20, 1u << 30, 86400};
+	off_t sizes[4];
+	size_t cap = 0;
+	FILE *f;
+	json_t *o;
+	(void)state;
+
+	for (int i = 0; i < 200; i++) {
+		memset(addrs[i], 'a', 250);
+		snprintf(addrs[i] + 230, 21, "%03d@example.test", i);
+		rcpts[i] = addrs[i];
+	}
+	assert_true(tracking_open(dir, "n", &lim));
+	tracking_event(&(struct track_event){.event = "RECEIVE", .qid = "Q", .sender = "s@x.test",
+					     .recipients = rcpts, .nrecipients = 200});
+	tracking_flush(5000);
+	tracking_close();
+	snprintf(sub, sizeof(sub), "%s/tracking", dir);
+	assert_int_equal(list(sub, names, sizes, 4), 1);
+	assert_true(sizes[0] > 45000);
+	snprintf(sub, sizeof(sub), "%s/tracking/%.100s", dir, names[0]);
+	f = fopen(sub, "r");
+	assert_non_null(f);
+	assert_true(getline(&line, &cap, f) > 45000);
+	o = json_loads(line, 0, NULL);
+	assert_int_equal(json_array_size(json_object_get(o, "recipients")), 200);
+	json_decref(o);
+	free(line);
+	fclose(f);
+	rm_rf(dir);
+	free(dir);
+}
+
 static void test_protolog_format(void **state)
 {
 	char out[PROTOLOG_TEXT_MAX * 4 + 128], text[PROTOLOG_TEXT_MAX + 50];
@@ -391,6 +429,7 @@ int main(void)
 		cmocka_unit_test(test_write_errors_counted),
 		cmocka_unit_test(test_full_ring_drops_and_counts),
 		cmocka_unit_test(test_tracking_format),
+		cmocka_unit_test(test_tracking_event_many_recipients),
 		cmocka_unit_test(test_protolog_format),
 		cmocka_unit_test(test_track_filter),
 	};
