@@ -220,7 +220,7 @@ struct logdir *logdir_open(const char *dir, const char *prefix, const char *suff
 	d->fd = -1;
 	d->last_prune_ms = clock_mono_ms();
 	(void)logdir_prune(d->dir, d->prefix, d->suffix, &d->lim, time(NULL), NULL);
-	d->w = bgwriter_start(ring_size, LOGDIR_BATCH_MS, logdir_sink, logdir_tick, d);
+	d->w = bgwriter_start(ring_size, LOGDIR_BATCH_MS, logdir_sink, logdir_tick, NULL, d);
 	if (d->w == NULL) {
 		log_warn("log %s: cannot start the writer thread", dir);
 		free(d->dir);

@@ -31,10 +31,12 @@ struct bgwriter {
 	size_t size, head, len;
 	size_t busy;		/* octets handed to the sink, not yet released */
 	unsigned long dropped;
+	unsigned long noted;	/* dropped records a note has reported */
 	bool idle, stopping;
 	unsigned batch_ms;
 	bgwriter_sink sink;
 	bgwriter_tick tick;
+	bgwriter_note note;
 	void *arg;
 	/* a record that wraps the ring end is copied here for the sink */
 	char *wrap;
@@ -51,6 +53,32 @@ static void deadline_in(struct timespec *ts, int ms)
 	}
 }
 
+/* Room again after drops: queue the note (w->mu held). */
+static void bgw_put_note(struct bgwriter *w)
+{
+	char text[512];
+	size_t n;
+
+	if (w->note == NULL || w->dropped == w->noted)
+		return;
+	n = w->note(w->arg, w->dropped - w->noted, text, sizeof(text));
+	if (n == 0 || w->size - w->len < n)
+		return; /* no room yet: next time */
+	{
+		size_t tail = (w->head + w->len) % w->size;
+		size_t first = w->size - tail < n ? w->size - tail : n;
+		memcpy(w->ring + tail, text, first);
+		memcpy(w->ring, text + first, n - first);
+	}
+	w->len += n;
+	w->noted = w->dropped;
+}
+
+static bool bgw_note_due(const struct bgwriter *w)
+{
+	return w->note != NULL && w->dropped != w->noted;
+}
+
 static void *bgw_main(void *arg)
 {
 	struct bgwriter *w = arg;
@@ -59,6 +87,7 @@ static void *bgw_main(void *arg)
 	for (;;) {
 		size_t n;
 
+		bgw_put_note(w);
 		if (w->len == 0) {
 			if (w->stopping)
 				break;
@@ -67,11 +96,11 @@ static void *bgw_main(void *arg)
 				  NULL);
 			pthread_mutex_lock(&w->mu);
 			w->idle = true;
-			while (w->len == 0 && !w->stopping) {
+			while (w->len == 0 && !w->stopping && !bgw_note_due(w)) {
 				struct timespec until;
 				deadline_in(&until, BGW_TICK_MS);
 				if (pthread_cond_timedwait(&w->more, &w->mu, &until) == ETIMEDOUT &&
-				    w->len == 0 && w->tick) {
+				    w->len == 0 && w->tick != NULL) {
 					pthread_mutex_unlock(&w->mu);
 					w->tick(w->arg);
 					pthread_mutex_lock(&w->mu);
@@ -96,7 +125,7 @@ static void *bgw_main(void *arg)
 		w->head = (w->head + n) % w->size;
 		w->len -= n;
 		w->busy = 0;
-		if (w->len == 0)
+		if (w->len == 0 && !bgw_note_due(w))
 			pthread_cond_broadcast(&w->drained);
 	}
 	pthread_cond_broadcast(&w->drained);
@@ -105,7 +134,7 @@ static void *bgw_main(void *arg)
 }
 
 struct bgwriter *bgwriter_start(size_t ring_size, unsigned batch_ms, bgwriter_sink sink,
-				bgwriter_tick tick, void *arg)
+				bgwriter_tick tick, bgwriter_note note, void *arg)
 {
 	struct bgwriter *w = calloc(1, sizeof(*w));
 	pthread_condattr_t ca;
@@ -126,6 +155,7 @@ struct bgwriter *bgwriter_start(size_t ring_size, unsigned batch_ms, bgwriter_si
 	w->batch_ms = batch_ms;
 	w->sink = sink;
 	w->tick = tick;
+	w->note = note;
 	w->arg = arg;
 	pthread_mutex_init(&w->mu, NULL);
 	/* deadlines on the monotonic clock: a clock step does not stretch them */
@@ -192,7 +222,7 @@ void bgwriter_flush(struct bgwriter *w, int ms)
 	pthread_mutex_lock(&w->mu);
 	if (w->idle)
 		pthread_cond_signal(&w->more);
-	while (w->len > 0)
+	while (w->len > 0 || bgw_note_due(w))
 		if (pthread_cond_timedwait(&w->drained, &w->mu, &until) == ETIMEDOUT)
 			break;
 	pthread_mutex_unlock(&w->mu);

@@ -6,9 +6,8 @@
  * batches. When the ring is full the record is dropped and counted (the
  * ring never grows, so no peer can make us hold more than its size).
  *
- * The same design as util/log.c's stderr queue (which keeps its own copy
- * because it must also work before any allocation and write its last
- * line directly); the rotating log files of src/log/ use this one.
+ * util/log.c's stderr queue and the rotating log files of src/log/ are
+ * each one bgwriter.
  *
  * Records are never split across sink calls: the sink sees whole
  * records, in order, possibly several per call.
@@ -26,6 +25,10 @@ typedef void (*bgwriter_sink)(void *arg, const char *p, size_t n);
 /* Called on the writer thread about once a second when idle (pruning by
  * age, retrying a failed open), may be NULL. */
 typedef void (*bgwriter_tick)(void *arg);
+/* Called on the writer thread when records were dropped since the last
+ * notice and there is room again: format a record saying that n were
+ * lost into out (outsz) and return its length (0: none). May be NULL. */
+typedef size_t (*bgwriter_note)(void *arg, unsigned long n, char *out, size_t outsz);
 
 struct bgwriter;
 
@@ -35,7 +38,7 @@ struct bgwriter;
  * one wake-up per batch instead of per record). NULL if the thread cannot
  * be started. */
 struct bgwriter *bgwriter_start(size_t ring_size, unsigned batch_ms, bgwriter_sink sink,
-				bgwriter_tick tick, void *arg);
+				bgwriter_tick tick, bgwriter_note note, void *arg);
 /* Queue one record; false if dropped (ring full or too large). */
 bool bgwriter_put(struct bgwriter *w, const char *p, size_t n);
 /* Records dropped since the start. */

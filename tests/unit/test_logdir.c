@@ -254,7 +254,7 @@ static void test_full_ring_drops_and_counts(void **state)
 
 	memset(rec, 'r', sizeof(rec));
 	pthread_mutex_lock(&gate);
-	w = bgwriter_start(4096, 2, slow_sink, NULL, NULL);
+	w = bgwriter_start(4096, 2, slow_sink, NULL, NULL, NULL);
 	assert_non_null(w);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (int i = 0; i < 1000; i++)
