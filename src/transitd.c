@@ -436,6 +436,7 @@ int main(int argc, char **argv)
 		log_info("transitd stopped without cleanup");
 		tracking_flush(2000);
 		protolog_flush(2000);
+		log_flush(2000); /* _exit skips the atexit drain */
 		_exit(0);
 	}
 	/* Order matters: nothing is in flight (stop_quiet), so the workers

@@ -127,6 +127,8 @@ static size_t log_drop_note(void *arg, unsigned long n, char *out, size_t outsz)
 
 static void log_drain(int ms) { bgwriter_flush(log_writer, ms); }
 
+void log_flush(int ms) { log_drain(ms); }
+
 static void log_at_exit(void) { log_drain(LOG_EXIT_WAIT_MS); }
 
 void log_init(const char *progname, int debug)
