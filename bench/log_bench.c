@@ -3,7 +3,7 @@
  * (util/log.c), with stderr on /dev/null, on a file, and on a pipe read
  * by another process. Build and run (from the top of the tree):
  *
- *   cc -O2 -pthread -Isrc bench/log_bench.c src/util/log.c -o /tmp/log_bench
+ *   cc -O2 -pthread -Isrc bench/log_bench.c src/util/log.c src/util/bgwriter.c -o /tmp/log_bench
  *   /tmp/log_bench 2>/dev/null; /tmp/log_bench 2>/tmp/log_bench.out
  *   /tmp/log_bench 2>&1 >/dev/tty | cat >/dev/null
  *

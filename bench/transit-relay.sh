@@ -10,6 +10,8 @@
 # runs in the foreground with a sync before every 250 (queue.sync = syncfs,
 # the default; TRANSIT_SYNC=fsync for per-file fdatasync).
 # TRANSITD overrides the binary (default: build/transitd next to this script).
+# Message tracking is on (as by default), under $WORK_DIR/logs;
+# TRANSIT_TRACKING=false turns it off (docs/performance.md compares both).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 transitd=${TRANSITD:-$here/build/transitd}
@@ -38,5 +40,9 @@ send-connector "sink" {
   max-connections-per-destination = ${TRANSIT_DEST_CONNS:-20}
 }
 queue { sync = "${TRANSIT_SYNC:-syncfs}" }
+logs {
+  path = "$WORK_DIR/logs"
+  tracking { enabled = ${TRANSIT_TRACKING:-true} }
+}
 CONF
 exec "$transitd" -c "$conf"

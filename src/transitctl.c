@@ -46,6 +46,7 @@
 #include "util/xmalloc.h"
 #include "ctl/queue_view.h"
 #include "ctl/reload_cmd.h"
+#include "ctl/track.h"
 #include "net/listener.h"
 #include "policy/recipient.h"
 #include "util/buf.h"
@@ -78,6 +79,10 @@ static void usage(FILE *out)
 	      "                       and why (exit 1 when it would be refused)\n"
 	      "  reload [--timeout S] make the running transitd load the configuration\n"
 	      "                       again (exit 1 when it refuses the file, with why)\n"
+	      "  track [--sender S] [--recipient R] [--message-id M] [--queue-id Q]\n"
+	      "        [--since T] [--until T] [--event E] [--json]\n"
+	      "                       message tracking events (reads the files: works\n"
+	      "                       with the daemon down)\n"
 	      "  help                 show this help\n"
 	      "\n"
 	      "options:\n"
@@ -680,6 +685,9 @@ static int cmd_route(int argc, char **argv)
 /* ---- reload (ctl/reload_cmd.c) ----------------------------------------------- */
 
 static int cmd_reload(int argc, char **argv) { return ctl_reload(ctl_conf_path, argc, argv); }
+/* ---- track (ctl/track.c) ---------------------------------------------------- */
+
+static int cmd_track(int argc, char **argv) { return ctl_track(argc, argv, ctl_conf_path); }
 
 /* ---- main ----------------------------------------------------------------- */
 
@@ -691,6 +699,7 @@ static const struct {
 	{"queue", cmd_queue},
 	{"route", cmd_route},
 	{"reload", cmd_reload},
+	{"track", cmd_track},
 };
 
 int main(int argc, char **argv)

@@ -42,6 +42,8 @@
 #include "dir/aliases.h"
 #include "dir/ldapdir.h"
 #include "dir/passwd.h"
+#include "log/protolog.h"
+#include "log/tracking.h"
 #include "net/dns.h"
 #include "net/listener.h"
 #include "net/tls.h"
@@ -221,7 +223,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	daemon_reload_signal(arg);
 }
 
-static void on_message(void *arg, struct envelope *env) { sched_add(arg, env); }
+static void on_message(void *arg, struct envelope *env) { sched_submit(arg, env); }
 
 static void recovered(struct envelope *env, void *arg) { sched_add(arg, env); }
 
@@ -309,6 +311,7 @@ int main(int argc, char **argv)
 	passwd_db_set_aliases(users, aliases);
 	srt.users = users;
 	drop_privileges(c);
+	daemon_logs_start(c);
 
 	if ((base = event_base_new()) == NULL)
 		log_fatal("cannot create the event loop");
@@ -375,6 +378,9 @@ int main(int argc, char **argv)
 		/* Threads may still be syncing, delivering or removing: free
 		 * nothing they could use, just go (see the header comment). */
 		log_info("transitd stopped without cleanup");
+		tracking_flush(2000);
+		protolog_flush(2000);
+		log_flush(2000); /* _exit skips the atexit drain */
 		_exit(0);
 	}
 	/* Order matters: nothing is in flight (stop_quiet), so the workers
@@ -398,6 +404,8 @@ int main(int argc, char **argv)
 	ldapdir_free(ldap); /* after every worker that could ask it is joined */
 	alias_db_free(aliases);
 	event_base_free(base);
+	tracking_close();
+	protolog_close();
 	log_info("transitd stopped");
 	conf_gen_unref(dmn.gen); /* the last reference: sessions and deliveries are gone */
 	close(spool_lock);

@@ -94,6 +94,7 @@ static cfg_opt_t rc_opts[] = {
 	CFG_BOOL("sender-binding-header", cfg_false, CFGF_NONE),
 	CFG_STR("ptr-timeout", "10s", CFGF_NONE),
 	CFG_STR("tarpit-max-per-session", "60s", CFGF_NONE),
+	CFG_STR("protocol-log", "none", CFGF_NONE),
 	CFG_END()};
 
 static cfg_opt_t sc_opts[] = {
@@ -113,6 +114,7 @@ static cfg_opt_t sc_opts[] = {
 	CFG_STR("connect-timeout", "30s", CFGF_NONE),
 	CFG_STR("command-timeout", "5m", CFGF_NONE),
 	CFG_STR("data-timeout", "10m", CFGF_NONE),
+	CFG_STR("protocol-log", "none", CFGF_NONE),
 	CFG_END()};
 
 static cfg_opt_t dns_opts[] = {
@@ -153,6 +155,26 @@ static cfg_opt_t auth_failures_opts[] = {
 	CFG_INT("table-size", 10000, CFGF_NONE),
 	CFG_END()};
 
+/* logs { }: message tracking and protocol logs (log/logdir.h limits) */
+static cfg_opt_t logs_tracking_opts[] = {
+	CFG_BOOL("enabled", cfg_true, CFGF_NONE),
+	CFG_STR("max-file-size", "10M", CFGF_NONE),
+	CFG_STR("max-dir-size", "1G", CFGF_NONE),
+	CFG_STR("max-age", "30d", CFGF_NONE),
+	CFG_END()};
+
+static cfg_opt_t logs_protocol_opts[] = {
+	CFG_STR("max-file-size", "10M", CFGF_NONE),
+	CFG_STR("max-dir-size", "250M", CFGF_NONE),
+	CFG_STR("max-age", "30d", CFGF_NONE),
+	CFG_END()};
+
+static cfg_opt_t logs_opts[] = {
+	CFG_STR("path", "/var/log/transit", CFGF_NONE),
+	CFG_SEC("tracking", logs_tracking_opts, CFGF_NONE),
+	CFG_SEC("protocol", logs_protocol_opts, CFGF_NONE),
+	CFG_END()};
+
 static cfg_opt_t top_opts[] = {
 	CFG_SEC("server", server_opts, CFGF_NONE),
 	CFG_SEC("accepted-domain", domain_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
@@ -165,6 +187,7 @@ static cfg_opt_t top_opts[] = {
 	CFG_SEC("dsn", dsn_opts, CFGF_NONE),
 	CFG_SEC("back-pressure", bp_opts, CFGF_NONE),
 	CFG_SEC("auth-failures", auth_failures_opts, CFGF_NONE),
+	CFG_SEC("logs", logs_opts, CFGF_NONE),
 	CFG_END()};
 
 /* ---- validators (run while parsing: cfg->line is the current line) ------- */
@@ -401,6 +424,12 @@ static int v_perms(cfg_t *cfg, cfg_opt_t *opt)
 	static const char *const c[] = {"anonymous", "authenticated", "relay", NULL};
 	conf_note_line(cfg, true);
 	return v_one_of(cfg, opt, c);
+}
+
+static int v_protocol_log(cfg_t *cfg, cfg_opt_t *opt)
+{
+	static const char *const v[] = {"none", "verbose", NULL};
+	return v_one_of(cfg, opt, v);
 }
 
 static int v_domain_type(cfg_t *cfg, cfg_opt_t *opt)
@@ -914,6 +943,14 @@ static void conf_set_validators(cfg_t *cfg)
 	cfg_set_validate_func(cfg, "back-pressure|memory-high", v_memory_limit);
 	cfg_set_validate_func(cfg, "back-pressure|queue-medium", v_positive);
 	cfg_set_validate_func(cfg, "back-pressure|queue-high", v_positive);
+	cfg_set_validate_func(cfg, "receive-connector|protocol-log", v_protocol_log);
+	cfg_set_validate_func(cfg, "send-connector|protocol-log", v_protocol_log);
+	cfg_set_validate_func(cfg, "logs|tracking|max-file-size", v_size);
+	cfg_set_validate_func(cfg, "logs|tracking|max-dir-size", v_size);
+	cfg_set_validate_func(cfg, "logs|tracking|max-age", v_duration_list);
+	cfg_set_validate_func(cfg, "logs|protocol|max-file-size", v_size);
+	cfg_set_validate_func(cfg, "logs|protocol|max-dir-size", v_size);
+	cfg_set_validate_func(cfg, "logs|protocol|max-age", v_duration_list);
 }
 
 /* ---- conversion into struct config -------------------------------------- */
@@ -1049,6 +1086,7 @@ static void convert_rc(cfg_t *sec, const struct config *c, struct receive_connec
 	rc->sender_binding_header = cfg_getbool(sec, "sender-binding-header") == cfg_true;
 	rc->ptr_timeout = get_duration(sec, "ptr-timeout");
 	rc->tarpit_max_per_session = get_duration(sec, "tarpit-max-per-session");
+	rc->protocol_log = strcmp(cfg_getstr(sec, "protocol-log"), "verbose") == 0;
 }
 
 static void convert_sc(cfg_t *sec, const struct config *c, struct send_connector *sc)
@@ -1096,6 +1134,7 @@ static void convert_sc(cfg_t *sec, const struct config *c, struct send_connector
 	sc->connect_timeout = get_duration(sec, "connect-timeout");
 	sc->command_timeout = get_duration(sec, "command-timeout");
 	sc->data_timeout = get_duration(sec, "data-timeout");
+	sc->protocol_log = strcmp(cfg_getstr(sec, "protocol-log"), "verbose") == 0;
 }
 
 static void free_sc(struct send_connector *sc)
@@ -1128,6 +1167,21 @@ static char *default_node(const char *fqdn)
 	for (char *p = n; *p; p++)
 		*p = (char)tolower((unsigned char)*p);
 	return n;
+}
+
+static void convert_log_limits(cfg_t *sec, struct logdir_limits *l)
+{
+	(void)parse_size(cfg_getstr(sec, "max-file-size"), &l->max_file_size);
+	(void)parse_size(cfg_getstr(sec, "max-dir-size"), &l->max_dir_size);
+	l->max_age = get_duration(sec, "max-age");
+}
+
+static void convert_logs(cfg_t *sec, struct config *c)
+{
+	c->logs.path = absolute_path(cfg_getstr(sec, "path"));
+	c->logs.tracking = cfg_getbool(cfg_getsec(sec, "tracking"), "enabled") == cfg_true;
+	convert_log_limits(cfg_getsec(sec, "tracking"), &c->logs.tracking_limits);
+	convert_log_limits(cfg_getsec(sec, "protocol"), &c->logs.protocol_limits);
 }
 
 static int convert(cfg_t *cfg, struct config *c)
@@ -1262,6 +1316,7 @@ static int convert(cfg_t *cfg, struct config *c)
 		c->back_pressure.queue_medium = (uint64_t)cfg_getint(bp, "queue-medium");
 		c->back_pressure.queue_high = (uint64_t)cfg_getint(bp, "queue-high");
 	}
+	convert_logs(cfg_getsec(cfg, "logs"), c);
 	return 0;
 }
 
@@ -1439,6 +1494,7 @@ void conf_free(struct config *c)
 	free(c->dovecot_auth);
 	conf_ldap_free(&c->ldap);
 	free(c->queue.retry);
+	free(c->logs.path);
 	if (c->cfg)
 		cfg_free((cfg_t *)c->cfg);
 	free(c->path);

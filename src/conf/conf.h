@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 
 #include "conf/ldap_conf.h"
+#include "log/logdir.h"
 
 enum domain_type { DOMAIN_AUTHORITATIVE = 0, DOMAIN_INTERNAL_RELAY = 1 };
 enum rc_tls { RC_TLS_NONE = 0, RC_TLS_OFFER, RC_TLS_REQUIRE, RC_TLS_IMPLICIT };
@@ -110,6 +111,7 @@ struct receive_connector {
 	bool sender_binding_header; /* From: of an AUTH session bound too (smtp/from_binding.c) */
 	uint64_t ptr_timeout;	    /* require-ptr: seconds the PTR check may take */
 	uint64_t tarpit_max_per_session; /* seconds of tarpit a session gets at most */
+	bool protocol_log; /* protocol-log = "verbose" (log/protolog.h) */
 };
 
 enum sc_tls { SC_TLS_NONE = 0, SC_TLS_OPPORTUNISTIC, SC_TLS_REQUIRE };
@@ -148,6 +150,7 @@ struct send_connector {
 	uint64_t connect_timeout; /* seconds */
 	uint64_t command_timeout; /* seconds, per reply (RFC 5321 4.5.3.2: 5 min) */
 	uint64_t data_timeout;	  /* seconds for the reply to the final dot (10 min) */
+	bool protocol_log;	  /* protocol-log = "verbose" (log/protolog.h) */
 };
 
 struct config {
@@ -203,6 +206,11 @@ struct config {
 	} back_pressure; /* policy/backpressure.c */
 	char *dovecot_auth;	      /* users { dovecot-auth }: socket path, NULL when not set */
 	uint64_t dovecot_auth_timeout; /* seconds for one check (dir/dovecot_auth.c) */
+	struct {
+		char *path;	/* tracking/, SmtpReceive/, SmtpSend/ below it */
+		bool tracking;	/* logs.tracking.enabled */
+		struct logdir_limits tracking_limits, protocol_limits;
+	} logs; /* log/tracking.c, log/protolog.c */
 	void *cfg; /* the libConfuse tree, for conf_print */
 };
 

@@ -87,6 +87,11 @@ static bool same_ldap(const struct ldap_conf *a, const struct ldap_conf *b)
 	       a->timeout == b->timeout && a->cache_size == b->cache_size;
 }
 
+static bool same_limits(const struct logdir_limits *a, const struct logdir_limits *b)
+{
+	return memcmp(a, b, sizeof(*a)) == 0;
+}
+
 unsigned conf_gen_restart_only_changes(const struct config *old, const struct config *new)
 {
 	/* Each row: a setting that the daemon reads once, at start (the
@@ -101,6 +106,11 @@ unsigned conf_gen_restart_only_changes(const struct config *old, const struct co
 		{"server.node", same_str(old->server.node, new->server.node)},
 		{"users.passwd-file", same_str(old->passwd_file, new->passwd_file)},
 		{"users.aliases", same_str(old->aliases_file, new->aliases_file)},
+		{"logs.path", same_str(old->logs.path, new->logs.path)},
+		{"logs.tracking", old->logs.tracking == new->logs.tracking &&
+				      same_limits(&old->logs.tracking_limits,
+						  &new->logs.tracking_limits)},
+		{"logs.protocol", same_limits(&old->logs.protocol_limits, &new->logs.protocol_limits)},
 		{"users.ldap", same_ldap(&old->ldap, &new->ldap)},
 		{"users.dovecot-auth", same_str(old->dovecot_auth, new->dovecot_auth) &&
 					       old->dovecot_auth_timeout == new->dovecot_auth_timeout},

@@ -19,6 +19,8 @@
 
 #include "ctl/reload_status.h"
 #include "daemon/gen_build.h"
+#include "log/protolog.h"
+#include "log/tracking.h"
 #include "net/listener.h"
 #include "policy/backpressure.h"
 #include "queue/sched.h"
@@ -100,6 +102,28 @@ static void finish(struct daemon *d, bool ok, const char *message)
 	}
 }
 
+/* Message tracking (on unless logs.tracking.enabled = false) and the
+ * protocol logs of the sides that have a verbose connector. After the
+ * privilege drop: the files belong to server.user. Again at each reload:
+ * a side whose first verbose connector comes with it opens its log then
+ * (what is open stays open; logs.path and the limits are restart-only). */
+void daemon_logs_start(const struct config *c)
+{
+	bool recv = false, send = false;
+	size_t i;
+
+	if (c->logs.tracking)
+		(void)tracking_open(c->logs.path, c->server.node, &c->logs.tracking_limits);
+	for (i = 0; i < c->nrcs; i++)
+		recv = recv || c->rcs[i].protocol_log;
+	for (i = 0; i < c->nscs; i++)
+		send = send || c->scs[i].protocol_log;
+	if (recv)
+		(void)protolog_open(PROTOLOG_RECEIVE, c->logs.path, &c->logs.protocol_limits);
+	if (send)
+		(void)protolog_open(PROTOLOG_SEND, c->logs.path, &c->logs.protocol_limits);
+}
+
 /* The file passed the check: load it and make it current. */
 static int apply(struct daemon *d, char *err, size_t errlen)
 {
@@ -123,6 +147,7 @@ static int apply(struct daemon *d, char *err, size_t errlen)
 	smtp_server_set_generation(d->srv, g);
 	sched_set_generation(d->sched, g);
 	backpressure_set_limits(g->conf);
+	daemon_logs_start(g->conf);
 	conf_gen_unref(d->gen);
 	d->gen = g; /* the reference gen_build() gave us */
 	log_info("reload generation=%" PRIu64 " applied%s (older generations still in use: %u)",

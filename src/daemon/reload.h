@@ -56,6 +56,10 @@ struct daemon {
 	bool again;		 /* a SIGHUP came meanwhile: reload once more after */
 };
 
+/* Open the tracking log and the protocol logs the configuration asks for
+ * (at start, after the privilege drop, and at each reload). */
+void daemon_logs_start(const struct config *c);
+
 /* Start a reload of d->conf_path. 0: started, done(arg, ...) follows on
  * the loop; -1: not started, err says why: another reload is under way
  * (nothing recorded: wait for that one, or use daemon_reload_signal()),

@@ -35,6 +35,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -47,6 +48,7 @@
 #include <openssl/x509v3.h>
 
 #include "deliver/smtp_client_int.h"
+#include "log/protolog.h"
 #include "net/tls.h"
 #include "util/str.h"
 #include "util/xmalloc.h"
@@ -97,10 +99,28 @@ void smtpc_write(struct smtpc *c, const void *p, size_t n)
 		bufferevent_write(c->bev, p, n);
 }
 
+void smtpc_plog_note(const struct smtpc *c, const char *fmt, ...)
+{
+	char text[PROTOLOG_TEXT_MAX + 1];
+	va_list ap;
+	int n;
+
+	if (!c->plog)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		protolog_line(PROTOLOG_SEND, c->plog_id, '*', text,
+			      (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1);
+}
+
 void smtpc_log_command(const struct smtpc *c, const char *line, size_t len)
 {
 	char shown[SMTPC_LINE_MAX + 1], quoted[2 * SMTPC_LINE_MAX];
 
+	if (c->plog)
+		protolog_line(PROTOLOG_SEND, c->plog_id, '>', line, len);
 	if (!log_debug_enabled())
 		return;
 	if (len > SMTPC_LINE_MAX)
@@ -203,6 +223,7 @@ void smtpc_later(struct smtpc *c) { event_active(c->ev_later, EV_TIMEOUT, 1); }
 
 static void smtpc_free(struct smtpc *c)
 {
+	smtpc_plog_note(c, "closed");
 	log_debug("smtpc peer=%s closed", c->info.peer);
 	if (c->ev_conn != NULL)
 		event_free(c->ev_conn);
@@ -604,6 +625,8 @@ static void smtpc_reply_line(struct smtpc *c, char *line, size_t n)
 	for (i = 0; i < n; i++)
 		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
 			line[i] = '?';
+	if (c->plog)
+		protolog_line(PROTOLOG_SEND, c->plog_id, '<', line, n);
 	if (!smtpc_parse_line(line, n, &code, &last, &text)) {
 		smtpc_fail(c, "4.5.0", "malformed reply from %s", c->info.peer);
 		return;
@@ -804,6 +827,7 @@ static void smtpc_connected(struct smtpc *c)
 	c->fd = -1; /* the bufferevent owns it */
 	smtpc_watch(c, c->bev);
 	log_debug("smtpc peer=%s connected", c->info.peer);
+	smtpc_plog_note(c, "connect peer=%s", c->info.peer);
 	c->state = SC_GREETING;
 	smtpc_arm(c, c->t_command);
 }
@@ -915,6 +939,12 @@ struct smtpc *smtpc_open(struct event_base *base, const struct sockaddr *dst, so
 	c->t_connect = o->connect_timeout > 0 ? o->connect_timeout : SMTPC_DEF_CONNECT;
 	c->t_command = o->command_timeout > 0 ? o->command_timeout : SMTPC_DEF_COMMAND;
 	c->t_data = o->data_timeout > 0 ? o->data_timeout : SMTPC_DEF_DATA;
+	if (o->protocol_log) {
+		static unsigned long long plog_seq;
+		c->plog = true;
+		snprintf(c->plog_id, sizeof(c->plog_id), "C%llx-%llx", (unsigned long long)getpid(),
+			 ++plog_seq);
+	}
 	buf_init(&c->rd.text);
 	c->ev_timer = evtimer_new(base, smtpc_timer_cb, c);
 	c->ev_later = event_new(base, -1, 0, smtpc_later_cb, c);

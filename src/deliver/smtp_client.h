@@ -42,6 +42,7 @@ struct smtpc_opts {
 	unsigned connect_timeout;	/* seconds */
 	unsigned command_timeout;	/* seconds per reply (greeting, EHLO, MAIL, RCPT, ...) */
 	unsigned data_timeout;		/* seconds for the reply to the final "." */
+	bool protocol_log;		/* the dialogue in SmtpSend/ (log/protolog.h) */
 };
 
 /* A reply or a local error, in SMTP terms. For local errors (connect

@@ -138,6 +138,8 @@ struct smtpc {
 	unsigned t_connect, t_command, t_data;
 
 	struct smtpc_info info;
+	bool plog;		 /* protocol log (log/protolog.h) under plog_id */
+	char plog_id[24];
 	struct smtpc_ext ext;
 	struct smtpc_rd rd;
 	bool tls_tried;	 /* STARTTLS attempted (or refused) on this connection */
@@ -171,6 +173,8 @@ void smtpc_disarm(struct smtpc *c);
 void smtpc_write(struct smtpc *c, const void *p, size_t n);
 void smtpc_command(struct smtpc *c, const char *line, size_t len);
 void smtpc_log_command(const struct smtpc *c, const char *line, size_t len);
+/* A note of ours in the protocol log ('*' lines). */
+void smtpc_plog_note(const struct smtpc *c, const char *fmt, ...) PRINTF_LIKE(2, 3);
 void smtpc_set_reply(struct smtpc_reply *r, int code, const char *enh, bool local,
 		     const char *fmt, ...) PRINTF_LIKE(5, 6);
 /* The connection is broken: stop reading and writing, never reuse. */

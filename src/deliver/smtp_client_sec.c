@@ -242,6 +242,7 @@ void smtpc_tls_done(struct smtpc *c)
 	log_debug("smtpc peer=%s tls %s%s%s", c->info.peer, c->info.tls_info,
 		  c->info.verified ? "" : " verify_error=",
 		  c->info.verified ? "" : X509_verify_cert_error_string(vr));
+	smtpc_plog_note(c, "tls %s", c->info.tls_info);
 	smtpc_send_hello(c, "EHLO");
 }
 

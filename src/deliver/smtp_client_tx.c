@@ -371,6 +371,7 @@ static void smtpc_tx_end_body(struct smtpc *c)
 	smtpc_write(c, tail, k);
 	log_debug("smtpc peer=%s send=. (after %llu octets of content)", c->info.peer,
 		  (unsigned long long)tx->len);
+	smtpc_plog_note(c, "message data: %llu octets (not logged)", (unsigned long long)tx->len);
 	free(tx->blk);
 	tx->blk = NULL;
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);

@@ -102,13 +102,34 @@ static bool name_is(const char *name, size_t n, const char *want)
 	return n == strlen(want) && str_ncasecmp(name, want, n) == 0;
 }
 
-static void note_field(struct hdrscan *h, const char *name, size_t n)
+/* The value of "Message-ID:" on line[0..len) (name n octets long). */
+static void note_message_id(struct hdrscan *h, const char *line, size_t len, size_t n)
 {
+	const char *v = memchr(line + n, ':', len - n), *end = line + len;
+	size_t k;
+
+	if (h->has_message_id || v == NULL)
+		return;
+	for (v++; v < end && (*v == ' ' || *v == '\t'); v++)
+		;
+	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	k = (size_t)(end - v) < sizeof(h->message_id) - 1 ? (size_t)(end - v)
+							    : sizeof(h->message_id) - 1;
+	memcpy(h->message_id, v, k);
+	h->message_id[k] = '\0';
+}
+
+static void note_field(struct hdrscan *h, const char *line, size_t len, size_t n)
+{
+	const char *name = line;
+
 	if (name_is(name, n, "Received"))
 		count(&h->received);
-	else if (name_is(name, n, "Message-ID"))
+	else if (name_is(name, n, "Message-ID")) {
+		note_message_id(h, line, len, n);
 		h->has_message_id = true;
-	else if (name_is(name, n, "Date"))
+	} else if (name_is(name, n, "Date"))
 		h->has_date = true;
 	else if (name_is(name, n, "From"))
 		h->has_from = true;
@@ -136,7 +157,7 @@ enum hdrline_kind hdrscan_line(struct hdrscan *h, const char *line, size_t len)
 		h->in_body = true;
 		return HDRLINE_NOT_HEADER;
 	}
-	note_field(h, line, name);
+	note_field(h, line, len, name);
 	count(&h->lines);
 	return HDRLINE_FIELD;
 }

@@ -50,6 +50,9 @@ struct hdrscan {
 	bool has_date;
 	bool has_from;
 	unsigned lines;		/* header lines (incl. continuations) seen */
+	/* the first Message-ID field's value on its first line, blanks
+	 * trimmed, cut to fit (for message tracking; "" when none) */
+	char message_id[256];
 };
 
 void hdrscan_init(struct hdrscan *h);

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log/tracking.h"
 #include "mail/dsn.h"
 #include "policy/recipient.h"
 #include "queue/queue.h"
@@ -251,6 +252,25 @@ static void dsn_retry_later(struct qentry *e, const struct dsn_job *j)
 	e->deferred = true;
 }
 
+/* Message tracking: DSN of kind about the recipients idx[0..n) of orig,
+ * queued as dsn (to orig's sender). */
+static void track_dsn(const struct envelope *orig, const char *kind, const struct envelope *dsn,
+		      const size_t *idx, size_t n)
+{
+	const char **rcpts = xcalloc(n ? n : 1, sizeof(char *));
+
+	for (size_t i = 0; i < n; i++)
+		rcpts[i] = orig->rcpt[idx[i]].addr;
+	tracking_event(&(struct track_event){.event = "DSN",
+					     .qid = orig->qid,
+					     .sender = orig->sender,
+					     .recipients = rcpts,
+					     .nrecipients = n,
+					     .reason = kind,
+					     .related_qid = dsn->qid});
+	free(rcpts);
+}
+
 static void dsn_committed(void *arg, int error, struct envelope *env)
 {
 	struct dsn_job *j = arg;
@@ -265,9 +285,10 @@ static void dsn_committed(void *arg, int error, struct envelope *env)
 		log_info("%s dsn kind=%s dsn-id=%s to=<%s> recipients=%zu", e->env->qid,
 			 j->state == RCPT_FAILED ? "failure" : "success", env->qid, env->rcpt[0].addr,
 			 j->n);
+		track_dsn(e->env, j->state == RCPT_FAILED ? "failure" : "success", env, j->idx, j->n);
 		for (i = 0; i < j->n; i++)
 			sched_write_state(e, j->idx[i], j->state);
-		sched_add(j->s, env);
+		sched_submit(j->s, env);
 	}
 	job_free(j);
 	sched_settle(e);
@@ -350,7 +371,7 @@ static void delay_committed(void *arg, int error, struct envelope *env)
 		/* A crash before this is written sends the notice once more
 		 * at the next start (at least once, like every DSN). */
 		sched_file_update(j->s, j->qid, j->state_off, j->n, QUEUE_STATE_DELAY_NOTIFIED);
-		sched_add(j->s, env);
+		sched_submit(j->s, env);
 	}
 	job_free(j);
 }
@@ -368,6 +389,11 @@ static void delay_built(void *arg)
 			       j->info.smtputf8, &j->out, qid, delay_committed, j) == 0) {
 		log_info("%s dsn kind=delay dsn-id=%s to=<%s> recipients=%zu", j->qid, qid, to,
 			 j->n);
+		tracking_event(&(struct track_event){.event = "DSN",
+						     .qid = j->qid,
+						     .sender = j->info.sender,
+						     .reason = "delay",
+						     .related_qid = qid});
 		buf_free(&j->out);
 		return;
 	}

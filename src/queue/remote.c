@@ -263,11 +263,13 @@ static void send_done(struct smtpc *c, void *arg, const struct smtpc_result *r)
 	struct nh_job *j = rc->job;
 	char diag[700], status[16];
 	size_t i;
-	(void)c;
 
 	rc->job = NULL;
 	close(rc->content_fd);
 	rc->content_fd = -1;
+	for (i = 0; i < j->n; i++) /* for the tracking events */
+		str_copy(j->e->rt[j->idx[i]].tls, smtpc_info(c)->tls ? smtpc_info(c)->tls_info : "",
+			 sizeof(j->e->rt[j->idx[i]].tls));
 	if (r->status != SMTPC_DONE) {
 		/* the whole message failed; a recipient the peer had already
 		 * refused for good at RCPT keeps its own 5xx */
@@ -442,6 +444,7 @@ static void rconn_try_next(struct rconn *rc)
 	o.connect_timeout = (unsigned)sc->connect_timeout;
 	o.command_timeout = (unsigned)sc->command_timeout;
 	o.data_timeout = (unsigned)sc->data_timeout;
+	o.protocol_log = sc->protocol_log;
 	rc->c = smtpc_open(rc->s->base, (const struct sockaddr *)&dst, dlen, h->name, &o, open_done,
 			   rc);
 }

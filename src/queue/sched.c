@@ -29,6 +29,7 @@
 #include <event2/event.h>
 
 #include "deliver/maildir.h"
+#include "log/tracking.h"
 #include "policy/recipient.h"
 #include "queue/queue.h"
 #include "route/route.h"
@@ -179,6 +180,46 @@ static uint64_t longest_retry(const struct sched *s)
 	return m;
 }
 
+/* Message tracking for one recipient of e: remote is the peer as the
+ * SMTP client names it, "mx.example[192.0.2.1]:25", split into host and
+ * address. */
+static void track_rcpt(const struct qentry *e, size_t idx, const char *event, const char *via,
+		       const char *remote, const char *status, const char *reply, const char *reason)
+{
+	const struct envelope *env = e->env;
+	char host[256] = "", ip[64] = "";
+	const char *lb = remote ? strchr(remote, '[') : NULL, *rb = lb ? strchr(lb, ']') : NULL;
+	struct track_event ev = {
+		.event = event,
+		.qid = env->qid,
+		.sender = env->sender,
+		.recipient = env->rcpt[idx].addr,
+		.connector = via,
+		.status = status,
+		.reply = reply,
+		.reason = reason,
+		.has_size = true,
+		.size = env->content_len,
+	};
+
+	if (strncmp(via, "maildir", 7) == 0) { /* "maildir path=FILE": the file is the note */
+		ev.connector = "mailbox";
+		ev.reason = reason ? reason : via;
+	}
+	if (lb != NULL && rb != NULL && (size_t)(rb - lb) < sizeof(ip)) {
+		snprintf(host, sizeof(host), "%.*s", (int)(lb - remote), remote);
+		snprintf(ip, sizeof(ip), "%.*s", (int)(rb - lb - 1), lb + 1);
+		ev.remote_host = host;
+		ev.remote_ip = ip;
+		ev.tls = e->rt[idx].tls[0] ? e->rt[idx].tls : NULL;
+	} else if (remote != NULL && remote[0]) {
+		ev.remote_host = remote;
+	}
+	if (strcmp(event, "DEFER") == 0)
+		ev.attempt = (int)e->attempts + 1;
+	tracking_event(&ev);
+}
+
 void sched_add(struct sched *s, struct envelope *env)
 {
 	struct qentry *e = xcalloc(1, sizeof(*e));
@@ -201,6 +242,17 @@ void sched_add(struct sched *s, struct envelope *env)
 		return;
 	}
 	make_ready(e);
+}
+
+void sched_submit(struct sched *s, struct envelope *env)
+{
+	tracking_event(&(struct track_event){.event = "SUBMIT",
+					     .qid = env->qid,
+					     .sender = env->sender,
+					     .has_size = true,
+					     .size = env->content_len,
+					     .connector = env->connector});
+	sched_add(s, env);
 }
 
 static void entry_free(struct qentry *e)
@@ -299,6 +351,8 @@ void sched_rcpt_result(struct qentry *e, size_t idx, enum rcpt_outcome o, const 
 			 o == OUT_DELIVERED ? "deliver" : "send", env->rcpt[idx].addr, env->sender,
 			 via, remote_mta ? " relay=" : "", remote_mta ? remote_mta : "", delay,
 			 rt->status, q);
+		track_rcpt(e, idx, o == OUT_DELIVERED ? "DELIVER" : "SEND", via, remote_mta, rt->status,
+			   diag, NULL);
 		rt->action = o == OUT_DELIVERED ? "delivered" : "relayed";
 		if (notify_wants(env, idx, DSN_NOTIFY_SUCCESS)) {
 			rt->outcome = RCPT_DELIVERED;
@@ -313,11 +367,15 @@ void sched_rcpt_result(struct qentry *e, size_t idx, enum rcpt_outcome o, const 
 		log_info("%s defer to=<%s> from=<%s> via=%s%s%s attempt=%u delay=%llus status=%s reason=%s",
 			 env->qid, env->rcpt[idx].addr, env->sender, via, remote_mta ? " relay=" : "",
 			 remote_mta ? remote_mta : "", e->attempts + 1, delay, rt->status, q);
+		track_rcpt(e, idx, "DEFER", via, remote_mta, rt->status, diag, NULL);
 		break;
 	case OUT_FAILED:
 		log_info("%s fail to=<%s> from=<%s> via=%s%s%s delay=%llus status=%s reason=%s", env->qid,
 			 env->rcpt[idx].addr, env->sender, via, remote_mta ? " relay=" : "",
 			 remote_mta ? remote_mta : "", delay, rt->status, q);
+		/* expire_entry() gives up with via "expire" */
+		track_rcpt(e, idx, strcmp(via, "expire") == 0 ? "EXPIRE" : "FAIL", via, remote_mta,
+			   rt->status, diag, NULL);
 		rt->action = "failed";
 		if (notify_wants(env, idx, DSN_NOTIFY_FAILURE)) {
 			rt->outcome = RCPT_FAILED;
@@ -327,6 +385,7 @@ void sched_rcpt_result(struct qentry *e, size_t idx, enum rcpt_outcome o, const 
 		}
 		break;
 	}
+	rt->tls[0] = '\0'; /* this attempt's: told by remote.c before each result */
 }
 
 static bool pending_work(const struct qentry *e)
@@ -602,9 +661,12 @@ static void dispatch_entry(struct sched *s, struct qentry *e, struct batch **bp,
 		str_copy(ldom, domain, sizeof(ldom));
 		str_lower(ldom);
 		route_domain(s->conf, ldom, &r);
-		if (e->attempts == 0 && r.kind != ROUTE_CONNECTOR)
+		if (e->attempts == 0 && r.kind != ROUTE_CONNECTOR) {
 			log_info("%s route to=<%s> next-hop=%s", env->qid, env->rcpt[i].addr,
 				 r.kind == ROUTE_MAILBOX ? "mailbox" : "none");
+			track_rcpt(e, i, "ROUTE", r.kind == ROUTE_MAILBOX ? "mailbox" : "none", NULL,
+				   NULL, NULL, r.kind == ROUTE_MAILBOX ? "mailbox" : "no route");
+		}
 		if (r.kind == ROUTE_MAILBOX) {
 			if (*bp == NULL)
 				*bp = batch_new(s, cap);
@@ -640,9 +702,13 @@ static void dispatch_entry(struct sched *s, struct qentry *e, struct batch **bp,
 			idx[n++] = k;
 			done[k] = true;
 			e->rt[k].busy = true;
-			if (e->attempts == 0)
+			if (e->attempts == 0) {
+				char nh[600];
 				log_info("%s route to=<%s> next-hop=%s:%s connector=%s", env->qid,
 					 env->rcpt[k].addr, r.sc->name, ldom, r.sc->name);
+				snprintf(nh, sizeof(nh), "next-hop %s:%s", r.sc->name, ldom);
+				track_rcpt(e, k, "ROUTE", r.sc->name, NULL, NULL, NULL, nh);
+			}
 		}
 		e->parts++;
 		remote_enqueue(s, e, r.sc, ldom, idx, n);

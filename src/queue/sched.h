@@ -49,6 +49,10 @@ struct sched *sched_new(struct conf_gen *gen, const struct sched_runtime *rt,
 void sched_set_generation(struct sched *s, struct conf_gen *gen);
 /* Take ownership of a committed message (malloc'ed envelope). */
 void sched_add(struct sched *s, struct envelope *env);
+/* A message just committed (from SMTP, or a DSN of ours): the tracking
+ * event SUBMIT, then sched_add(). Messages found in the queue at start go
+ * to sched_add() alone (a million-message queue would flood tracking). */
+void sched_submit(struct sched *s, struct envelope *env);
 /* Messages the scheduler holds (queued, deferred or in flight). */
 size_t sched_count(const struct sched *s);
 /* Shutdown, first step: start no new delivery from now on (queued and

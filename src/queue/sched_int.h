@@ -35,6 +35,8 @@ struct rcpt_rt {
 	char diag[600];	      /* "smtp; 550 5.1.1 ..." or our reason */
 	char remote_mta[256]; /* host that answered, or "" */
 	time_t last_attempt;
+	char tls[160];	      /* the delivery's TLS ("version=... cipher=..."), "" none;
+				 set by remote.c before the result, for tracking */
 };
 
 struct qentry {

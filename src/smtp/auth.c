@@ -38,6 +38,9 @@
 #include "util/str.h"
 #include "util/xmalloc.h"
 
+/* a command line as logged: the longest command line, and the note */
+#define SMTP_LINE_SHOWN_MAX 8200
+
 enum auth_step {
 	AUTH_STEP_NONE = 0,
 	AUTH_STEP_PLAIN,      /* 334 sent, waiting for the PLAIN response */
@@ -363,19 +366,25 @@ void cmd_auth(struct smtp_session *s, const struct smtp_cmd *cmd)
 
 void auth_log_command(const struct smtp_session *s, const char *line, size_t len)
 {
+	char shown[SMTP_LINE_SHOWN_MAX];
 	const char *sp;
+	int n;
 
 	if (s->state == SS_AUTH) {
-		log_debug("%s smtp in <SASL response, %zu octets>", s->id, len);
-		return;
+		n = snprintf(shown, sizeof(shown), "<SASL response, %zu octets>", len);
+	} else if (len >= 5 && strncasecmp(line, "AUTH ", 5) == 0 &&
+		   (sp = memchr(line + 5, ' ', len - 5)) != NULL) {
+		n = snprintf(shown, sizeof(shown), "%.*s <initial response, %zu octets>",
+			     (int)(sp - line), line, len - (size_t)(sp - line) - 1);
+	} else {
+		n = snprintf(shown, sizeof(shown), "%.*s", (int)len, line);
 	}
-	if (len >= 5 && strncasecmp(line, "AUTH ", 5) == 0 &&
-	    (sp = memchr(line + 5, ' ', len - 5)) != NULL) {
-		log_debug("%s smtp in %.*s <initial response, %zu octets>", s->id,
-			  (int)(sp - line), line, len - (size_t)(sp - line) - 1);
+	if (n < 0)
 		return;
-	}
-	log_debug("%s smtp in %.*s", s->id, (int)len, line);
+	if ((size_t)n >= sizeof(shown))
+		n = (int)sizeof(shown) - 1;
+	log_debug("%s smtp in %s", s->id, shown);
+	plog_in(s, shown, (size_t)n);
 }
 
 /* ---- MAIL ----------------------------------------------------------------- */

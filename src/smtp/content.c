@@ -22,14 +22,17 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "log/tracking.h"
 #include "queue/queue.h"
 #include "route/route.h"
 #include "smtp/reply.h"
 #include "util/log.h"
 #include "util/str.h"
+#include "util/xmalloc.h"
 
 void session_release_dead(struct smtp_session *s); /* server.c */
 
@@ -235,6 +238,40 @@ void content_bdat_bytes(struct smtp_session *s, const char *p, size_t n)
 	}
 }
 
+/* Message tracking: RECEIVE, once the message is on disk. */
+static void track_receive(const struct smtp_session *s, const struct envelope *env)
+{
+	const struct smtp_tx *tx = s->tx;
+	const char **rcpts = xcalloc(env->nrcpt ? env->nrcpt : 1, sizeof(char *));
+	char msgid[QID_MAX + 300];
+	struct track_event ev = {
+		.event = "RECEIVE",
+		.qid = env->qid,
+		.sender = env->sender,
+		.nrecipients = env->nrcpt,
+		.connector = env->connector,
+		.remote_host = env->client_helo,
+		.remote_ip = env->client_addr,
+		.tls = s->tls ? s->tls_info : NULL,
+		.has_size = true,
+		.size = env->content_len,
+		.status = "2.0.0",
+		.session = s->id,
+	};
+
+	for (size_t i = 0; i < env->nrcpt; i++)
+		rcpts[i] = env->rcpt[i].addr;
+	ev.recipients = rcpts;
+	if (tx != NULL && tx->message_id_added) {
+		snprintf(msgid, sizeof(msgid), "<%s@%s>", env->qid, s->rc->fqdn);
+		ev.message_id = msgid;
+	} else if (tx != NULL && tx->hdr.message_id[0]) {
+		ev.message_id = tx->hdr.message_id;
+	}
+	tracking_event(&ev);
+	free(rcpts);
+}
+
 static void commit_done(void *arg, int error, struct envelope *env)
 {
 	struct smtp_session *s = arg;
@@ -253,6 +290,7 @@ static void commit_done(void *arg, int error, struct envelope *env)
 			 "client=%s helo=%s sid=%s tls=%s",
 			 env->qid, from, env->content_len, env->nrcpt, to, env->nrcpt > 1 ? ",..." : "",
 			 env->connector, env->client_addr, helo, s->id, s->tls ? "yes" : "no");
+		track_receive(s, env);
 	}
 	if (s->dead) {
 		/* the client is gone but the message is safe: deliver it */

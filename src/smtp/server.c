@@ -403,6 +403,8 @@ static void session_begin(struct smtp_session *s)
 	log_info("%s smtp connect address=%s%s%s connector=%s tls=%s", s->id, s->addr,
 		 s->proxy_addr[0] ? " proxy=" : "", s->proxy_addr, rc->name,
 		 rc->tls == RC_TLS_IMPLICIT ? "implicit" : "no");
+	plog_note(s, "connect address=%s%s%s connector=%s", s->addr,
+		  s->proxy_addr[0] ? " proxy=" : "", s->proxy_addr, rc->name);
 	session_checks_start(s);
 
 	if (rc->tls == RC_TLS_IMPLICIT) {
@@ -532,6 +534,7 @@ void session_send(struct smtp_session *s)
 	if (log_debug_enabled())
 		log_debug("%s smtp out %.*s", s->id, (int)(s->out.len > 2 ? s->out.len - 2 : 0),
 			  s->out.data);
+	plog_out(s, s->out.data, s->out.len);
 	bufferevent_write(s->bev, s->out.data, s->out.len);
 	buf_reset(&s->out);
 }
@@ -715,6 +718,7 @@ void session_close(struct smtp_session *s, const char *reason)
 		evtimer_del(s->reply_delay);
 	}
 	session_send(s);
+	plog_note(s, "disconnect reason=%s", reason);
 	if (s->bev && evbuffer_get_length(bufferevent_get_output(s->bev)) > 0) {
 		session_set_state(s, SS_CLOSING);
 		bufferevent_disable(s->bev, EV_READ);
@@ -790,6 +794,7 @@ static void tls_established(struct smtp_session *s)
 	s->tls = true;
 	tls_describe(s->ssl, s->tls_info, sizeof(s->tls_info));
 	log_info("%s smtp tls %s", s->id, s->tls_info);
+	plog_note(s, "tls %s", s->tls_info);
 	/* RFC 3207 4.2: forget everything learnt before TLS; a new EHLO is needed. */
 	s->helo[0] = '\0';
 	s->esmtp = false;
@@ -860,7 +865,7 @@ static size_t read_command(struct smtp_session *s, const char *p, size_t len)
 		return 0; /* an RCPT waits for the client checks, then is read again */
 	if (s->state != SS_AUTH && session_dir_hold(s, p, cmdlen))
 		return 0; /* MAIL/RCPT wait for the LDAP directory, then are read again */
-	if (log_debug_enabled())
+	if (log_debug_enabled() || plog_on(s))
 		auth_log_command(s, p, cmdlen); /* credentials masked */
 	if (s->state == SS_AUTH)
 		auth_response_line(s, p, cmdlen);
@@ -924,6 +929,7 @@ static size_t read_data(struct smtp_session *s, const char *p, size_t len)
 			switch (data_line_kind(s, p + off, linelen, &c, &clen)) {
 			case DATALINE_END:
 				off += linelen;
+				plog_note(s, "message data: %" PRIu64 " octets (not logged)", tx->size);
 				content_end(s);
 				return off;
 			case DATALINE_TEXT:

@@ -235,8 +235,16 @@ void auth_reset(struct smtp_session *s);
 bool auth_mail_check(struct smtp_session *s, const char *sender, struct mail_params *mp);
 /* MAIL accepted: the envelope records who submitted. */
 void auth_mail_proceed(struct smtp_session *s);
-/* The debug protocol log line for a command, credentials masked. */
+/* The debug log and protocol log line for a command, credentials masked. */
 void auth_log_command(const struct smtp_session *s, const char *line, size_t len);
+
+/* session_plog.c: the protocol log (protocol-log = "verbose"); each does
+ * nothing on other connectors. in: a command as shown (masked); out: a
+ * block of replies; note: our own event (connect, TLS, data size). */
+bool plog_on(const struct smtp_session *s);
+void plog_in(const struct smtp_session *s, const char *text, size_t len);
+void plog_out(const struct smtp_session *s, const char *p, size_t n);
+void plog_note(const struct smtp_session *s, const char *fmt, ...) PRINTF_LIKE(2, 3);
 
 /* commands.c */
 void commands_dispatch(struct smtp_session *s, const char *line, size_t len);

@@ -1,11 +1,12 @@
 /*
  * log.c - see log.h. A line is formatted on the caller's stack, then
- * queued in a bounded in-memory ring; one writer thread writes the ring to
- * stderr. So a log call never waits for stderr (a full pipe, a slow
- * journald, a terminal on hold): it takes a mutex for a memcpy and
- * returns. When the ring is full the line is dropped and counted, and once
- * the writer has made room it queues "log: N lines dropped" in its place,
- * so a loss is always visible; the ring never grows.
+ * queued in a bounded in-memory ring (util/bgwriter.c) whose writer
+ * thread writes it to stderr. So a log call never waits for stderr (a
+ * full pipe, a slow journald, a terminal on hold): it takes a mutex for a
+ * memcpy and returns. When the ring is full the line is dropped and
+ * counted, and once the writer has made room it queues "log: N lines
+ * dropped" (log_drop_note), so a loss is always visible; the ring never
+ * grows.
  *
  * Order: lines enter the ring under one mutex, so one thread's lines stay
  * in its order (and all threads' lines in the order they were queued).
@@ -19,8 +20,6 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +27,8 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "util/bgwriter.h"
 
 #define LOG_LINE_MAX 4096
 #define LOG_RING_SIZE (1024 * 1024) /* about 5000 lines of a burst */
@@ -37,22 +38,11 @@
  * under load lines are written in batches (one write(2) and no futex
  * wake-up per line; waking it per line cost ~5 futex calls a line), and a
  * line waits at most about this long before it reaches stderr. */
-#define LOG_BATCH_US 2000
+#define LOG_BATCH_MS 2
 
 static const char *log_prog = "transit";
 static int log_debug_on;
-
-static struct {
-	pthread_mutex_t mu;
-	pthread_cond_t more;	/* the writer waits here for lines */
-	pthread_cond_t drained; /* log_drain waits here for an empty ring */
-	char *ring;
-	size_t head, len;	/* queued bytes: [head, head + len) modulo the size */
-	unsigned long dropped;	/* lines dropped since the last notice */
-	bool running;		/* the writer thread exists */
-	bool idle;		/* the writer waits on `more`: signal it */
-} lq = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
-	NULL, 0, 0, 0, false, false};
+static struct bgwriter *log_writer; /* NULL: write directly */
 
 int log_debug_enabled(void) { return log_debug_on; }
 
@@ -114,120 +104,43 @@ static size_t log_write(const char *p, size_t n, int wait_ms)
 	}
 }
 
-/* Append p[0..n) to the ring; lq.mu held, room checked. */
-static void ring_put(const char *p, size_t n)
+static void log_write_all(const char *p, size_t n, int wait_ms)
 {
-	size_t tail = (lq.head + lq.len) % LOG_RING_SIZE;
-	size_t first = LOG_RING_SIZE - tail < n ? LOG_RING_SIZE - tail : n;
+	size_t off = 0;
 
-	memcpy(lq.ring + tail, p, first);
-	memcpy(lq.ring, p + first, n - first);
-	lq.len += n;
+	while (off < n)
+		off += log_write(p + off, n - off, wait_ms);
 }
 
-static void *log_writer(void *arg)
+/* the writer thread's sink: stderr, waiting as long as it takes */
+static void log_sink(void *arg, const char *p, size_t n)
 {
 	(void)arg;
-	pthread_mutex_lock(&lq.mu);
-	for (;;) {
-		size_t n, done;
-
-		if (lq.len == 0 && lq.dropped == 0) {
-			/* nap once, unsignalled, so that lines arriving now are
-			 * written together; then wait to be woken */
-			pthread_mutex_unlock(&lq.mu);
-			nanosleep(&(struct timespec){0, LOG_BATCH_US * 1000L}, NULL);
-			pthread_mutex_lock(&lq.mu);
-			lq.idle = true;
-			while (lq.len == 0 && lq.dropped == 0)
-				pthread_cond_wait(&lq.more, &lq.mu);
-			lq.idle = false;
-		}
-		if (lq.dropped > 0) {
-			char note[LOG_LINE_MAX];
-			size_t k = log_formatf(note, sizeof(note), "warning", "log: %lu lines dropped",
-					       lq.dropped);
-			if (LOG_RING_SIZE - lq.len >= k) {
-				ring_put(note, k);
-				lq.dropped = 0;
-			}
-		}
-		/* the queued bytes up to the end of the ring; the writer alone
-		 * moves head, producers only write after head + len */
-		n = lq.len < LOG_RING_SIZE - lq.head ? lq.len : LOG_RING_SIZE - lq.head;
-		pthread_mutex_unlock(&lq.mu);
-		done = log_write(lq.ring + lq.head, n, -1);
-		pthread_mutex_lock(&lq.mu);
-		lq.head = (lq.head + done) % LOG_RING_SIZE;
-		lq.len -= done;
-		if (lq.len == 0 && lq.dropped == 0)
-			pthread_cond_broadcast(&lq.drained);
-	}
-	return NULL;
+	log_write_all(p, n, -1);
 }
 
-/* Wait at most ms for the writer to empty the ring. */
-static void log_drain(int ms)
+static size_t log_drop_note(void *arg, unsigned long n, char *out, size_t outsz)
 {
-	struct timespec until;
-
-	if (!lq.running)
-		return;
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&lq.mu);
-	while (lq.len > 0 || lq.dropped > 0)
-		if (pthread_cond_timedwait(&lq.drained, &lq.mu, &until) == ETIMEDOUT)
-			break;
-	pthread_mutex_unlock(&lq.mu);
+	(void)arg;
+	return log_formatf(out, outsz, "warning", "log: %lu lines dropped", n);
 }
+
+static void log_drain(int ms) { bgwriter_flush(log_writer, ms); }
+
+void log_flush(int ms) { log_drain(ms); }
 
 static void log_at_exit(void) { log_drain(LOG_EXIT_WAIT_MS); }
-
-static void log_start_writer(void)
-{
-	pthread_condattr_t ca;
-	pthread_attr_t ta;
-	pthread_t t;
-	sigset_t all, old;
-	bool ok;
-
-	if (lq.running || (lq.ring = malloc(LOG_RING_SIZE)) == NULL)
-		return;
-	/* the drain deadline is on the monotonic clock (a clock step must not
-	 * make exit wait for hours) */
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_destroy(&lq.drained);
-	pthread_cond_init(&lq.drained, &ca);
-	pthread_condattr_destroy(&ca);
-	pthread_attr_init(&ta);
-	pthread_attr_setdetachstate(&ta, PTHREAD_CREATE_DETACHED);
-	/* signals stay with the threads that handle them */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	ok = pthread_create(&t, &ta, log_writer, NULL) == 0;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	pthread_attr_destroy(&ta);
-	if (!ok) {
-		free(lq.ring);
-		lq.ring = NULL;
-		return;
-	}
-	lq.running = true;
-	atexit(log_at_exit);
-}
 
 void log_init(const char *progname, int debug)
 {
 	log_prog = progname;
 	log_debug_on = debug;
-	log_start_writer();
+	if (log_writer != NULL)
+		return;
+	log_writer = bgwriter_start(LOG_RING_SIZE, LOG_BATCH_MS, log_sink, NULL, log_drop_note,
+				    NULL);
+	if (log_writer != NULL)
+		atexit(log_at_exit);
 }
 
 static void log_emit(const char *level, const char *fmt, va_list ap)
@@ -235,21 +148,10 @@ static void log_emit(const char *level, const char *fmt, va_list ap)
 	char line[LOG_LINE_MAX];
 	size_t n = log_format(line, sizeof(line), level, fmt, ap);
 
-	if (!lq.running) {
-		size_t off = 0;
-		while (off < n)
-			off += log_write(line + off, n - off, -1);
-		return;
-	}
-	pthread_mutex_lock(&lq.mu);
-	if (LOG_RING_SIZE - lq.len < n) {
-		lq.dropped++;
-	} else {
-		ring_put(line, n);
-		if (lq.idle) /* else it is writing, or napping and will look */
-			pthread_cond_signal(&lq.more);
-	}
-	pthread_mutex_unlock(&lq.mu);
+	if (log_writer == NULL)
+		log_write_all(line, n, -1);
+	else
+		(void)bgwriter_put(log_writer, line, n); /* dropped: counted, noted */
 }
 
 /* The last words: what is queued first (bounded wait), then this line
@@ -257,11 +159,10 @@ static void log_emit(const char *level, const char *fmt, va_list ap)
 static void log_last(const char *level, const char *fmt, va_list ap)
 {
 	char line[LOG_LINE_MAX];
-	size_t n = log_format(line, sizeof(line), level, fmt, ap), off = 0;
+	size_t n = log_format(line, sizeof(line), level, fmt, ap);
 
 	log_drain(LOG_EXIT_WAIT_MS);
-	while (off < n)
-		off += log_write(line + off, n - off, LOG_EXIT_WAIT_MS);
+	log_write_all(line, n, LOG_EXIT_WAIT_MS);
 }
 
 #define LOG_BODY(emit, level)                                                                      \

@@ -25,6 +25,9 @@
 #define PRINTF_LIKE(a, b) __attribute__((format(printf, a, b)))
 
 void log_init(const char *progname, int debug);
+/* Wait at most ms for the queued lines to reach stderr (before _exit,
+ * which skips the atexit drain). */
+void log_flush(int ms);
 int log_debug_enabled(void);
 
 void log_debug(const char *fmt, ...) PRINTF_LIKE(1, 2);

@@ -142,6 +142,8 @@ def default_config(base, port_smtp, port_smtps):
         # defaults, 2G and 500M, would refuse every MAIL on a small disk);
         # test_backpressure.py sets its own
         "back-pressure": {"disk-free-medium": "20M", "disk-free-high": "10M"},
+        # message tracking is on by default: its files go here, not /var/log
+        "logs": {"path": os.path.join(base, "logs")},
     }
 
 
@@ -168,7 +170,9 @@ def render_section(name, title, body):
     head = "%s %s {" % (name, conf_quote(title)) if title is not None else "%s {" % name
     lines = [head]
     for k, v in body.items():
-        if v is not None:
+        if isinstance(v, dict):  # a subsection: logs { tracking { ... } }
+            lines += ["  " + line for line in render_section(k, None, v)]
+        elif v is not None:
             lines.append("  %s = %s" % (k, conf_value(v)))
     lines.append("}")
     return lines
