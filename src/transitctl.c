@@ -42,6 +42,7 @@
 #include "util/str.h"
 #include "util/xmalloc.h"
 #include "ctl/queue_view.h"
+#include "ctl/cert.h"
 #include "net/listener.h"
 #include "policy/recipient.h"
 #include "util/buf.h"
@@ -70,6 +71,16 @@ static void usage(FILE *out)
 	      "                [--authenticated]\n"
 	      "                       how a recipient would be answered at RCPT and routed,\n"
 	      "                       and why (exit 1 when it would be refused)\n"
+	      "  cert list [--json]   certificates: thumbprint, names, issuer, expiry, users\n"
+	      "  cert new --self-signed --name FQDN [--san NAME]... [--days N]\n"
+	      "  cert request --name FQDN [--san NAME]... [--out FILE]\n"
+	      "                       key (kept in the store) and CSR for a CA\n"
+	      "  cert import FILE [--key KEYFILE]\n"
+	      "                       PEM certificate, chain and key into the store\n"
+	      "  cert use THUMBPRINT --connector NAME [--add]\n"
+	      "                       serve it on a receive connector (--add: one more, by SNI)\n"
+	      "  cert renew [THUMBPRINT] [--days N]\n"
+	      "                       renew the self-signed certificate(s) in use\n"
 	      "  help                 show this help\n"
 	      "\n"
 	      "options:\n"
@@ -649,6 +660,8 @@ static int cmd_route(int argc, char **argv)
 	return rv == 0 ? 0 : 1;
 }
 
+static int cmd_cert(int argc, char **argv) { return ctl_cert(ctl_conf_path, argc, argv); }
+
 /* ---- main ----------------------------------------------------------------- */
 
 static const struct {
@@ -658,6 +671,7 @@ static const struct {
 	{"user", cmd_user},
 	{"queue", cmd_queue},
 	{"route", cmd_route},
+	{"cert", cmd_cert},
 };
 
 int main(int argc, char **argv)

@@ -37,6 +37,7 @@
 #include "net/dns.h"
 #include "net/listener.h"
 #include "net/tls.h"
+#include "net/tls_runtime.h"
 #include "policy/backpressure.h"
 #include "policy/recipient.h"
 #include "queue/queue.h"
@@ -106,39 +107,6 @@ static void drop_privileges(const struct config *c)
 		 (long)pw->pw_gid);
 }
 
-/* One context per connector that speaks TLS; connectors without their
- * own certificate share the server's. */
-static SSL_CTX **make_tls(const struct config *c)
-{
-	SSL_CTX **v = xcalloc(c->nrcs, sizeof(*v));
-	SSL_CTX *shared = NULL;
-	char err[512];
-	size_t i;
-
-	for (i = 0; i < c->nrcs; i++) {
-		const struct receive_connector *rc = &c->rcs[i];
-		if (rc->tls == RC_TLS_NONE)
-			continue;
-		if (rc->tls_cert) {
-			v[i] = tls_server_ctx(rc->tls_cert, rc->tls_key, c->server.spool, rc->fqdn, err,
-					      sizeof(err));
-			if (v[i] == NULL)
-				log_fatal("receive-connector %s: tls: %s", rc->name, err);
-			continue;
-		}
-		if (shared == NULL) {
-			shared = tls_server_ctx(c->server.tls_cert, c->server.tls_key, c->server.spool,
-						c->server.fqdn, err, sizeof(err));
-			if (shared == NULL)
-				log_fatal("tls: %s", err);
-		} else {
-			SSL_CTX_up_ref(shared);
-		}
-		v[i] = shared;
-	}
-	return v;
-}
-
 /* "user:password" (first line) from a send connector's auth-secret file. */
 static void read_secret(const struct send_connector *sc, struct sc_runtime *rt)
 {
@@ -175,6 +143,11 @@ static struct sc_runtime *make_send_runtime(const struct config *c)
 		const struct send_connector *sc = &c->scs[i];
 		if (sc->tls != SC_TLS_NONE) {
 			v[i].tls = tls_client_ctx(sc->tls_ca_file, err, sizeof(err));
+			if (v[i].tls != NULL &&
+			    tls_ctx_apply_proto(v[i].tls, &sc->tls_proto, false, err, sizeof(err)) < 0) {
+				SSL_CTX_free(v[i].tls);
+				v[i].tls = NULL;
+			}
 			if (v[i].tls == NULL)
 				log_fatal("send-connector %s: tls: %s", sc->name, err);
 		}
@@ -281,9 +254,9 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
 	(void)sig;
 	(void)what;
-	(void)arg;
 	log_info("signal=HUP received: the passwd-file reloads by itself; restart transitd to "
 		 "apply configuration changes");
+	tls_runtime_reload(arg); /* certificates: the store's bindings again */
 }
 
 static void on_message(void *arg, struct envelope *env) { sched_add(arg, env); }
@@ -307,7 +280,7 @@ int main(int argc, char **argv)
 	struct smtp_server_params sp;
 	struct event *ev_term, *ev_int, *ev_hup;
 	struct stopping st;
-	SSL_CTX **tls;
+	struct tls_runtime *tls;
 	struct sched_runtime srt;
 	char err[512];
 	long n;
@@ -347,7 +320,7 @@ int main(int argc, char **argv)
 		log_fatal("spool %s: %s", c->server.spool, strerror(errno));
 	spool_lock = lock_spool(c->server.spool);
 
-	tls = make_tls(c);
+	tls = tls_runtime_new(c);
 	srt.sc = make_send_runtime(c);
 	srt.is_local_ip = listeners_is_local_ip;
 	if ((ls = listeners_bind(c, err, sizeof(err))) == NULL)
@@ -378,13 +351,14 @@ int main(int argc, char **argv)
 	sp.queue = q;
 	sp.users = users;
 	sp.dns = srt.dns;
-	sp.tls_ctx = tls;
+	sp.tls_ctx = tls_runtime_contexts(tls);
 	sp.is_local_ip = listeners_is_local_ip;
 	sp.on_message = on_message;
 	sp.on_message_arg = sched;
 	srv = smtp_server_new(&sp);
 	backpressure_start(c, base, queue_length, sched);
 	listeners_start(ls, base, srv);
+	tls_runtime_start(tls, base);
 
 	memset(&st, 0, sizeof(st));
 	st.base = base;
@@ -394,7 +368,7 @@ int main(int argc, char **argv)
 	st.q = q;
 	ev_term = evsignal_new(base, SIGTERM, on_signal, &st);
 	ev_int = evsignal_new(base, SIGINT, on_signal, &st);
-	ev_hup = evsignal_new(base, SIGHUP, on_hup, NULL);
+	ev_hup = evsignal_new(base, SIGHUP, on_hup, tls);
 	if (ev_term == NULL || ev_int == NULL || ev_hup == NULL)
 		log_fatal("cannot create the signal events");
 	evsignal_add(ev_term, NULL);
@@ -438,10 +412,7 @@ int main(int argc, char **argv)
 		event_free(st.hard);
 	passwd_db_free(users);
 	alias_db_free(aliases);
-	for (i = 0; i < c->nrcs; i++)
-		if (tls[i])
-			SSL_CTX_free(tls[i]);
-	free(tls);
+	tls_runtime_free(tls);
 	event_base_free(base);
 	log_info("transitd stopped");
 	conf_free(c);

@@ -81,6 +81,9 @@ static cfg_opt_t rc_opts[] = {
 	CFG_STR("helo", "lenient", CFGF_NONE),
 	CFG_BOOL("reject-spoofed-local-senders", cfg_false, CFGF_NONE),
 	CFG_INT("max-refused-recipients", 20, CFGF_NONE),
+	CFG_STR_LIST("tls-protocols", "{TLSv1.2, TLSv1.3}", CFGF_NONE), /* conf/tls_opts.h */
+	CFG_STR("tls-ciphers", NULL, CFGF_NONE),
+	CFG_STR("tls-ciphersuites", NULL, CFGF_NONE),
 	CFG_END()};
 
 static cfg_opt_t sc_opts[] = {
@@ -100,6 +103,9 @@ static cfg_opt_t sc_opts[] = {
 	CFG_STR("connect-timeout", "30s", CFGF_NONE),
 	CFG_STR("command-timeout", "5m", CFGF_NONE),
 	CFG_STR("data-timeout", "10m", CFGF_NONE),
+	CFG_STR_LIST("tls-protocols", "{TLSv1.2, TLSv1.3}", CFGF_NONE), /* conf/tls_opts.h */
+	CFG_STR("tls-ciphers", NULL, CFGF_NONE),
+	CFG_STR("tls-ciphersuites", NULL, CFGF_NONE),
 	CFG_END()};
 
 static cfg_opt_t dns_opts[] = {
@@ -815,6 +821,12 @@ static void conf_set_validators(cfg_t *cfg)
 	cfg_set_validate_func(cfg, "send-connector|connect-timeout", v_duration_list);
 	cfg_set_validate_func(cfg, "send-connector|command-timeout", v_duration_list);
 	cfg_set_validate_func(cfg, "send-connector|data-timeout", v_duration_list);
+	cfg_set_validate_func(cfg, "receive-connector|tls-protocols", tls_opts_v_protocols);
+	cfg_set_validate_func(cfg, "receive-connector|tls-ciphers", tls_opts_v_ciphers);
+	cfg_set_validate_func(cfg, "receive-connector|tls-ciphersuites", tls_opts_v_ciphersuites);
+	cfg_set_validate_func(cfg, "send-connector|tls-protocols", tls_opts_v_protocols);
+	cfg_set_validate_func(cfg, "send-connector|tls-ciphers", tls_opts_v_ciphers);
+	cfg_set_validate_func(cfg, "send-connector|tls-ciphersuites", tls_opts_v_ciphersuites);
 	cfg_set_validate_func(cfg, "dns|servers", v_dns_servers);
 	cfg_set_validate_func(cfg, "queue|max-connections", v_positive);
 	cfg_set_validate_func(cfg, "queue|retry", v_duration_list);
@@ -953,6 +965,7 @@ static void convert_rc(cfg_t *sec, const struct config *c, struct receive_connec
 	rc->max_refused_recipients = (unsigned)cfg_getint(sec, "max-refused-recipients");
 	rc->helo_strict = strcmp(cfg_getstr(sec, "helo"), "strict") == 0;
 	rc->reject_spoofed_local_senders = cfg_getbool(sec, "reject-spoofed-local-senders") == cfg_true;
+	tls_opts_from_section(sec, &rc->tls_proto);
 }
 
 static void convert_sc(cfg_t *sec, const struct config *c, struct send_connector *sc)
@@ -1000,6 +1013,7 @@ static void convert_sc(cfg_t *sec, const struct config *c, struct send_connector
 	sc->connect_timeout = get_duration(sec, "connect-timeout");
 	sc->command_timeout = get_duration(sec, "command-timeout");
 	sc->data_timeout = get_duration(sec, "data-timeout");
+	tls_opts_from_section(sec, &sc->tls_proto);
 }
 
 static void free_sc(struct send_connector *sc)
@@ -1019,6 +1033,7 @@ static void free_sc(struct send_connector *sc)
 	free(sc->fqdn);
 	free(sc->tls_ca_file);
 	free(sc->auth_secret);
+	tls_proto_free(&sc->tls_proto);
 }
 
 /* The node name: the whole FQDN, lower-cased. Queue ids carry a hash of
@@ -1310,6 +1325,7 @@ void conf_free(struct config *c)
 		free(rc->fqdn);
 		free(rc->tls_cert);
 		free(rc->tls_key);
+		tls_proto_free(&rc->tls_proto);
 	}
 	free(c->rcs);
 	for (i = 0; i < c->nscs; i++)

@@ -18,6 +18,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "conf/tls_opts.h"
+
 enum domain_type { DOMAIN_AUTHORITATIVE = 0, DOMAIN_INTERNAL_RELAY = 1 };
 enum rc_tls { RC_TLS_NONE = 0, RC_TLS_OFFER, RC_TLS_REQUIRE, RC_TLS_IMPLICIT };
 enum rc_perm { PERM_ANONYMOUS = 1 << 0, PERM_AUTHENTICATED = 1 << 1, PERM_RELAY = 1 << 2 };
@@ -101,6 +103,7 @@ struct receive_connector {
 	unsigned max_refused_recipients;
 	bool helo_strict; /* helo = "strict": RFC 5321 syntax only (smtp_parse_helo) */
 	bool reject_spoofed_local_senders; /* sender_spoofs_local_domain() */
+	struct tls_proto tls_proto; /* tls-protocols, tls-ciphers, tls-ciphersuites */
 };
 
 enum sc_tls { SC_TLS_NONE = 0, SC_TLS_OPPORTUNISTIC, SC_TLS_REQUIRE };
@@ -139,6 +142,7 @@ struct send_connector {
 	uint64_t connect_timeout; /* seconds */
 	uint64_t command_timeout; /* seconds, per reply (RFC 5321 4.5.3.2: 5 min) */
 	uint64_t data_timeout;	  /* seconds for the reply to the final dot (10 min) */
+	struct tls_proto tls_proto; /* tls-protocols, tls-ciphers, tls-ciphersuites */
 };
 
 struct config {
