@@ -22,6 +22,7 @@
 #include "net/certmake.h"
 #include "net/tls.h"
 #include "util/fileio.h"
+#include "util/str.h"
 #include "util/xmalloc.h"
 
 #define CS_PATH_MAX 4096
@@ -94,13 +95,27 @@ int certstore_prepare(const char *dir, uid_t uid, gid_t gid, char *err, size_t e
 	struct dirent *de;
 	char path[CS_PATH_MAX];
 
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+	bool made = mkdir(dir, 0700) == 0;
+
+	if (!made && errno != EEXIST) {
 		snprintf(err, errsz, "mkdir %s: %s", dir, strerror(errno));
 		return -1;
 	}
 	if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
 		snprintf(err, errsz, "%s is not a directory", dir);
 		return -1;
+	}
+	if (made && uid == (uid_t)-1 && geteuid() == 0) {
+		/* transitctl as root: the store belongs to the spool's owner */
+		char parent[CS_PATH_MAX];
+		struct stat pst;
+		char *slash;
+		str_copy(parent, dir, sizeof(parent));
+		if ((slash = strrchr(parent, '/')) != NULL && slash != parent) {
+			*slash = '\0';
+			if (stat(parent, &pst) == 0 && chown(dir, pst.st_uid, pst.st_gid) < 0)
+				(void)0; /* transitd hands it over at its next start */
+		}
 	}
 	if (geteuid() != 0 || uid == (uid_t)-1)
 		return 0;
@@ -137,7 +152,7 @@ static EVP_PKEY *cs_read_key(const char *path, char *err, size_t errsz)
 		close(fd);
 		return NULL;
 	}
-	if (st.st_uid != geteuid() && st.st_uid != 0) {
+	if (geteuid() != 0 && st.st_uid != geteuid() && st.st_uid != 0) {
 		snprintf(err, errsz, "%s belongs to uid %ld, not to us (uid %ld) or root", path,
 			 (long)st.st_uid, (long)geteuid());
 		close(fd);

@@ -14,8 +14,9 @@
  * temporary name, fsync'd, renamed, and the directory fsync'd. The
  * directory and its files belong to the owner of the spool (server.user
  * once transitd has started): transitctl run as root hands them over.
- * A key is only read when it is a regular file owned by the reader (or
- * root) with no group or other access.
+ * A key is only read when it is a regular file with no group or other
+ * access, owned by the reader or root (root, reading before the privilege
+ * drop, takes any owner: the store is server.user's).
  */
 #ifndef TRANSIT_NET_CERTSTORE_H
 #define TRANSIT_NET_CERTSTORE_H

@@ -435,10 +435,10 @@ struct tls_runtime *tls_runtime_new(const struct config *c)
 	if (certstore_dir(c->server.spool, rt->store, sizeof(rt->store)) < 0)
 		log_fatal("tls: spool path too long");
 	rt->ctx = xcalloc(c->nrcs ? c->nrcs : 1, sizeof(*rt->ctx));
-	tr_prepare_dirs(c, rt->store);
 	tr_stat_bindings(rt, &rt->bind_st, &rt->bind_exists);
 	if (tr_build(rt, rt->ctx, &rt->certs, &rt->ncerts, err, sizeof(err)) < 0)
 		log_fatal("%s", err);
+	tr_prepare_dirs(c, rt->store); /* after the build: the files it made too */
 	tr_current = rt;
 	return rt;
 }

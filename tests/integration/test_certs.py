@@ -332,3 +332,26 @@ def test_cert_renew_command(transit_conf):
     assert by[new]["connectors"] == ["internet"] and by[a]["connectors"] == []
     assert by[new]["sans"] == ["r.example.test"]
     assert by[new]["not_after"] > by[a]["not_after"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop privileges")
+@pytest.mark.transit(server={"user": "nobody"})
+def test_store_owned_by_server_user(transit_conf):
+    """Started as root, transitd runs as nobody: the store is nobody's, a
+    certificate that transitctl (root) adds is handed over, and the running
+    daemon (nobody) reads it; a reload does not remake the built-in one."""
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    t = transit_conf
+    os.chmod(t.dir, 0o755)
+    os.chown(t.mail, nobody.pw_uid, nobody.pw_gid)
+    t.start()
+    builtin = served_thumbprint(t.port_smtps, starttls=False)
+    assert os.stat(store(t)).st_uid == nobody.pw_uid
+    a = ctl_out(t, "cert", "new", "--self-signed", "--name", "owned.example.test")
+    key = os.path.join(store(t), a.lower() + ".key")
+    assert os.stat(key).st_uid == nobody.pw_uid and os.stat(key).st_mode & 0o777 == 0o600
+    t.ctl("cert", "use", a, "--connector", "internet", check=True)
+    harness.wait_until(lambda: served_thumbprint(t.port_smtp) == a, 15, what="the switch")
+    assert served_thumbprint(t.port_smtps, starttls=False) == builtin
+    assert "tls reload" not in t.log_text()
