@@ -189,9 +189,9 @@ def test_certificate_switch_without_restart(transit):
     a = ctl_out(t, "cert", "new", "--self-signed", "--name", "a.example.test")
     t.ctl("cert", "use", a, "--connector", "internet", check=True)
     t.ctl("cert", "use", a, "--connector", "submissions", check=True)
-    harness.wait_until(lambda: served_thumbprint(t.port_smtp) == a, 15,
-                       what="the new certificate on STARTTLS")
-    assert served_thumbprint(t.port_smtps, starttls=False) == a
+    harness.wait_until(lambda: served_thumbprint(t.port_smtps, starttls=False) == a, 15,
+                       what="the new certificate on implicit TLS")
+    assert served_thumbprint(t.port_smtp) == a                     # and on STARTTLS
     old.ehlo()                                    # still served, on its old context
     old.cmd("QUIT")
     b = ctl_out(t, "cert", "new", "--self-signed", "--name", "b.example.test")
