@@ -33,7 +33,8 @@ struct smtp_server_params {
 	struct passwd_db *users;
 	struct dns *dns; /* DNSBL and PTR lookups (client_checks.c); NULL: none */
 	/* TLS context per receive connector (same index as conf->rcs), NULL
-	 * where the connector has tls = none. */
+	 * where the connector has tls = none. The entries are replaced while
+	 * running (net/tls_runtime.h): read one at each handshake, keep none. */
 	SSL_CTX **tls_ctx;
 	/* true when ip (family AF_INET/AF_INET6, 4/16 bytes) is one of ours:
 	 * user@[ip] is then a local address. */
