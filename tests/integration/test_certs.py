@@ -355,3 +355,31 @@ def test_store_owned_by_server_user(transit_conf):
     harness.wait_until(lambda: served_thumbprint(t.port_smtp) == a, 15, what="the switch")
     assert served_thumbprint(t.port_smtps, starttls=False) == builtin
     assert "tls reload" not in t.log_text()
+
+
+@pytest.mark.parametrize("protocols,version", [(None, "TLSv1.3"), (["TLSv1.2"], "TLSv1.2")])
+def test_send_connector_tls_protocols(transit_conf, protocols, version):
+    """tls-protocols on a send connector: TLS 1.2 only towards a peer that
+    would speak 1.3 (the default takes 1.3)."""
+    import sendpeers as sp
+    from pypeer import PyPeer
+    t = transit_conf
+    d = os.path.join(t.dir, "peer-cert")
+    os.makedirs(d)
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", d + "/k.pem", "-out", d + "/c.pem", "-days", "1", "-subj",
+            "/CN=proto.test")
+    peer_ip = "127.0.0.47"
+    peer = PyPeer(peer_ip, t.port_smtp, tls_cert=d + "/c.pem", tls_key=d + "/k.pem")
+    try:
+        extra = {"tls-protocols": protocols} if protocols else {}
+        conn = sp.smarthost_connector(["proto.test"], ["[%s]:%d" % (peer_ip, t.port_smtp)],
+                                      tls="opportunistic", **extra)
+        sp.configure_sender(t, 9, {"proto": conn}, queue={"retry": ["1m"], "expire": "1h"})
+        t.start()
+        sp.relay_send(t, "alice@example.test", ["bob@proto.test"],
+                      sp.message("protocols", to="bob@proto.test"))
+        harness.wait_until(lambda: peer.messages, 15, what="delivery over TLS")
+        sp.wait_log(t, r"smtp connected connector=proto [^\n]*tls=version=%s " % re.escape(version))
+    finally:
+        peer.stop()
