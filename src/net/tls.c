@@ -11,6 +11,11 @@
  * a plain EOF (SSL_OP_IGNORE_UNEXPECTED_EOF): SMTP frames its data itself
  * ("." line, BDAT LAST), so a TLS truncation can never complete a message.
  * Encrypted keys are refused instead of prompting on a terminal.
+ * A connector's tls-protocols / tls-ciphers / tls-ciphersuites replace
+ * these defaults (tls_ctx_apply_proto); letting TLS 1.0/1.1 in lowers
+ * OpenSSL's security level to 0 on that connector's context only (its
+ * handshakes sign with SHA-1), for legacy senders on an MX that would
+ * otherwise send in clear (RFC 7435).
  *
  * Self-signed certificate (RFC 5280 profile): <spool>/tls/selfsigned.key
  * and .crt. A pair that loads, matches, names the FQDN and is not within

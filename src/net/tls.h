@@ -2,7 +2,8 @@
  * tls.h - server TLS contexts (RFC 3207 STARTTLS, RFC 8314 implicit TLS)
  * and the self-signed certificate made on first start.
  *
- * TLS 1.2 and 1.3 only. With no certificate configured, the first start
+ * TLS 1.2 and 1.3 unless a connector's tls-protocols says otherwise
+ * (tls_ctx_apply_proto). With no certificate configured, the first start
  * creates <spool>/tls/selfsigned.key and .crt (RSA 2048 or P-256, CN and
  * subjectAltName = the server FQDN, valid one year) and later starts keep
  * using them; either way the SHA-256 fingerprint is logged.

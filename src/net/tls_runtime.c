@@ -325,7 +325,9 @@ static int tr_rebuild(struct tls_runtime *rt, const char *why)
 
 /* ---- expiry ----------------------------------------------------------------------------- */
 
-static long tr_days_left(X509 *x, time_t now)
+/* Whole days from now (the wall clock) to notAfter, signed: negative
+ * once expired. */
+static long tr_days_left(X509 *x)
 {
 	int days = 0, secs = 0;
 
@@ -333,14 +335,12 @@ static long tr_days_left(X509 *x, time_t now)
 		ERR_clear_error();
 		return 0;
 	}
-	(void)now;
 	return days;
 }
 
 static void tr_check_expiry(struct tls_runtime *rt)
 {
 	uint64_t now_ms = clock_mono_ms();
-	time_t now = time(NULL);
 	bool warn = rt->next_warn_ms == 0 || now_ms >= rt->next_warn_ms;
 	bool renew_builtin = false, rebind = false;
 	size_t i;
@@ -348,7 +348,7 @@ static void tr_check_expiry(struct tls_runtime *rt)
 
 	for (i = 0; i < rt->ncerts; i++) {
 		struct tr_cert *tc = &rt->certs[i];
-		long days = tr_days_left(tc->x, now);
+		long days = tr_days_left(tc->x);
 		if (days >= TR_WARN_DAYS)
 			continue;
 		if (tc->builtin) {
@@ -482,7 +482,6 @@ void tls_runtime_free(struct tls_runtime *rt)
 bool tls_cert_status(struct tls_cert_status *out)
 {
 	const struct tls_runtime *rt = tr_current;
-	time_t now = time(NULL);
 	size_t i, best = 0;
 	struct tm tm;
 
@@ -495,11 +494,11 @@ bool tls_cert_status(struct tls_cert_status *out)
 		if (ASN1_TIME_compare(X509_get0_notAfter(rt->certs[i].x),
 				      X509_get0_notAfter(rt->certs[best].x)) < 0)
 			best = i;
-		if (tr_days_left(rt->certs[i].x, now) < TR_WARN_DAYS)
+		if (tr_days_left(rt->certs[i].x) < TR_WARN_DAYS)
 			out->expiring++;
 	}
 	out->ncerts = rt->ncerts;
-	out->days_left = tr_days_left(rt->certs[best].x, now);
+	out->days_left = tr_days_left(rt->certs[best].x);
 	memset(&tm, 0, sizeof(tm));
 	if (ASN1_TIME_to_tm(X509_get0_notAfter(rt->certs[best].x), &tm) == 1)
 		out->not_after = timegm(&tm);
