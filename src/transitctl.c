@@ -47,6 +47,7 @@
 #include "ctl/queue_view.h"
 #include "ctl/reload_cmd.h"
 #include "ctl/track.h"
+#include "ctl/cert.h"
 #include "net/listener.h"
 #include "policy/recipient.h"
 #include "util/buf.h"
@@ -83,6 +84,16 @@ static void usage(FILE *out)
 	      "        [--since T] [--until T] [--event E] [--json]\n"
 	      "                       message tracking events (reads the files: works\n"
 	      "                       with the daemon down)\n"
+	      "  cert list [--json]   certificates: thumbprint, names, issuer, expiry, users\n"
+	      "  cert new --self-signed --name FQDN [--san NAME]... [--days N]\n"
+	      "  cert request --name FQDN [--san NAME]... [--out FILE]\n"
+	      "                       key (kept in the store) and CSR for a CA\n"
+	      "  cert import FILE [--key KEYFILE]\n"
+	      "                       PEM certificate, chain and key into the store\n"
+	      "  cert use THUMBPRINT --connector NAME [--add]\n"
+	      "                       serve it on a receive connector (--add: one more, by SNI)\n"
+	      "  cert renew [THUMBPRINT] [--days N]\n"
+	      "                       renew the self-signed certificate(s) in use\n"
 	      "  help                 show this help\n"
 	      "\n"
 	      "options:\n"
@@ -688,6 +699,7 @@ static int cmd_reload(int argc, char **argv) { return ctl_reload(ctl_conf_path, 
 /* ---- track (ctl/track.c) ---------------------------------------------------- */
 
 static int cmd_track(int argc, char **argv) { return ctl_track(argc, argv, ctl_conf_path); }
+static int cmd_cert(int argc, char **argv) { return ctl_cert(ctl_conf_path, argc, argv); }
 
 /* ---- main ----------------------------------------------------------------- */
 
@@ -700,6 +712,7 @@ static const struct {
 	{"route", cmd_route},
 	{"reload", cmd_reload},
 	{"track", cmd_track},
+	{"cert", cmd_cert},
 };
 
 int main(int argc, char **argv)

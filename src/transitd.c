@@ -47,6 +47,7 @@
 #include "net/dns.h"
 #include "net/listener.h"
 #include "net/tls.h"
+#include "net/tls_runtime.h"
 #include "policy/backpressure.h"
 #include "policy/recipient.h"
 #include "queue/queue.h"
@@ -341,6 +342,7 @@ int main(int argc, char **argv)
 	srv = smtp_server_new(&sp);
 	backpressure_start(c, base, queue_length, sched);
 	listeners_start(ls, base, srv);
+	tls_runtime_start(gen->tls, base); /* certificate bindings and expiry */
 
 	memset(&st, 0, sizeof(st));
 	st.base = base;

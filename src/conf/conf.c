@@ -95,6 +95,9 @@ static cfg_opt_t rc_opts[] = {
 	CFG_STR("ptr-timeout", "10s", CFGF_NONE),
 	CFG_STR("tarpit-max-per-session", "60s", CFGF_NONE),
 	CFG_STR("protocol-log", "none", CFGF_NONE),
+	CFG_STR_LIST("tls-protocols", "{TLSv1.2, TLSv1.3}", CFGF_NONE), /* conf/tls_opts.h */
+	CFG_STR("tls-ciphers", NULL, CFGF_NONE),
+	CFG_STR("tls-ciphersuites", NULL, CFGF_NONE),
 	CFG_END()};
 
 static cfg_opt_t sc_opts[] = {
@@ -115,6 +118,9 @@ static cfg_opt_t sc_opts[] = {
 	CFG_STR("command-timeout", "5m", CFGF_NONE),
 	CFG_STR("data-timeout", "10m", CFGF_NONE),
 	CFG_STR("protocol-log", "none", CFGF_NONE),
+	CFG_STR_LIST("tls-protocols", "{TLSv1.2, TLSv1.3}", CFGF_NONE), /* conf/tls_opts.h */
+	CFG_STR("tls-ciphers", NULL, CFGF_NONE),
+	CFG_STR("tls-ciphersuites", NULL, CFGF_NONE),
 	CFG_END()};
 
 static cfg_opt_t dns_opts[] = {
@@ -929,6 +935,12 @@ static void conf_set_validators(cfg_t *cfg)
 	cfg_set_validate_func(cfg, "send-connector|connect-timeout", v_duration_list);
 	cfg_set_validate_func(cfg, "send-connector|command-timeout", v_duration_list);
 	cfg_set_validate_func(cfg, "send-connector|data-timeout", v_duration_list);
+	cfg_set_validate_func(cfg, "receive-connector|tls-protocols", tls_opts_v_protocols);
+	cfg_set_validate_func(cfg, "receive-connector|tls-ciphers", tls_opts_v_ciphers);
+	cfg_set_validate_func(cfg, "receive-connector|tls-ciphersuites", tls_opts_v_ciphersuites);
+	cfg_set_validate_func(cfg, "send-connector|tls-protocols", tls_opts_v_protocols);
+	cfg_set_validate_func(cfg, "send-connector|tls-ciphers", tls_opts_v_ciphers);
+	cfg_set_validate_func(cfg, "send-connector|tls-ciphersuites", tls_opts_v_ciphersuites);
 	cfg_set_validate_func(cfg, "dns|servers", v_dns_servers);
 	cfg_set_validate_func(cfg, "queue|max-connections", v_positive);
 	cfg_set_validate_func(cfg, "queue|retry", v_duration_list);
@@ -1087,6 +1099,7 @@ static void convert_rc(cfg_t *sec, const struct config *c, struct receive_connec
 	rc->ptr_timeout = get_duration(sec, "ptr-timeout");
 	rc->tarpit_max_per_session = get_duration(sec, "tarpit-max-per-session");
 	rc->protocol_log = strcmp(cfg_getstr(sec, "protocol-log"), "verbose") == 0;
+	tls_opts_from_section(sec, &rc->tls_proto);
 }
 
 static void convert_sc(cfg_t *sec, const struct config *c, struct send_connector *sc)
@@ -1135,6 +1148,7 @@ static void convert_sc(cfg_t *sec, const struct config *c, struct send_connector
 	sc->command_timeout = get_duration(sec, "command-timeout");
 	sc->data_timeout = get_duration(sec, "data-timeout");
 	sc->protocol_log = strcmp(cfg_getstr(sec, "protocol-log"), "verbose") == 0;
+	tls_opts_from_section(sec, &sc->tls_proto);
 }
 
 static void free_sc(struct send_connector *sc)
@@ -1154,6 +1168,7 @@ static void free_sc(struct send_connector *sc)
 	free(sc->fqdn);
 	free(sc->tls_ca_file);
 	free(sc->auth_secret);
+	tls_proto_free(&sc->tls_proto);
 }
 
 /* The node name: the whole FQDN, lower-cased. Queue ids carry a hash of
@@ -1469,6 +1484,7 @@ void conf_free(struct config *c)
 		free(rc->fqdn);
 		free(rc->tls_cert);
 		free(rc->tls_key);
+		tls_proto_free(&rc->tls_proto);
 	}
 	free(c->rcs);
 	for (i = 0; i < c->nscs; i++)

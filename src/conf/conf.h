@@ -20,6 +20,7 @@
 
 #include "conf/ldap_conf.h"
 #include "log/logdir.h"
+#include "conf/tls_opts.h"
 
 enum domain_type { DOMAIN_AUTHORITATIVE = 0, DOMAIN_INTERNAL_RELAY = 1 };
 enum rc_tls { RC_TLS_NONE = 0, RC_TLS_OFFER, RC_TLS_REQUIRE, RC_TLS_IMPLICIT };
@@ -112,6 +113,7 @@ struct receive_connector {
 	uint64_t ptr_timeout;	    /* require-ptr: seconds the PTR check may take */
 	uint64_t tarpit_max_per_session; /* seconds of tarpit a session gets at most */
 	bool protocol_log; /* protocol-log = "verbose" (log/protolog.h) */
+	struct tls_proto tls_proto; /* tls-protocols, tls-ciphers, tls-ciphersuites */
 };
 
 enum sc_tls { SC_TLS_NONE = 0, SC_TLS_OPPORTUNISTIC, SC_TLS_REQUIRE };
@@ -151,6 +153,7 @@ struct send_connector {
 	uint64_t command_timeout; /* seconds, per reply (RFC 5321 4.5.3.2: 5 min) */
 	uint64_t data_timeout;	  /* seconds for the reply to the final dot (10 min) */
 	bool protocol_log;	  /* protocol-log = "verbose" (log/protolog.h) */
+	struct tls_proto tls_proto; /* tls-protocols, tls-ciphers, tls-ciphersuites */
 };
 
 struct config {

@@ -25,16 +25,21 @@
 
 struct ssl_ctx_st;
 struct sc_runtime;
+struct tls_runtime;
 
 struct conf_gen {
 	atomic_uint refs;
 	uint64_t number;
 	struct config *conf;
-	/* per receive connector (same index as conf->rcs), NULL where tls = none */
+	/* the receive connectors' TLS (net/tls_runtime.h), and its array: per
+	 * receive connector (same index as conf->rcs), NULL where tls = none.
+	 * Entries are replaced when the certificate bindings change: take one
+	 * at each handshake (SSL_new holds a reference), keep none. */
+	struct tls_runtime *tls;
 	struct ssl_ctx_st **rc_tls;
 	/* per send connector (same index as conf->scs): TLS context, AUTH secret */
 	struct sc_runtime *sc;
-	/* frees rc_tls and sc; NULL: nothing to free beyond conf */
+	/* frees tls and sc; NULL: nothing to free beyond conf */
 	void (*release)(struct conf_gen *g);
 };
 

@@ -13,6 +13,7 @@
 #include <openssl/ssl.h>
 
 #include "net/tls.h"
+#include "net/tls_runtime.h"
 #include "util/log.h"
 #include "queue/sched.h"
 #include "util/xmalloc.h"
@@ -22,12 +23,7 @@ static void gen_release(struct conf_gen *g)
 	const struct config *c = g->conf;
 	size_t i;
 
-	if (g->rc_tls) {
-		for (i = 0; i < c->nrcs; i++)
-			if (g->rc_tls[i])
-				SSL_CTX_free(g->rc_tls[i]);
-		free(g->rc_tls);
-	}
+	tls_runtime_free(g->tls); /* its contexts: sessions hold their own references */
 	if (g->sc) {
 		for (i = 0; i < c->nscs; i++) {
 			if (g->sc[i].tls)
@@ -47,94 +43,14 @@ static bool same_path(const char *a, const char *b)
 	return a == NULL || b == NULL ? a == b : strcmp(a, b) == 0;
 }
 
-/* Where a server context comes from: a configured pair, or (cert NULL)
- * the self-signed one made for fqdn. */
-struct tls_source {
-	const char *cert, *key, *fqdn;
-};
-
-static struct tls_source rc_source(const struct config *c, const struct receive_connector *rc)
-{
-	if (rc->tls_cert)
-		return (struct tls_source){rc->tls_cert, rc->tls_key, rc->fqdn};
-	return (struct tls_source){c->server.tls_cert, c->server.tls_key, c->server.fqdn};
-}
-
-/* The previous generation's context from the same source, or NULL. */
-static SSL_CTX *prev_server_ctx(const struct conf_gen *prev, const struct tls_source *src)
-{
-	if (prev == NULL)
-		return NULL;
-	for (size_t i = 0; i < prev->conf->nrcs; i++) {
-		struct tls_source p = rc_source(prev->conf, &prev->conf->rcs[i]);
-		if (prev->rc_tls[i] == NULL || !same_path(p.cert, src->cert) ||
-		    !same_path(p.key, src->key))
-			continue;
-		if (src->cert == NULL && strcmp(p.fqdn, src->fqdn) != 0)
-			continue;
-		return prev->rc_tls[i];
-	}
-	return NULL;
-}
-
-/* The context for src: the self-signed one of the previous generation as
- * it is (the daemon's own file, in a directory only the start could
- * write); a configured pair read again (a renewed certificate is taken),
- * or, when it cannot be read now - keys readable only by root, and we
- * are server.user after the start - the previous generation's. */
-static SSL_CTX *server_ctx(const struct config *c, const struct conf_gen *prev,
-			   const struct tls_source *src, char *why, size_t whylen)
-{
-	SSL_CTX *old = prev_server_ctx(prev, src), *ctx;
-
-	if (old && src->cert == NULL) {
-		SSL_CTX_up_ref(old);
-		return old;
-	}
-	ctx = tls_server_ctx(src->cert, src->key, c->server.spool, src->fqdn, why, whylen);
-	if (ctx == NULL && old) {
-		log_warn("reload: tls: %s: keeping the certificate loaded before (a restart reads "
-			 "it as root)", why);
-		SSL_CTX_up_ref(old);
-		return old;
-	}
-	return ctx;
-}
-
-/* One context per connector that speaks TLS; connectors without their
- * own certificate share the server's. */
+/* The receive connectors' contexts (net/tls_runtime.h: the certificate
+ * store's bindings, SNI, expiry), one runtime per generation. */
 static int make_rc_tls(struct conf_gen *g, const struct conf_gen *prev, char *err, size_t errlen)
 {
-	const struct config *c = g->conf;
-	SSL_CTX *shared = NULL;
-	char why[512];
-	size_t i;
-
-	g->rc_tls = xcalloc(c->nrcs ? c->nrcs : 1, sizeof(*g->rc_tls));
-	for (i = 0; i < c->nrcs; i++) {
-		const struct receive_connector *rc = &c->rcs[i];
-		struct tls_source src = rc_source(c, rc);
-		if (rc->tls == RC_TLS_NONE)
-			continue;
-		if (rc->tls_cert) {
-			g->rc_tls[i] = server_ctx(c, prev, &src, why, sizeof(why));
-			if (g->rc_tls[i] == NULL) {
-				snprintf(err, errlen, "receive-connector %s: tls: %s", rc->name, why);
-				return -1;
-			}
-			continue;
-		}
-		if (shared == NULL) {
-			shared = server_ctx(c, prev, &src, why, sizeof(why));
-			if (shared == NULL) {
-				snprintf(err, errlen, "tls: %s", why);
-				return -1;
-			}
-		} else {
-			SSL_CTX_up_ref(shared);
-		}
-		g->rc_tls[i] = shared;
-	}
+	g->tls = tls_runtime_new(g->conf, prev ? prev->tls : NULL, err, errlen);
+	if (g->tls == NULL)
+		return -1;
+	g->rc_tls = tls_runtime_contexts(g->tls);
 	return 0;
 }
 
@@ -200,6 +116,15 @@ static int make_send_runtime(struct conf_gen *g, const struct conf_gen *prev, ch
 
 		if (sc->tls != SC_TLS_NONE) {
 			g->sc[i].tls = tls_client_ctx(sc->tls_ca_file, why, sizeof(why));
+			if (g->sc[i].tls != NULL &&
+			    tls_ctx_apply_proto(g->sc[i].tls, &sc->tls_proto, false, why,
+						sizeof(why)) < 0) {
+				/* the protocols and ciphers were checked at -n: not
+				 * a file that cannot be read, so never kept from before */
+				SSL_CTX_free(g->sc[i].tls);
+				snprintf(err, errlen, "send-connector %s: tls: %s", sc->name, why);
+				return -1;
+			}
 			if (g->sc[i].tls == NULL && prt && prt->tls &&
 			    same_path(psc->tls_ca_file, sc->tls_ca_file)) {
 				log_warn("reload: send-connector %s: tls: %s: keeping the one loaded "

@@ -22,6 +22,7 @@
 #include "log/protolog.h"
 #include "log/tracking.h"
 #include "net/listener.h"
+#include "net/tls_runtime.h"
 #include "policy/backpressure.h"
 #include "queue/sched.h"
 #include "smtp/server.h"
@@ -148,6 +149,8 @@ static int apply(struct daemon *d, char *err, size_t errlen)
 	sched_set_generation(d->sched, g);
 	backpressure_set_limits(g->conf);
 	daemon_logs_start(g->conf);
+	tls_runtime_stop(d->gen->tls); /* the bindings are watched by the current one */
+	tls_runtime_start(g->tls, d->base);
 	conf_gen_unref(d->gen);
 	d->gen = g; /* the reference gen_build() gave us */
 	log_info("reload generation=%" PRIu64 " applied%s (older generations still in use: %u)",

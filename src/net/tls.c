@@ -11,6 +11,11 @@
  * a plain EOF (SSL_OP_IGNORE_UNEXPECTED_EOF): SMTP frames its data itself
  * ("." line, BDAT LAST), so a TLS truncation can never complete a message.
  * Encrypted keys are refused instead of prompting on a terminal.
+ * A connector's tls-protocols / tls-ciphers / tls-ciphersuites replace
+ * these defaults (tls_ctx_apply_proto); letting TLS 1.0/1.1 in lowers
+ * OpenSSL's security level to 0 on that connector's context only (its
+ * handshakes sign with SHA-1), for legacy senders on an MX that would
+ * otherwise send in clear (RFC 7435).
  *
  * Self-signed certificate (RFC 5280 profile): <spool>/tls/selfsigned.key
  * and .crt. A pair that loads, matches, names the FQDN and is not within
@@ -47,22 +52,19 @@
 #include <unistd.h>
 
 #include <openssl/bio.h>
-#include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
-#include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "net/certmake.h"
 #include "util/fileio.h"
 #include "util/log.h"
 #include "util/str.h"
 
 #define TLS_SELFSIGNED_DAYS 365
 #define TLS_RENEW_DAYS 30   /* a self-signed one this close to expiry is replaced */
-#define TLS_RSA_BITS 2048
-#define TLS_CN_MAX 64	    /* ub-common-name, RFC 5280 appendix A */
 #define TLS_FQDN_MAX 253
 #define TLS_PATH_MAX 4096
 
@@ -71,6 +73,18 @@
 static const char tls12_ciphers[] = "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
 				    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
 				    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256";
+
+/* A connector that lets TLS 1.0/1.1 in (tls-protocols) without naming its
+ * own tls-ciphers: the AEAD suites first, then the CBC-SHA1 ones those
+ * old stacks have (ECDHE first; plain RSA key exchange last, for the
+ * oldest). Opportunistic TLS with these still beats the clear text such a
+ * sender falls back to. */
+static const char legacy_ciphers[] = "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+				     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+				     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+				     "ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:"
+				     "ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES256-SHA:"
+				     "AES128-SHA:AES256-SHA";
 
 /* ---- errors --------------------------------------------------------- */
 
@@ -107,7 +121,7 @@ static int tls_no_passphrase(char *buf, int size, int rwflag, void *u)
 
 /* ---- context -------------------------------------------------------- */
 
-static SSL_CTX *tls_ctx_new(char *err, size_t errsz)
+SSL_CTX *tls_server_ctx_empty(char *err, size_t errsz)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	static const unsigned char sid_ctx[] = "transit";
@@ -150,6 +164,35 @@ static int tls_load_configured(SSL_CTX *ctx, const char *cert, const char *key, 
 		tls_err_ssl(err, errsz, what);
 		return -1;
 	}
+	return 0;
+}
+
+/* ---- per-connector protocols and ciphers ------------------------------- */
+
+int tls_ctx_apply_proto(SSL_CTX *ctx, const struct tls_proto *p, bool server, char *err,
+			size_t errsz)
+{
+	int min = p != NULL && p->min_version ? p->min_version : TLS1_2_VERSION;
+	int max = p != NULL ? p->max_version : 0;
+	bool legacy = min < TLS1_2_VERSION;
+	const char *ciphers = p != NULL ? p->ciphers : NULL;
+
+	if (legacy) {
+		/* OpenSSL 3's default security level (1; Debian sets 2)
+		 * refuses TLS < 1.2 outright (SHA-1 / MD5+SHA-1 handshake
+		 * signatures): level 0, for this connector's context only. */
+		SSL_CTX_set_security_level(ctx, 0);
+		if (ciphers == NULL)
+			ciphers = server ? legacy_ciphers : "DEFAULT:@SECLEVEL=0";
+	}
+	if (!SSL_CTX_set_min_proto_version(ctx, min) || !SSL_CTX_set_max_proto_version(ctx, max) ||
+	    (ciphers != NULL && !SSL_CTX_set_cipher_list(ctx, ciphers)) ||
+	    (p != NULL && p->ciphersuites != NULL && !SSL_CTX_set_ciphersuites(ctx, p->ciphersuites))) {
+		tls_err_ssl(err, errsz, "apply tls-protocols / tls-ciphers");
+		return -1;
+	}
+	if (legacy) /* after the cipher list, which may carry its own @SECLEVEL */
+		SSL_CTX_set_security_level(ctx, 0);
 	return 0;
 }
 
@@ -217,102 +260,8 @@ static const char *tls_pair_unusable(X509 *x, EVP_PKEY *pkey, const char *fqdn)
 	return why;
 }
 
-static int tls_add_ext(X509 *x, int nid, const char *value)
-{
-	X509V3_CTX v3;
-	X509_EXTENSION *ext;
-	int ok;
-
-	X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
-	ext = X509V3_EXT_nconf_nid(NULL, &v3, nid, value);
-	if (ext == NULL)
-		return 0;
-	ok = X509_add_ext(x, ext, -1);
-	X509_EXTENSION_free(ext);
-	return ok;
-}
-
-/* subjectAltName DNS:fqdn, built from parts so no character of the name
- * is ever read as configuration syntax. */
-static int tls_add_san(X509 *x, const char *fqdn, int critical)
-{
-	GENERAL_NAMES *gens = GENERAL_NAMES_new();
-	GENERAL_NAME *gn = GENERAL_NAME_new();
-	ASN1_IA5STRING *ia5 = ASN1_IA5STRING_new();
-	int ok = 0;
-
-	if (gens == NULL || gn == NULL || ia5 == NULL ||
-	    !ASN1_STRING_set(ia5, fqdn, (int)strlen(fqdn))) {
-		ASN1_IA5STRING_free(ia5);
-		GENERAL_NAME_free(gn);
-		GENERAL_NAMES_free(gens);
-		return 0;
-	}
-	GENERAL_NAME_set0_value(gn, GEN_DNS, ia5);
-	if (sk_GENERAL_NAME_push(gens, gn) <= 0) {
-		GENERAL_NAME_free(gn);
-	} else {
-		ok = X509_add1_ext_i2d(x, NID_subject_alt_name, gens, critical,
-				       X509V3_ADD_DEFAULT) == 1;
-	}
-	GENERAL_NAMES_free(gens);
-	return ok;
-}
-
-static int tls_set_random_serial(X509 *x)
-{
-	unsigned char raw[16];
-	BIGNUM *bn;
-	ASN1_INTEGER *serial;
-	int ok;
-
-	if (RAND_bytes(raw, sizeof(raw)) != 1)
-		return 0;
-	raw[0] &= 0x7f; /* positive (RFC 5280 4.1.2.2) */
-	raw[0] |= 0x01; /* and never zero */
-	if ((bn = BN_bin2bn(raw, sizeof(raw), NULL)) == NULL)
-		return 0;
-	serial = BN_to_ASN1_INTEGER(bn, NULL);
-	BN_free(bn);
-	if (serial == NULL)
-		return 0;
-	ok = X509_set_serialNumber(x, serial);
-	ASN1_INTEGER_free(serial);
-	return ok;
-}
-
-static X509 *tls_make_cert(EVP_PKEY *pkey, const char *fqdn)
-{
-	X509 *x = X509_new();
-	X509_NAME *name;
-	bool has_cn = strlen(fqdn) <= TLS_CN_MAX;
-	const char *usage = EVP_PKEY_is_a(pkey, "RSA") ? "critical,digitalSignature,keyEncipherment"
-						       : "critical,digitalSignature";
-
-	if (x == NULL || !X509_set_version(x, X509_VERSION_3) || !tls_set_random_serial(x) ||
-	    X509_gmtime_adj(X509_getm_notBefore(x), 0) == NULL ||
-	    X509_time_adj_ex(X509_getm_notAfter(x), TLS_SELFSIGNED_DAYS, 0, NULL) == NULL ||
-	    !X509_set_pubkey(x, pkey))
-		goto fail;
-	name = X509_get_subject_name(x);
-	if (has_cn && !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-						  (const unsigned char *)fqdn, -1, -1, 0))
-		goto fail;
-	if (!X509_set_issuer_name(x, name) || !tls_add_san(x, fqdn, !has_cn) ||
-	    !tls_add_ext(x, NID_basic_constraints, "critical,CA:FALSE") ||
-	    !tls_add_ext(x, NID_key_usage, usage) ||
-	    !tls_add_ext(x, NID_ext_key_usage, "serverAuth") ||
-	    !tls_add_ext(x, NID_subject_key_identifier, "hash") ||
-	    X509_sign(x, pkey, EVP_sha256()) <= 0)
-		goto fail;
-	return x;
-fail:
-	X509_free(x);
-	return NULL;
-}
-
 /* Write the PEM in mem to path atomically with exactly the given mode. */
-static int tls_write_file(const char *path, mode_t mode, BIO *mem, char *err, size_t errsz)
+int tls_write_file(const char *path, mode_t mode, BIO *mem, char *err, size_t errsz)
 {
 	char tmp[TLS_PATH_MAX];
 	char *data = NULL;
@@ -408,8 +357,9 @@ static int tls_load_selfsigned(SSL_CTX *ctx, const char *spool, const char *fqdn
 	}
 	if (x == NULL) {
 		log_info("tls certificate=%s generating=yes reason=\"%s\"", crt_path, why);
-		pkey = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)TLS_RSA_BITS);
-		if (pkey == NULL || (x = tls_make_cert(pkey, fqdn)) == NULL) {
+		pkey = certmake_key();
+		if (pkey == NULL ||
+		    (x = certmake_selfsigned(pkey, &fqdn, 1, TLS_SELFSIGNED_DAYS)) == NULL) {
 			tls_err_ssl(err, errsz, "make self-signed certificate");
 			goto out;
 		}
@@ -431,7 +381,7 @@ out:
 
 /* ---- logging ------------------------------------------------------------ */
 
-static void tls_subject(X509 *x, char *out, size_t outsz)
+void tls_name_text(const X509_NAME *nm, char *out, size_t outsz)
 {
 	BIO *mem = BIO_new(BIO_s_mem());
 	char *data = NULL;
@@ -440,7 +390,7 @@ static void tls_subject(X509 *x, char *out, size_t outsz)
 	out[0] = '\0';
 	if (mem == NULL)
 		return;
-	if (X509_NAME_print_ex(mem, X509_get_subject_name(x), 0, XN_FLAG_RFC2253) >= 0) {
+	if (X509_NAME_print_ex(mem, nm, 0, XN_FLAG_RFC2253) >= 0) {
 		len = BIO_get_mem_data(mem, &data);
 		if (len > 0) {
 			size_t n = (size_t)len < outsz - 1 ? (size_t)len : outsz - 1;
@@ -451,7 +401,7 @@ static void tls_subject(X509 *x, char *out, size_t outsz)
 	BIO_free(mem);
 }
 
-static void tls_time(const ASN1_TIME *t, char *out, size_t outsz)
+void tls_time_text(const ASN1_TIME *t, char *out, size_t outsz)
 {
 	struct tm tm;
 
@@ -469,8 +419,8 @@ static void tls_log_cert(SSL_CTX *ctx, const char *path, bool generated)
 	if (x == NULL)
 		return;
 	tls_fingerprint(x, fp, sizeof(fp));
-	tls_subject(x, subject, sizeof(subject));
-	tls_time(X509_get0_notAfter(x), notafter, sizeof(notafter));
+	tls_name_text(X509_get_subject_name(x), subject, sizeof(subject));
+	tls_time_text(X509_get0_notAfter(x), notafter, sizeof(notafter));
 	log_info("tls certificate=%s sha256=%s generated=%s subject=%s notafter=%s",
 		 log_quote(path, qpath, sizeof(qpath)), fp, generated ? "yes" : "no",
 		 log_quote(subject, quoted, sizeof(quoted)), notafter);
@@ -493,7 +443,7 @@ SSL_CTX *tls_server_ctx(const char *cert, const char *key, const char *spool, co
 		return NULL;
 	}
 	ERR_clear_error();
-	if ((ctx = tls_ctx_new(err, errsz)) == NULL)
+	if ((ctx = tls_server_ctx_empty(err, errsz)) == NULL)
 		return NULL;
 	if (cert != NULL)
 		rc = tls_load_configured(ctx, cert, key, err, errsz);

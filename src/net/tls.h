@@ -2,7 +2,8 @@
  * tls.h - server TLS contexts (RFC 3207 STARTTLS, RFC 8314 implicit TLS)
  * and the self-signed certificate made on first start.
  *
- * TLS 1.2 and 1.3 only. With no certificate configured, the first start
+ * TLS 1.2 and 1.3 unless a connector's tls-protocols says otherwise
+ * (tls_ctx_apply_proto). With no certificate configured, the first start
  * creates <spool>/tls/selfsigned.key and .crt (RSA 2048 or P-256, CN and
  * subjectAltName = the server FQDN, valid one year) and later starts keep
  * using them; either way the SHA-256 fingerprint is logged.
@@ -10,9 +11,13 @@
 #ifndef TRANSIT_NET_TLS_H
 #define TRANSIT_NET_TLS_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include <openssl/ssl.h>
+
+#include "conf/tls_opts.h"
 
 /* cert/key: PEM files (cert may hold the chain), or both NULL for the
  * self-signed one under spool. NULL + err on failure. */
@@ -32,5 +37,22 @@ void tls_describe(const SSL *ssl, char *out, size_t outsz);
 
 /* SHA-256 fingerprint of a certificate, "AB:CD:..." */
 void tls_fingerprint(X509 *cert, char *out, size_t outsz);
+
+/* A server context with transit's defaults and no certificate yet. */
+SSL_CTX *tls_server_ctx_empty(char *err, size_t errsz);
+
+/* A connector's tls-protocols / tls-ciphers / tls-ciphersuites onto ctx
+ * (p NULL or zero: the defaults). TLS 1.0/1.1 lower OpenSSL's security
+ * level to 0 on this context only. 0, or -1 with err. */
+int tls_ctx_apply_proto(SSL_CTX *ctx, const struct tls_proto *p, bool server, char *err,
+			size_t errsz);
+
+/* RFC 2253 text of a name; "2027-01-31T12:00:00Z" of a time. */
+void tls_name_text(const X509_NAME *nm, char *out, size_t outsz);
+void tls_time_text(const ASN1_TIME *t, char *out, size_t outsz);
+
+/* Write the PEM in mem to path atomically (tmp, fsync, rename) with
+ * exactly the given mode. */
+int tls_write_file(const char *path, mode_t mode, BIO *mem, char *err, size_t errsz);
 
 #endif

@@ -43,7 +43,9 @@ static void refuse(struct smtp_session *s, const char *what)
 {
 	struct smtp_tx *tx = s->tx;
 
-	snprintf(tx->fail_buf, sizeof(tx->fail_buf), "From: header %s by user %s", what,
+	/* a reply line is bounded: the address shown, and the login, are cut
+	 * rather than the reply */
+	snprintf(tx->fail_buf, sizeof(tx->fail_buf), "From: header %.160s by user %.64s", what,
 		 s->auth_user);
 	content_fail(tx, "from-not-owned", 550, "5.7.1", tx->fail_buf);
 }
