@@ -32,6 +32,8 @@
 #include <event2/thread.h>
 
 #include "conf/conf.h"
+#include "ctl/http.h"
+#include "ctl/status_page.h"
 #include "dir/aliases.h"
 #include "dir/passwd.h"
 #include "net/dns.h"
@@ -41,8 +43,10 @@
 #include "policy/recipient.h"
 #include "queue/queue.h"
 #include "queue/sched.h"
+#include "queue/stats.h"
 #include "smtp/server.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/pidlock.h"
 #include "util/xmalloc.h"
 
@@ -292,6 +296,52 @@ static void recovered(struct envelope *env, void *arg) { sched_add(arg, env); }
 
 static size_t queue_length(void *arg) { return sched_count(arg); }
 
+/* What /status and /metrics show that only the loop thread may read. */
+struct status_source {
+	const struct config *c;
+	struct smtp_server *srv;
+	struct sched *sched;
+	time_t started;
+	size_t ncerts;
+	struct status_cert certs[STATUS_CERTS];
+};
+
+/* The certificates the receive connectors present (read once: switching
+ * them needs a restart today). */
+static void status_note_certs(struct status_source *src, SSL_CTX **tls)
+{
+	size_t i, k;
+
+	for (i = 0; i < src->c->nrcs && src->ncerts < STATUS_CERTS; i++) {
+		struct status_cert *sc = &src->certs[src->ncerts];
+		bool seen = false;
+
+		if (tls[i] == NULL)
+			continue;
+		for (k = 0; k < i; k++)
+			seen |= tls[k] == tls[i];
+		if (seen || !tls_ctx_cert_info(tls[i], sc->subject, sizeof(sc->subject), &sc->not_after))
+			continue;
+		snprintf(sc->connector, sizeof(sc->connector), "%s", src->c->rcs[i].name);
+		src->ncerts++;
+	}
+}
+
+static void status_fill(void *arg, struct status_snapshot *out)
+{
+	const struct status_source *src = arg;
+
+	snprintf(out->version, sizeof(out->version), "%s", TRANSIT_VERSION);
+	snprintf(out->node, sizeof(out->node), "%s", src->c->server.node);
+	snprintf(out->fqdn, sizeof(out->fqdn), "%s", src->c->server.fqdn);
+	out->started = src->started;
+	out->sessions = smtp_server_sessions(src->srv);
+	out->backpressure = bp_level_name(backpressure_level());
+	sched_stats(src->sched, &out->queue);
+	out->ncerts = src->ncerts;
+	memcpy(out->certs, src->certs, sizeof(out->certs));
+}
+
 int main(int argc, char **argv)
 {
 	const char *conf_path = NULL;
@@ -309,6 +359,8 @@ int main(int argc, char **argv)
 	struct stopping st;
 	SSL_CTX **tls;
 	struct sched_runtime srt;
+	struct status_source status_src;
+	struct http_server *http = NULL;
 	char err[512];
 	long n;
 	size_t i;
@@ -385,6 +437,18 @@ int main(int argc, char **argv)
 	srv = smtp_server_new(&sp);
 	backpressure_start(c, base, queue_length, sched);
 	listeners_start(ls, base, srv);
+	for (i = 0; i < c->nrcs; i++) /* every connector on /metrics, even at 0 */
+		metrics_add(&metric_received, c->rcs[i].name, NULL, 0);
+	if (c->control.http_enabled) {
+		memset(&status_src, 0, sizeof(status_src));
+		status_src.c = c;
+		status_src.srv = srv;
+		status_src.sched = sched;
+		status_src.started = time(NULL);
+		status_note_certs(&status_src, tls);
+		if ((http = http_start(c, base, status_fill, &status_src, err, sizeof(err))) == NULL)
+			log_fatal("%s", err);
+	}
 
 	memset(&st, 0, sizeof(st));
 	st.base = base;
@@ -416,6 +480,7 @@ int main(int argc, char **argv)
 	/* Order matters: nothing is in flight (stop_quiet), so the workers
 	 * are joined (sched_free) before the queue they used is closed, and
 	 * no commit callback is left to need a session or the scheduler. */
+	http_stop(http); /* its thread no longer asks the loop for anything */
 	listeners_free(st.ls);
 	smtp_server_free(srv);
 	backpressure_stop();
@@ -445,6 +510,7 @@ int main(int argc, char **argv)
 	event_base_free(base);
 	log_info("transitd stopped");
 	conf_free(c);
+	metrics_reset();
 	close(spool_lock);
 	return 0;
 }

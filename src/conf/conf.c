@@ -140,6 +140,12 @@ static cfg_opt_t auth_failures_opts[] = {
 	CFG_INT("table-size", 10000, CFGF_NONE),
 	CFG_END()};
 
+/* ctl/http.c: the unauthenticated status page, loopback unless allowed */
+static cfg_opt_t control_opts[] = {
+	CFG_STR("http", NULL, CFGF_NONE),
+	CFG_BOOL("http-allow-remote", cfg_false, CFGF_NONE),
+	CFG_END()};
+
 static cfg_opt_t top_opts[] = {
 	CFG_SEC("server", server_opts, CFGF_NONE),
 	CFG_SEC("accepted-domain", domain_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
@@ -152,6 +158,7 @@ static cfg_opt_t top_opts[] = {
 	CFG_SEC("dsn", dsn_opts, CFGF_NONE),
 	CFG_SEC("back-pressure", bp_opts, CFGF_NONE),
 	CFG_SEC("auth-failures", auth_failures_opts, CFGF_NONE),
+	CFG_SEC("control", control_opts, CFGF_NONE),
 	CFG_END()};
 
 /* ---- validators (run while parsing: cfg->line is the current line) ------- */
@@ -696,6 +703,30 @@ static int conf_check_relay_ranges(cfg_t *sec)
 	return 0;
 }
 
+/* control.http: ADDRESS:PORT, and on loopback unless http-allow-remote
+ * says otherwise (the page has no authentication). */
+static int v_control_section(cfg_t *cfg, cfg_opt_t *opt)
+{
+	cfg_t *sec = cfg_opt_getnsec(opt, 0);
+	const char *http = sec ? cfg_getstr(sec, "http") : NULL;
+	struct binding b;
+
+	if (http == NULL || *http == '\0')
+		return 0;
+	if (!parse_binding(http, &b)) {
+		cfg_error(cfg, "control: http \"%s\" is not ADDRESS:PORT (like 127.0.0.1:9425)", http);
+		return -1;
+	}
+	if (!binding_is_loopback(&b) && cfg_getbool(sec, "http-allow-remote") != cfg_true) {
+		cfg_error(cfg, "control: http \"%s\" is not a loopback address: /metrics and "
+			       "/status have no authentication; bind 127.0.0.1 (and put a proxy with "
+			       "authentication in front), or set http-allow-remote = true",
+			  http);
+		return -1;
+	}
+	return 0;
+}
+
 static int v_rc_section(cfg_t *cfg, cfg_opt_t *opt)
 {
 	cfg_t *sec = cfg_opt_getnsec(opt, cfg_opt_size(opt) - 1);
@@ -829,6 +860,7 @@ static void conf_set_validators(cfg_t *cfg)
 	cfg_set_validate_func(cfg, "back-pressure|memory-high", v_memory_limit);
 	cfg_set_validate_func(cfg, "back-pressure|queue-medium", v_positive);
 	cfg_set_validate_func(cfg, "back-pressure|queue-high", v_positive);
+	cfg_set_validate_func(cfg, "control", v_control_section);
 }
 
 /* ---- conversion into struct config -------------------------------------- */
@@ -1157,6 +1189,12 @@ static int convert(cfg_t *cfg, struct config *c)
 					 &c->back_pressure.memory_high_bytes);
 		c->back_pressure.queue_medium = (uint64_t)cfg_getint(bp, "queue-medium");
 		c->back_pressure.queue_high = (uint64_t)cfg_getint(bp, "queue-high");
+	}
+	{
+		cfg_t *ctl = cfg_getsec(cfg, "control");
+		const char *http = cfg_getstr(ctl, "http");
+		c->control.http_enabled = http && *http && parse_binding(http, &c->control.http);
+		c->control.http_allow_remote = cfg_getbool(ctl, "http-allow-remote") == cfg_true;
 	}
 	return 0;
 }

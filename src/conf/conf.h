@@ -191,6 +191,13 @@ struct config {
 		uint64_t memory_high_bytes;
 		uint64_t queue_medium, queue_high; /* messages */
 	} back_pressure; /* policy/backpressure.c */
+	struct {
+		/* control { http = "127.0.0.1:9425" }: /metrics and /status
+		 * (ctl/http.c); http_enabled false when not set */
+		bool http_enabled;
+		struct binding http;
+		bool http_allow_remote; /* http-allow-remote = true: a non-loopback address */
+	} control;
 	void *cfg; /* the libConfuse tree, for conf_print */
 };
 

@@ -10,7 +10,9 @@
 #ifndef TRANSIT_NET_TLS_H
 #define TRANSIT_NET_TLS_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include <openssl/ssl.h>
 
@@ -32,5 +34,9 @@ void tls_describe(const SSL *ssl, char *out, size_t outsz);
 
 /* SHA-256 fingerprint of a certificate, "AB:CD:..." */
 void tls_fingerprint(X509 *cert, char *out, size_t outsz);
+
+/* The subject (RFC 2253 text) and notAfter (epoch seconds) of the
+ * certificate a server context presents; false when it has none. */
+bool tls_ctx_cert_info(SSL_CTX *ctx, char *subject, size_t subjsz, time_t *not_after);
 
 #endif
