@@ -130,10 +130,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	enum MHD_Result ret;
 	(void)version;
 	(void)upload_data;
-	(void)upload_data_size;
 
 	if (*con_cls == NULL) { /* first call: headers only */
 		*con_cls = h;
+		return MHD_YES;
+	}
+	if (*upload_data_size != 0) { /* a request body: nothing here takes one */
+		*upload_data_size = 0;
 		return MHD_YES;
 	}
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
@@ -190,12 +193,12 @@ struct http_server *http_start(const struct config *c, struct event_base *base, 
 	if (c->control.http.ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	h->mhd = MHD_start_daemon(
-		flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
+		flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		MHD_OPTION_SOCK_ADDR,
 		(const struct sockaddr *)&c->control.http.ss, MHD_OPTION_CONNECTION_LIMIT,
 		(unsigned)HTTP_MAX_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
 		(unsigned)HTTP_MAX_PER_IP, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_IDLE_TIMEOUT,
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY, MHD_OPTION_END);
 	if (h->mhd == NULL) {
 		snprintf(err, errsz, "control.http %s: cannot listen (address in use or not local?)",
 			 c->control.http.text);
