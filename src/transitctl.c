@@ -41,6 +41,7 @@
 #include "util/log.h"
 #include "util/str.h"
 #include "util/xmalloc.h"
+#include "ctl/check.h"
 #include "ctl/queue_view.h"
 #include "net/listener.h"
 #include "policy/recipient.h"
@@ -70,6 +71,10 @@ static void usage(FILE *out)
 	      "                [--authenticated]\n"
 	      "                       how a recipient would be answered at RCPT and routed,\n"
 	      "                       and why (exit 1 when it would be refused)\n"
+	      "  check [blocklists|dns] [--json] [ADDRESS...]\n"
+	      "                       the outside view: source addresses on the DNSBLs,\n"
+	      "                       MX of the accepted domains, PTR of the source\n"
+	      "                       addresses (exit 1 on a problem)\n"
 	      "  help                 show this help\n"
 	      "\n"
 	      "options:\n"
@@ -649,6 +654,19 @@ static int cmd_route(int argc, char **argv)
 	return rv == 0 ? 0 : 1;
 }
 
+/* ---- check (ctl/check.c) ----------------------------------------------------- */
+
+static int cmd_check(int argc, char **argv)
+{
+	struct config *c = load_config();
+	int rv = check_main(c, argc, argv);
+
+	conf_free(c);
+	if (rv == EXIT_USAGE)
+		fputs("Try 'transitctl -h' for help.\n", stderr);
+	return rv;
+}
+
 /* ---- main ----------------------------------------------------------------- */
 
 static const struct {
@@ -658,6 +676,7 @@ static const struct {
 	{"user", cmd_user},
 	{"queue", cmd_queue},
 	{"route", cmd_route},
+	{"check", cmd_check},
 };
 
 int main(int argc, char **argv)
