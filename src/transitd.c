@@ -337,7 +337,7 @@ static void status_fill(void *arg, struct status_snapshot *out)
 	out->started = src->started;
 	out->sessions = smtp_server_sessions(src->srv);
 	out->backpressure = bp_level_name(backpressure_level());
-	sched_stats(src->sched, &out->queue);
+	sched_stats(src->sched, out->detail, &out->queue);
 	out->ncerts = src->ncerts;
 	memcpy(out->certs, src->certs, sizeof(out->certs));
 }

@@ -33,6 +33,7 @@ struct http_server {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	unsigned long wanted, made; /* snapshot generations, under lock */
+	bool detail_wanted;	    /* a waiting request wants the queue by next hop */
 	bool stopping;
 	struct status_snapshot snap; /* the last one, under lock */
 };
@@ -62,6 +63,8 @@ static void fill_cb(evutil_socket_t fd, short what, void *arg)
 
 	pthread_mutex_lock(&h->lock);
 	gen = h->wanted;
+	s->detail = h->detail_wanted;
+	h->detail_wanted = false;
 	pthread_mutex_unlock(&h->lock);
 	h->fill(h->arg, s);
 	s->taken = time(NULL);
@@ -78,7 +81,7 @@ static void fill_cb(evutil_socket_t fd, short what, void *arg)
 
 /* HTTP thread: ask the loop for a snapshot and wait for it (bounded);
  * copy the newest one into out. */
-static void fresh_snapshot(struct http_server *h, struct status_snapshot *out)
+static void fresh_snapshot(struct http_server *h, bool detail, struct status_snapshot *out)
 {
 	struct timespec until;
 	unsigned long gen;
@@ -92,6 +95,7 @@ static void fresh_snapshot(struct http_server *h, struct status_snapshot *out)
 	}
 	pthread_mutex_lock(&h->lock);
 	gen = ++h->wanted;
+	h->detail_wanted |= detail;
 	pthread_mutex_unlock(&h->lock);
 	event_active(h->ev_fill, EV_TIMEOUT, 0);
 	pthread_mutex_lock(&h->lock);
@@ -144,13 +148,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		ret = send_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain; charset=utf-8", &body);
 	} else if (strcmp(url, "/metrics") == 0) {
 		struct status_snapshot *s = xcalloc(1, sizeof(*s));
-		fresh_snapshot(h, s); /* refreshes the gauges */
+		fresh_snapshot(h, false, s); /* refreshes the gauges */
 		free(s);
 		metrics_render(&body);
 		ret = send_text(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", &body);
 	} else if (strcmp(url, "/status") == 0 || strcmp(url, "/") == 0) {
 		struct status_snapshot *s = xcalloc(1, sizeof(*s));
-		fresh_snapshot(h, s);
+		fresh_snapshot(h, true, s);
 		status_page_render(s, &body);
 		free(s);
 		ret = send_text(conn, MHD_HTTP_OK, "text/html; charset=utf-8", &body);

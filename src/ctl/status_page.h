@@ -8,6 +8,7 @@
 #ifndef TRANSIT_CTL_STATUS_PAGE_H
 #define TRANSIT_CTL_STATUS_PAGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -23,6 +24,7 @@ struct status_cert {
 };
 
 struct status_snapshot {
+	bool detail; /* asked for: the queue by next hop too (the page, not /metrics) */
 	char version[32];
 	char node[256];
 	char fqdn[256];

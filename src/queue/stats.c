@@ -81,7 +81,7 @@ static void count_hops(const struct sched *s, const struct qentry *e, struct hta
 	}
 }
 
-void sched_stats(const struct sched *s, struct sched_stats *out)
+void sched_stats(const struct sched *s, bool by_hop, struct sched_stats *out)
 {
 	struct htable *t = htable_new();
 	struct hop_acc **v = NULL;
@@ -97,7 +97,8 @@ void sched_stats(const struct sched *s, struct sched_stats *out)
 			out->active++;
 		else
 			out->deferred++;
-		count_hops(s, e, t, &v, &nv);
+		if (by_hop)
+			count_hops(s, e, t, &v, &nv);
 	}
 	if (nv > 1)
 		qsort(v, nv, sizeof(*v), by_recipients);

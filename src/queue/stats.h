@@ -9,6 +9,7 @@
 #ifndef TRANSIT_QUEUE_STATS_H
 #define TRANSIT_QUEUE_STATS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -30,7 +31,8 @@ struct sched_stats {
 	struct sched_hop_stats hops[SCHED_STATS_HOPS];
 };
 
-void sched_stats(const struct sched *s, struct sched_stats *out);
+/* by_hop false: the counts by state only (no routing per recipient). */
+void sched_stats(const struct sched *s, bool by_hop, struct sched_stats *out);
 
 #define SCHED_RECENT 50
 

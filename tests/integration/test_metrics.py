@@ -141,6 +141,9 @@ def test_status_page_shows_hostile_sender_escaped(transit_conf):
     assert status == 200 and headers["Content-Type"].startswith("text/html")
     assert "<script>" not in html
     assert "&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;" in html
+    # the queue by next hop, and the back-pressure level
+    assert "<tr><td>dead:far.test</td><td>1</td><td>1</td>" in html, html
+    assert "back pressure: <b>normal</b>" in html
 
     url = "http://127.0.0.1:%d/status" % t.http_port
     p = chromium(["--dump-dom", url])
