@@ -27,6 +27,7 @@ import pytest
 import conftest
 import harness
 import sendpeers as sp
+from sendpeers import dns  # noqa: F401  (the module's nameserver fixture)
 from sendpeers import message, relay_send
 
 try:
@@ -189,3 +190,36 @@ def test_unknown_path_and_method(transit_conf):
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(req, timeout=10)
     assert e.value.code == 405
+
+
+@pytest.fixture
+def peers(request, transit_conf):
+    """Receiver transitds for one test, stopped at its end."""
+    p = sp.Peers(os.path.join(transit_conf.dir, "peers"))
+    os.makedirs(p.base)
+    yield p
+    problems = p.stop_all()
+    if problems:
+        pytest.fail("peer problems: %s" % "\n".join(problems), pytrace=False)
+
+
+@pytest.mark.timeout(120)
+def test_outbound_tls_and_relayed_delivery_counted(transit_conf, dns, peers):
+    if not HAVE_PROM:
+        pytest.skip("python3-prometheus-client not installed")
+    t = transit_conf
+    rx = peers.receiver(sp.IP_MX1, t.port_smtp, "example.net", users=["known@example.net"])
+    # the receiver offers STARTTLS with a self-signed certificate: opportunistic TLS uses it
+    sp.configure_sender(t, dns.port, {"internet": sp.dns_connector(t.port_smtp,
+                                                                   tls="opportunistic")})
+    with_http(t)
+    t.start()
+    relay_send(t, "alice@example.test", ["known@example.net"], message("tls out"))
+    rx.wait_for_mail("known@example.net", 1, timeout=20)
+    sp.wait_log(t, r"send to=<known@example\.net>.*status=2\.0\.0")
+    m, _ = scrape(t)
+    out = {dict(k[1])["version"]: v for k, v in m.items()
+           if k[0] == "transit_tls_handshakes_total" and dict(k[1])["direction"] == "outbound"}
+    assert sum(out.values()) == 1 and set(out) <= {"TLSv1.2", "TLSv1.3"}, out
+    assert value(m, "transit_messages_delivered_total", connector="internet") == 1
+    assert value(m, "transit_messages_received_total", connector="relay") == 1
