@@ -55,6 +55,7 @@ struct check_run {
 	struct check_line *lines;
 	size_t nlines;
 	unsigned pending;
+	struct probe *probes; /* every probe, freed at the end (answered or not) */
 };
 
 struct probe {
@@ -62,6 +63,7 @@ struct probe {
 	size_t line;
 	const struct check_addr *addr;
 	char name[300]; /* zone, domain or fqdn asked about */
+	struct probe *next;
 };
 
 static size_t line_new(struct check_run *r, const char *check, const char *fmt, ...)
@@ -104,6 +106,8 @@ static struct probe *probe_new(struct check_run *r, size_t line, const struct ch
 	p->line = line;
 	p->addr = a;
 	str_copy(p->name, name ? name : "", sizeof(p->name));
+	p->next = r->probes;
+	r->probes = p;
 	r->pending++;
 	return p;
 }
@@ -112,7 +116,6 @@ static void probe_done(struct probe *p)
 {
 	struct check_run *r = p->run;
 
-	free(p);
 	if (--r->pending == 0)
 		event_base_loopbreak(r->base);
 }
@@ -517,6 +520,11 @@ int check_main(const struct config *c, int argc, char **argv)
 			       run.lines[i].check, run.lines[i].subject, run.lines[i].detail);
 	}
 	json_decref(o);
+	while (run.probes) {
+		struct probe *next = run.probes->next;
+		free(run.probes);
+		run.probes = next;
+	}
 	free(run.lines);
 	return ok ? 0 : 1;
 }

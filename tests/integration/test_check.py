@@ -11,6 +11,7 @@ and 127.0.0.4 a name that is not the connector's FQDN. Three send
 connectors use those three source addresses.
 """
 import json
+import socket
 import os
 import shutil
 import tempfile
@@ -133,3 +134,20 @@ def test_check_bad_address_is_a_usage_error(transit_conf, nsd):
     p = transit_conf.ctl("check", "blocklists", "not-an-ip")
     assert p.returncode == 2
     assert "'not-an-ip' is not an IP address" in p.stderr.decode()
+
+
+@pytest.mark.timeout(90)
+def test_check_without_answers_says_unknown(transit_conf, nsd):
+    """A resolver that does not answer: every line UNKNOWN, never OK."""
+    t = transit_conf
+    configure(t, nsd)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    dead = s.getsockname()[1]
+    s.close()
+    t.cfg["dns"] = {"servers": ["127.0.0.1:%d" % dead]}
+    t.write_config()
+    p = t.ctl("check", timeout=60)
+    out, ls = lines(p)
+    assert p.returncode == 1, out
+    assert ls and all(x.startswith("UNKNOWN ") for x in ls), out
