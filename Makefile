@@ -7,12 +7,12 @@ PYTHON := /usr/bin/python3
 # replaces the administrator's MTA or starts a DNS server (postfix would remove
 # exim4; nsd may bind port 53).
 DEB_RUN_PACKAGES := gcc meson ninja-build pkg-config libevent-dev libssl-dev libconfuse-dev \
-	libjansson-dev libunbound-dev libcrypt-dev zlib1g-dev openssl libldap2-dev
+	libjansson-dev libunbound-dev libcrypt-dev zlib1g-dev openssl libldap2-dev libmicrohttpd-dev
 # Test peers and test tools: `make test` only. The tests start the servers
 # among them themselves (haproxy, nsd, postfix, dovecot) on 127.0.0.1 ports or in
 # temporary directories (a system Dovecot left running does not disturb them).
 DEB_TEST_PACKAGES := clang libcmocka-dev libclang-rt-14-dev python3 python3-pytest swaks msmtp \
-	postfix nsd faketime haproxy libnet-ssleay-perl dovecot-core nodejs slapd ldap-utils
+	postfix nsd faketime haproxy libnet-ssleay-perl dovecot-core nodejs slapd ldap-utils chromium python3-prometheus-client
 SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 FUZZ_SECONDS ?= 10

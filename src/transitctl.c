@@ -44,6 +44,7 @@
 #include "util/log.h"
 #include "util/str.h"
 #include "util/xmalloc.h"
+#include "ctl/check.h"
 #include "ctl/queue_view.h"
 #include "ctl/reload_cmd.h"
 #include "ctl/track.h"
@@ -94,6 +95,10 @@ static void usage(FILE *out)
 	      "                       serve it on a receive connector (--add: one more, by SNI)\n"
 	      "  cert renew [THUMBPRINT] [--days N]\n"
 	      "                       renew the self-signed certificate(s) in use\n"
+	      "  check [blocklists|dns] [--json] [ADDRESS...]\n"
+	      "                       the outside view: source addresses on the DNSBLs,\n"
+	      "                       MX of the accepted domains, PTR of the source\n"
+	      "                       addresses (exit 1 on a problem)\n"
 	      "  help                 show this help\n"
 	      "\n"
 	      "options:\n"
@@ -700,6 +705,18 @@ static int cmd_reload(int argc, char **argv) { return ctl_reload(ctl_conf_path, 
 
 static int cmd_track(int argc, char **argv) { return ctl_track(argc, argv, ctl_conf_path); }
 static int cmd_cert(int argc, char **argv) { return ctl_cert(ctl_conf_path, argc, argv); }
+/* ---- check (ctl/check.c) ----------------------------------------------------- */
+
+static int cmd_check(int argc, char **argv)
+{
+	struct config *c = load_config();
+	int rv = check_main(c, argc, argv);
+
+	conf_free(c);
+	if (rv == EXIT_USAGE)
+		fputs("Try 'transitctl -h' for help.\n", stderr);
+	return rv;
+}
 
 /* ---- main ----------------------------------------------------------------- */
 
@@ -713,6 +730,7 @@ static const struct {
 	{"reload", cmd_reload},
 	{"track", cmd_track},
 	{"cert", cmd_cert},
+	{"check", cmd_check},
 };
 
 int main(int argc, char **argv)

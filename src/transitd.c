@@ -39,6 +39,8 @@
 #include "conf/gen.h"
 #include "daemon/gen_build.h"
 #include "daemon/reload.h"
+#include "ctl/http.h"
+#include "daemon/status.h"
 #include "dir/aliases.h"
 #include "dir/ldapdir.h"
 #include "dir/passwd.h"
@@ -52,12 +54,14 @@
 #include "policy/recipient.h"
 #include "queue/queue.h"
 #include "queue/sched.h"
+#include "queue/stats.h"
 #include "smtp/server.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/pidlock.h"
 #include "util/xmalloc.h"
 
-#define TRANSIT_VERSION "0.1.0"
+#include "util/version.h"
 
 static void usage(FILE *f)
 {
@@ -263,6 +267,7 @@ int main(int argc, char **argv)
 	struct daemon dmn;
 	struct conf_gen *gen;
 	struct sched_runtime srt;
+	struct http_server *http = NULL;
 	char err[512];
 	long n;
 
@@ -343,6 +348,8 @@ int main(int argc, char **argv)
 	backpressure_start(c, base, queue_length, sched);
 	listeners_start(ls, base, srv);
 	tls_runtime_start(gen->tls, base); /* certificate bindings and expiry */
+	for (size_t i = 0; i < c->nrcs; i++) /* every connector on /metrics, even at 0 */
+		metrics_add(&metric_received, c->rcs[i].name, NULL, 0);
 
 	memset(&st, 0, sizeof(st));
 	st.base = base;
@@ -360,7 +367,13 @@ int main(int argc, char **argv)
 	dmn.srv = srv;
 	dmn.sched = sched;
 	snprintf(dmn.spool, sizeof(dmn.spool), "%s", c->server.spool);
+	dmn.started = time(NULL);
 	daemon_reload_record(&dmn, true, "");
+	/* /metrics and /status: its thread asks the loop for a snapshot of the
+	 * daemon's current generation (daemon/status.c) */
+	if (c->control.http_enabled &&
+	    (http = http_start(c, base, daemon_status_fill, &dmn, err, sizeof(err))) == NULL)
+		log_fatal("%s", err);
 	ev_term = evsignal_new(base, SIGTERM, on_signal, &st);
 	ev_int = evsignal_new(base, SIGINT, on_signal, &st);
 	ev_hup = evsignal_new(base, SIGHUP, on_hup, &dmn);
@@ -389,6 +402,7 @@ int main(int argc, char **argv)
 	 * are joined (sched_free) before the queue they used is closed, and
 	 * no commit callback is left to need a session or the scheduler. */
 	daemon_reload_cancel(&dmn);
+	http_stop(http); /* its thread no longer asks the loop for anything */
 	listeners_free(st.ls);
 	smtp_server_free(srv);
 	backpressure_stop();
@@ -410,6 +424,7 @@ int main(int argc, char **argv)
 	protolog_close();
 	log_info("transitd stopped");
 	conf_gen_unref(dmn.gen); /* the last reference: sessions and deliveries are gone */
+	metrics_reset();
 	close(spool_lock);
 	return 0;
 }

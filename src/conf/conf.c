@@ -181,6 +181,12 @@ static cfg_opt_t logs_opts[] = {
 	CFG_SEC("protocol", logs_protocol_opts, CFGF_NONE),
 	CFG_END()};
 
+/* ctl/http.c: the unauthenticated status page, loopback unless allowed */
+static cfg_opt_t control_opts[] = {
+	CFG_STR("http", NULL, CFGF_NONE),
+	CFG_BOOL("http-allow-remote", cfg_false, CFGF_NONE),
+	CFG_END()};
+
 static cfg_opt_t top_opts[] = {
 	CFG_SEC("server", server_opts, CFGF_NONE),
 	CFG_SEC("accepted-domain", domain_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
@@ -194,6 +200,7 @@ static cfg_opt_t top_opts[] = {
 	CFG_SEC("back-pressure", bp_opts, CFGF_NONE),
 	CFG_SEC("auth-failures", auth_failures_opts, CFGF_NONE),
 	CFG_SEC("logs", logs_opts, CFGF_NONE),
+	CFG_SEC("control", control_opts, CFGF_NONE),
 	CFG_END()};
 
 /* ---- validators (run while parsing: cfg->line is the current line) ------- */
@@ -806,6 +813,30 @@ static int conf_check_relay_ranges(cfg_t *sec)
 	return 0;
 }
 
+/* control.http: ADDRESS:PORT, and on loopback unless http-allow-remote
+ * says otherwise (the page has no authentication). */
+static int v_control_section(cfg_t *cfg, cfg_opt_t *opt)
+{
+	cfg_t *sec = cfg_opt_getnsec(opt, 0);
+	const char *http = sec ? cfg_getstr(sec, "http") : NULL;
+	struct binding b;
+
+	if (http == NULL || *http == '\0')
+		return 0;
+	if (!parse_binding(http, &b)) {
+		cfg_error(cfg, "control: http \"%s\" is not ADDRESS:PORT (like 127.0.0.1:9425)", http);
+		return -1;
+	}
+	if (!binding_is_loopback(&b) && cfg_getbool(sec, "http-allow-remote") != cfg_true) {
+		cfg_error(cfg, "control: http \"%s\" is not a loopback address: /metrics and "
+			       "/status have no authentication; bind 127.0.0.1 (and put a proxy with "
+			       "authentication in front), or set http-allow-remote = true",
+			  http);
+		return -1;
+	}
+	return 0;
+}
+
 static int v_rc_section(cfg_t *cfg, cfg_opt_t *opt)
 {
 	cfg_t *sec = cfg_opt_getnsec(opt, cfg_opt_size(opt) - 1);
@@ -963,6 +994,7 @@ static void conf_set_validators(cfg_t *cfg)
 	cfg_set_validate_func(cfg, "logs|protocol|max-file-size", v_size);
 	cfg_set_validate_func(cfg, "logs|protocol|max-dir-size", v_size);
 	cfg_set_validate_func(cfg, "logs|protocol|max-age", v_duration_list);
+	cfg_set_validate_func(cfg, "control", v_control_section);
 }
 
 /* ---- conversion into struct config -------------------------------------- */
@@ -1332,6 +1364,12 @@ static int convert(cfg_t *cfg, struct config *c)
 		c->back_pressure.queue_high = (uint64_t)cfg_getint(bp, "queue-high");
 	}
 	convert_logs(cfg_getsec(cfg, "logs"), c);
+	{
+		cfg_t *ctl = cfg_getsec(cfg, "control");
+		const char *http = cfg_getstr(ctl, "http");
+		c->control.http_enabled = http && *http && parse_binding(http, &c->control.http);
+		c->control.http_allow_remote = cfg_getbool(ctl, "http-allow-remote") == cfg_true;
+	}
 	return 0;
 }
 

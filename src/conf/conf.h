@@ -214,6 +214,13 @@ struct config {
 		bool tracking;	/* logs.tracking.enabled */
 		struct logdir_limits tracking_limits, protocol_limits;
 	} logs; /* log/tracking.c, log/protolog.c */
+	struct {
+		/* control { http = "127.0.0.1:9425" }: /metrics and /status
+		 * (ctl/http.c); http_enabled false when not set */
+		bool http_enabled;
+		struct binding http;
+		bool http_allow_remote; /* http-allow-remote = true: a non-loopback address */
+	} control;
 	void *cfg; /* the libConfuse tree, for conf_print */
 };
 

@@ -111,6 +111,9 @@ unsigned conf_gen_restart_only_changes(const struct config *old, const struct co
 				      same_limits(&old->logs.tracking_limits,
 						  &new->logs.tracking_limits)},
 		{"logs.protocol", same_limits(&old->logs.protocol_limits, &new->logs.protocol_limits)},
+		{"control.http", old->control.http_enabled == new->control.http_enabled &&
+					 (!old->control.http_enabled ||
+					  strcmp(old->control.http.text, new->control.http.text) == 0)},
 		{"users.ldap", same_ldap(&old->ldap, &new->ldap)},
 		{"users.dovecot-auth", same_str(old->dovecot_auth, new->dovecot_auth) &&
 					       old->dovecot_auth_timeout == new->dovecot_auth_timeout},

@@ -244,3 +244,18 @@ bool parse_memory_limit(const char *s, unsigned *percent, uint64_t *bytes)
 	}
 	return parse_size(s, bytes) && *bytes > 0;
 }
+
+bool binding_is_loopback(const struct binding *b)
+{
+	if (b->ss.ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)&b->ss;
+		return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (b->ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&b->ss;
+		const unsigned char *a = sin6->sin6_addr.s6_addr;
+		return IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr) ||
+		       (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) && a[12] == 127);
+	}
+	return false;
+}

@@ -27,5 +27,7 @@ bool parse_smart_host(const char *s, struct smart_host *h);
 bool parse_memory_limit(const char *s, unsigned *percent, uint64_t *bytes);
 /* letters, digits, '-' in dot-separated labels of 1..63, at most 253 */
 bool valid_hostname(const char *s);
+/* 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104 */
+bool binding_is_loopback(const struct binding *b);
 
 #endif

@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "conf/gen.h"
 
@@ -49,6 +50,7 @@ struct daemon {
 	struct listeners *ls;	 /* NULL once stopping: reloads are refused */
 	struct smtp_server *srv;
 	struct sched *sched;
+	time_t started;		 /* for status: the uptime */
 	/* the reload under way */
 	struct reload_check *check;
 	daemon_reload_done done;

@@ -26,6 +26,7 @@
 #include "net/tls.h"
 #include "util/str.h"
 #include "util/xmalloc.h"
+#include "util/metrics.h"
 
 #define SMTPC_SECRET_MAX 512 /* longest AUTH user name or password we send */
 
@@ -237,6 +238,7 @@ void smtpc_tls_done(struct smtpc *c)
 	c->info.tls = true;
 	c->info.verified = vr == X509_V_OK && SSL_get0_peer_certificate(c->ssl) != NULL;
 	tls_describe(c->ssl, desc, sizeof(desc));
+	metrics_add(&metric_tls, "outbound", SSL_get_version(c->ssl), 1);
 	snprintf(c->info.tls_info, sizeof(c->info.tls_info), "%s verified=%s", desc,
 		 c->info.verified ? "yes" : "no");
 	log_debug("smtpc peer=%s tls %s%s%s", c->info.peer, c->info.tls_info,

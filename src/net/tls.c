@@ -530,3 +530,33 @@ void tls_fingerprint(X509 *cert, char *out, size_t outsz)
 	}
 	out[pos] = '\0';
 }
+
+bool tls_ctx_cert_info(SSL_CTX *ctx, char *subject, size_t subjsz, time_t *not_after)
+{
+	X509 *cert = ctx ? SSL_CTX_get0_certificate(ctx) : NULL;
+	struct tm tm;
+	BIO *mem;
+	char *p = NULL;
+	long n;
+
+	if (cert == NULL || subjsz == 0)
+		return false;
+	subject[0] = '\0';
+	if ((mem = BIO_new(BIO_s_mem())) != NULL) {
+		X509_NAME_print_ex(mem, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253);
+		n = BIO_get_mem_data(mem, &p);
+		if (n > 0) {
+			size_t k = (size_t)n < subjsz - 1 ? (size_t)n : subjsz - 1;
+			memcpy(subject, p, k);
+			subject[k] = '\0';
+		}
+		BIO_free(mem);
+	}
+	memset(&tm, 0, sizeof(tm));
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1) {
+		ERR_clear_error();
+		return false;
+	}
+	*not_after = timegm(&tm);
+	return true;
+}

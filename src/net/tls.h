@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include <openssl/ssl.h>
 
@@ -54,5 +55,8 @@ void tls_time_text(const ASN1_TIME *t, char *out, size_t outsz);
 /* Write the PEM in mem to path atomically (tmp, fsync, rename) with
  * exactly the given mode. */
 int tls_write_file(const char *path, mode_t mode, BIO *mem, char *err, size_t errsz);
+/* The subject (RFC 2253 text) and notAfter (epoch seconds) of the
+ * certificate a server context presents; false when it has none. */
+bool tls_ctx_cert_info(SSL_CTX *ctx, char *subject, size_t subjsz, time_t *not_after);
 
 #endif

@@ -108,7 +108,7 @@ static void dnsbl_release(struct dnsbl_check *c)
 /* RFC 5782 2.3: listings answer in 127.0.0.0/8, never 127.0.0.1.
  * 127.255.255.0/24 is what lists (Spamhaus) answer for refused queries,
  * e.g. from a public resolver: an error, not a listing of everybody. */
-static bool dnsbl_answer_lists(const unsigned char b[4])
+bool dnsbl_answer_lists(const unsigned char b[4])
 {
 	if (b[0] != 127 || (b[1] == 0 && b[2] == 0 && b[3] == 1))
 		return false;

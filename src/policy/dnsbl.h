@@ -41,4 +41,8 @@ void dnsbl_free(struct dnsbl_check *c);
  * reversed nibbles for IPv6 (RFC 5782 2.1, 2.4). false if it does not fit. */
 bool dnsbl_query_name(const struct sockaddr *addr, const char *zone, char *out, size_t outsz);
 
+/* Is this A record (RFC 5782 2.3) a listing? 127.0.0.0/8 except
+ * 127.0.0.1 and the lists' error codes 127.255.255.0/24. */
+bool dnsbl_answer_lists(const unsigned char b[4]);
+
 #endif

@@ -32,11 +32,13 @@
 #include "log/tracking.h"
 #include "policy/recipient.h"
 #include "queue/queue.h"
+#include "queue/stats.h"
 #include "route/route.h"
 #include "smtp/cmd.h"
 #include "util/clock.h"
 #include "util/htable.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/str.h"
 #include "util/workq.h"
 #include "util/xmalloc.h"
@@ -329,6 +331,34 @@ static bool notify_wants(const struct envelope *env, size_t i, unsigned what)
 	return (n & what) != 0;
 }
 
+/* The metrics label of where an outcome came from: the send connector's
+ * name, "local" for the mailbox store, or the scheduler step that decided
+ * ("route", "expire"). */
+static const char *outcome_connector(const char *via)
+{
+	if (via == NULL)
+		return "none";
+	if (strncmp(via, "maildir", 7) == 0)
+		return "local";
+	return via;
+}
+
+/* /metrics counters and the status page's recent failures. */
+static void sched_count_outcome(const struct qentry *e, size_t idx, enum rcpt_outcome o,
+				const char *via)
+{
+	const char *conn = outcome_connector(via);
+	const struct rcpt_rt *rt = &e->rt[idx];
+
+	if (o == OUT_DELIVERED || o == OUT_RELAYED) {
+		metrics_add(&metric_delivered, conn, NULL, 1);
+		return;
+	}
+	metrics_add(o == OUT_DEFERRED ? &metric_deferred : &metric_failed, conn, NULL, 1);
+	sched_recent_note(o == OUT_DEFERRED ? "deferred" : "failed", e->env->qid, e->env->sender,
+			  e->env->rcpt[idx].addr, conn, rt->status, rt->diag);
+}
+
 void sched_rcpt_result(struct qentry *e, size_t idx, enum rcpt_outcome o, const char *status,
 		       const char *diag, const char *remote_mta, const char *via)
 {
@@ -343,6 +373,7 @@ void sched_rcpt_result(struct qentry *e, size_t idx, enum rcpt_outcome o, const 
 	str_copy(rt->diag, diag ? diag : "", sizeof(rt->diag));
 	str_copy(rt->remote_mta, remote_mta ? remote_mta : "", sizeof(rt->remote_mta));
 	log_quote(diag ? diag : "", q, sizeof(q));
+	sched_count_outcome(e, idx, o, via);
 
 	switch (o) {
 	case OUT_DELIVERED:

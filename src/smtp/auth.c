@@ -37,6 +37,7 @@
 #include "util/log.h"
 #include "util/str.h"
 #include "util/xmalloc.h"
+#include "util/metrics.h"
 
 /* a command line as logged: the longest command line, and the note */
 #define SMTP_LINE_SHOWN_MAX 8200
@@ -151,9 +152,11 @@ static void auth_answered(void *arg, enum auth_outcome o)
 		session_reply(s, 235, "2.7.0", "Authentication successful");
 		break;
 	case AUTH_OUTCOME_BAD:
+		metrics_add(&metric_auth_failures, s->rc->name, NULL, 1);
 		session_reply(s, 535, "5.7.8", "Authentication credentials invalid");
 		break;
 	case AUTH_OUTCOME_LOCKED:
+		metrics_add(&metric_auth_lockouts, s->rc->name, NULL, 1);
 		session_reply(s, 454, "4.7.0",
 			      "Temporary authentication failure: too many failures, try again later");
 		break;

@@ -33,6 +33,7 @@
 #include "util/log.h"
 #include "util/str.h"
 #include "util/xmalloc.h"
+#include "util/metrics.h"
 
 void session_release_dead(struct smtp_session *s); /* server.c */
 
@@ -294,8 +295,10 @@ static void commit_done(void *arg, int error, struct envelope *env)
 	}
 	if (s->dead) {
 		/* the client is gone but the message is safe: deliver it */
-		if (error == 0)
+		if (error == 0) {
+			metrics_add(&metric_received, env->connector, NULL, 1);
 			s->srv->p.on_message(s->srv->p.on_message_arg, env);
+		}
 		session_release_dead(s);
 		return;
 	}
@@ -304,6 +307,7 @@ static void commit_done(void *arg, int error, struct envelope *env)
 		session_reply(s, 451, "4.3.0", "Error: queue file write error, try again later");
 	} else {
 		s->messages++;
+		metrics_add(&metric_received, env->connector, NULL, 1);
 		session_reply(s, 250, "2.0.0", "Ok: queued as %s", env->qid);
 		s->srv->p.on_message(s->srv->p.on_message_arg, env);
 	}

@@ -66,6 +66,7 @@
 #include "util/log.h"
 #include "util/str.h"
 #include "util/xmalloc.h"
+#include "util/metrics.h"
 
 /* Bounds on what one session may hold (see the header comment). */
 #define SESSION_IN_HIWAT (256 * 1024)
@@ -795,6 +796,7 @@ static void tls_established(struct smtp_session *s)
 	tls_describe(s->ssl, s->tls_info, sizeof(s->tls_info));
 	log_info("%s smtp tls %s", s->id, s->tls_info);
 	plog_note(s, "tls %s", s->tls_info);
+	metrics_add(&metric_tls, "inbound", SSL_get_version(s->ssl), 1);
 	/* RFC 3207 4.2: forget everything learnt before TLS; a new EHLO is needed. */
 	s->helo[0] = '\0';
 	s->esmtp = false;
