@@ -26,12 +26,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/thread.h>
 
 #include "conf/conf.h"
+#include "ctl/control.h"
 #include "dir/aliases.h"
 #include "dir/passwd.h"
 #include "net/dns.h"
@@ -42,6 +44,7 @@
 #include "queue/queue.h"
 #include "queue/sched.h"
 #include "smtp/server.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/pidlock.h"
 #include "util/xmalloc.h"
@@ -309,6 +312,8 @@ int main(int argc, char **argv)
 	struct stopping st;
 	SSL_CTX **tls;
 	struct sched_runtime srt;
+	struct control *ctl;
+	struct control_env cenv;
 	char err[512];
 	long n;
 	size_t i;
@@ -356,6 +361,8 @@ int main(int argc, char **argv)
 	aliases = alias_db_open(c->aliases_file);
 	passwd_db_set_aliases(users, aliases);
 	srt.users = users;
+	if ((ctl = control_open(c, err, sizeof(err))) == NULL) /* as root: owner root */
+		log_fatal("%s", err);
 	drop_privileges(c);
 
 	if ((base = event_base_new()) == NULL)
@@ -385,6 +392,15 @@ int main(int argc, char **argv)
 	srv = smtp_server_new(&sp);
 	backpressure_start(c, base, queue_length, sched);
 	listeners_start(ls, base, srv);
+	memset(&cenv, 0, sizeof(cenv));
+	cenv.conf = c;
+	cenv.base = base;
+	cenv.sched = sched;
+	cenv.srv = srv;
+	cenv.version = TRANSIT_VERSION;
+	cenv.started = time(NULL);
+	cenv.started_mono_ms = clock_mono_ms();
+	control_start(ctl, base, &cenv);
 
 	memset(&st, 0, sizeof(st));
 	st.base = base;
@@ -417,6 +433,7 @@ int main(int argc, char **argv)
 	 * are joined (sched_free) before the queue they used is closed, and
 	 * no commit callback is left to need a session or the scheduler. */
 	listeners_free(st.ls);
+	control_free(ctl);
 	smtp_server_free(srv);
 	backpressure_stop();
 	sched_free(sched);

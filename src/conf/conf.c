@@ -140,6 +140,11 @@ static cfg_opt_t auth_failures_opts[] = {
 	CFG_INT("table-size", 10000, CFGF_NONE),
 	CFG_END()};
 
+/* ctl/control.h: the control socket transitctl talks to */
+static cfg_opt_t control_opts[] = {
+	CFG_STR("socket", "/run/transit/control.sock", CFGF_NONE),
+	CFG_END()};
+
 static cfg_opt_t top_opts[] = {
 	CFG_SEC("server", server_opts, CFGF_NONE),
 	CFG_SEC("accepted-domain", domain_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
@@ -152,6 +157,7 @@ static cfg_opt_t top_opts[] = {
 	CFG_SEC("dsn", dsn_opts, CFGF_NONE),
 	CFG_SEC("back-pressure", bp_opts, CFGF_NONE),
 	CFG_SEC("auth-failures", auth_failures_opts, CFGF_NONE),
+	CFG_SEC("control", control_opts, CFGF_NONE),
 	CFG_END()};
 
 /* ---- validators (run while parsing: cfg->line is the current line) ------- */
@@ -1158,6 +1164,7 @@ static int convert(cfg_t *cfg, struct config *c)
 		c->back_pressure.queue_medium = (uint64_t)cfg_getint(bp, "queue-medium");
 		c->back_pressure.queue_high = (uint64_t)cfg_getint(bp, "queue-high");
 	}
+	c->control.socket = absolute_path(cfg_getstr(cfg_getsec(cfg, "control"), "socket"));
 	return 0;
 }
 
@@ -1333,6 +1340,7 @@ void conf_free(struct config *c)
 	free(c->passwd_file);
 	free(c->aliases_file);
 	free(c->queue.retry);
+	free(c->control.socket);
 	if (c->cfg)
 		cfg_free((cfg_t *)c->cfg);
 	free(c->path);

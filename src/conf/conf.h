@@ -191,6 +191,9 @@ struct config {
 		uint64_t memory_high_bytes;
 		uint64_t queue_medium, queue_high; /* messages */
 	} back_pressure; /* policy/backpressure.c */
+	struct {
+		char *socket; /* control { socket }: the unix socket of ctl/control.c */
+	} control;
 	void *cfg; /* the libConfuse tree, for conf_print */
 };
 

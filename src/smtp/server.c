@@ -104,6 +104,17 @@ struct smtp_server *smtp_server_new(const struct smtp_server_params *p)
 
 unsigned smtp_server_sessions(const struct smtp_server *srv) { return srv->nsessions; }
 
+unsigned smtp_server_sessions_on(const struct smtp_server *srv, size_t rc_index)
+{
+	const struct smtp_session *s;
+	unsigned n = 0;
+
+	for (s = srv->sessions; s; s = s->next)
+		if (s->rc != NULL && s->rc_index == rc_index)
+			n++;
+	return n;
+}
+
 void smtp_server_free(struct smtp_server *srv)
 {
 	if (srv == NULL)

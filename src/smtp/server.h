@@ -59,6 +59,8 @@ void smtp_server_accept_proxied(struct smtp_server *srv, int fd, const struct so
  * 421 4.3.2 (rc: the connector for the client, NULL if none), close. */
 void smtp_server_refuse_busy(struct smtp_server *srv, int fd, const struct receive_connector *rc);
 unsigned smtp_server_sessions(const struct smtp_server *srv);
+/* Sessions served by receive connector rc_index now (transitctl status). */
+unsigned smtp_server_sessions_on(const struct smtp_server *srv, size_t rc_index);
 /* Graceful stop (the listeners are already closed). Every session is told
  * "421 4.3.2 <fqdn> Service shutting down" and closed once that is sent:
  * idle ones and those in the middle of a transaction (the transaction is

@@ -142,6 +142,8 @@ def default_config(base, port_smtp, port_smtps):
         # defaults, 2G and 500M, would refuse every MAIL on a small disk);
         # test_backpressure.py sets its own
         "back-pressure": {"disk-free-medium": "20M", "disk-free-high": "10M"},
+        # one control socket per instance (the default is shared by all)
+        "control": {"socket": os.path.join(base, "control.sock")},
     }
 
 
