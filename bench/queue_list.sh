@@ -8,16 +8,27 @@
 #      during the list (the event loop must not stall).
 # Results go to stdout; record them in docs/performance.md ("Queue viewer").
 # Needs about 4.2 KiB of disk (one block + inode) per message.
+# QBENCH_DIR=DIR keeps the work directory (and reuses a spool already built
+# there: generating a million files takes minutes).
+# The daemon starts with every next hop suspended (spool/suspended = "*"),
+# so it holds the whole queue without delivery storms while we measure.
 # TRANSITD / TRANSITCTL override the binaries (default build/).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 transitd=${TRANSITD:-$here/build/transitd}
 transitctl=${TRANSITCTL:-$here/build/transitctl}
 n=${1:-1000000}
-work=$(mktemp -d /tmp/transit-qbench.XXXXXX)
+work=${QBENCH_DIR:-}
+keep=yes
+[ -n "$work" ] || { work=$(mktemp -d /tmp/transit-qbench.XXXXXX); keep=no; }
+mkdir -p "$work"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+cleanup() {
+	[ -n "$pid" ] && kill "$pid" 2>/dev/null
+	wait 2>/dev/null || true
+	[ "$keep" = yes ] || rm -rf "$work"
+}
 trap cleanup EXIT
 cat > "$work/transit.conf" <<CONF
 server { fqdn = "relay.bench.test" spool = "$work/spool" }
@@ -41,11 +52,17 @@ back-pressure { queue-medium = 5000000 queue-high = 6000000 disk-free-medium = "
 control { socket = "$work/control.sock" }
 CONF
 : > "$work/users"
-echo "queue_list: writing $n queue files into $work/spool/queue"
-t0=$(date +%s.%N)
-python3 "$here/bench/queue_gen.py" "$work/spool" "$n"
-t1=$(date +%s.%N)
-printf 'generate: %.1f s\n' "$(echo "$t1 - $t0" | bc)"
+if [ -d "$work/spool/queue" ]; then
+	n=$(find "$work/spool/queue" -maxdepth 1 -type f | wc -l)
+	echo "queue_list: reusing $n queue files in $work/spool/queue"
+else
+	echo "queue_list: writing $n queue files into $work/spool/queue"
+	t0=$(date +%s.%N)
+	python3 "$here/bench/queue_gen.py" "$work/spool" "$n"
+	t1=$(date +%s.%N)
+	printf 'generate: %.1f s\n' "$(echo "$t1 - $t0" | bc)"
+fi
+echo '*' > "$work/spool/suspended"
 sync
 echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
 t0=$(date +%s.%N)
