@@ -357,7 +357,6 @@ static const char *ctl_spool = ""; /* set by cmd_queue for the deferral notes */
 
 static void fill_row(const struct envelope *e, time_t now, struct msg_row *r)
 {
-	struct defer_note dn;
 	size_t pending = envelope_pending(e), i;
 	const char *first = NULL;
 	struct buf b = BUF_INIT;
@@ -376,7 +375,6 @@ static void fill_row(const struct envelope *e, time_t now, struct msg_row *r)
 		free(p);
 	}
 	r->rcpts = buf_steal(&b);
-	(void)dn;
 	r->state = queue_state_of(ctl_spool, e);
 }
 
