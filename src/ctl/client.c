@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,7 +84,8 @@ enum ctl_result ctl_request(const struct config *c, const char *verb, json_t *ar
 	json_t *req, *r;
 	json_error_t jerr;
 	char *line;
-	int fd;
+	bool sent;
+	int fd, send_errno;
 
 	*reply = NULL;
 	memset(&sa, 0, sizeof(sa));
@@ -101,14 +103,15 @@ enum ctl_result ctl_request(const struct config *c, const char *verb, json_t *ar
 	req = json_pack("{s:s, s:O?}", "verb", verb, "args", args);
 	line = req ? json_dumps(req, JSON_COMPACT) : NULL;
 	json_decref(req);
-	if (line == NULL || write_all(fd, line, strlen(line)) != 0 || write_all(fd, "\n", 1) != 0) {
-		snprintf(err, errsz, "cannot send the request to transitd: %s", strerror(errno));
-		free(line);
-		close(fd);
-		return CTL_REFUSED;
-	}
+	sent = line != NULL && write_all(fd, line, strlen(line)) == 0 && write_all(fd, "\n", 1) == 0;
+	send_errno = errno;
 	free(line);
+	/* even when the send failed: transitd may have answered (a refused
+	 * peer gets its reason, then the connection is closed) */
 	if (read_line(fd, &b, clock_mono_ms() + CTL_REPLY_TIMEOUT * 1000u, err, errsz) != 0) {
+		if (!sent)
+			snprintf(err, errsz, "cannot send the request to transitd: %s",
+				 strerror(send_errno));
 		buf_free(&b);
 		close(fd);
 		return CTL_REFUSED;
