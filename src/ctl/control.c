@@ -44,6 +44,7 @@ struct control {
 	uid_t uid; /* server.user (or our own uid when there is none) */
 	gid_t gid;
 	struct event *ev;
+	struct event *pause; /* EMFILE: the listener rests for a second */
 	const struct control_env *env;
 	struct conn *conns;
 	unsigned nconns;
@@ -332,10 +333,18 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 	(void)what;
 	fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0) {
-		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-		    errno != ECONNABORTED)
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+			/* the pending connection stays ready: without a pause the
+			 * level-triggered listener would spin the loop */
+			const struct timeval rest = {1, 0};
+			log_warn("control socket accept: %s: pausing for 1s", strerror(errno));
+			event_del(ctl->ev);
+			evtimer_add(ctl->pause, &rest);
+		} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+			   errno != ECONNABORTED) {
 			log_warn("control socket accept: %s", strerror(errno));
-		return; /* EMFILE: the listener stays level-triggered; the SMTP side has the plan */
+		}
+		return;
 	}
 	if (!peer_allowed(ctl, fd, who, sizeof(who))) {
 		log_warn("control connection refused peer=%s: not root, the server user or its group",
@@ -368,11 +377,21 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 	bufferevent_enable(k->bev, EV_READ | EV_WRITE);
 }
 
+static void on_pause_end(evutil_socket_t fd, short what, void *arg)
+{
+	struct control *ctl = arg;
+
+	(void)fd;
+	(void)what;
+	event_add(ctl->ev, NULL);
+}
+
 void control_start(struct control *ctl, struct event_base *base, const struct control_env *env)
 {
 	ctl->env = env;
 	ctl->ev = event_new(base, ctl->fd, EV_READ | EV_PERSIST, on_accept, ctl);
-	if (ctl->ev == NULL || event_add(ctl->ev, NULL) != 0)
+	ctl->pause = evtimer_new(base, on_pause_end, ctl);
+	if (ctl->ev == NULL || ctl->pause == NULL || event_add(ctl->ev, NULL) != 0)
 		log_fatal("control socket: cannot add the listener event");
 	log_info("control socket listening path=%s group=%ld", ctl->path, (long)ctl->gid);
 }
@@ -385,6 +404,8 @@ void control_free(struct control *ctl)
 		conn_free(ctl->conns);
 	if (ctl->ev)
 		event_free(ctl->ev);
+	if (ctl->pause)
+		event_free(ctl->pause);
 	close(ctl->fd);
 	unlink(ctl->path); /* fails once privileges are dropped: the next start removes it */
 	free(ctl);

@@ -120,12 +120,21 @@ static void marker_work(void *arg)
 	int fd;
 
 	if (m->create) {
+		char dir[4200], *slash;
 		fd = open(m->path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 		if (fd < 0 || fsync(fd) != 0)
 			log_warn("%s cannot write the freeze marker %s: %s", m->qid, m->path,
 				 strerror(errno));
 		if (fd >= 0)
 			close(fd);
+		/* the new name must be durable too */
+		str_copy(dir, m->path, sizeof(dir));
+		if ((slash = strrchr(dir, '/')) != NULL)
+			*slash = '\0';
+		if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+			(void)fsync(fd);
+			close(fd);
+		}
 	} else if (unlink(m->path) != 0 && errno != ENOENT) {
 		log_warn("%s cannot remove the freeze marker %s: %s", m->qid, m->path,
 			 strerror(errno));
@@ -145,8 +154,8 @@ static void marker_set(struct sched *s, const char *qid, bool create)
 
 struct list_job {
 	char path[4200];
-	struct buf_text {
-		char *data;
+	struct {
+		char *data; /* the whole new file; empty: remove it */
 		size_t len;
 	} text;
 };
