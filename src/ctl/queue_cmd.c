@@ -357,9 +357,9 @@ static int per_id_verb(const struct config *c, const char *verb, const char *don
 		json_array_foreach(all_done, k, v)
 			printf("%s %s\n", json_string_value(v), done_word);
 		json_array_foreach(all_failed, k, v) {
-			fprintf(stderr, "transitctl: %s: %s\n",
-				json_string_value(json_object_get(v, "id")) ?: "?",
-				json_string_value(json_object_get(v, "error")) ?: "?");
+			const char *id = json_string_value(json_object_get(v, "id"));
+			const char *why = json_string_value(json_object_get(v, "error"));
+			fprintf(stderr, "transitctl: %s: %s\n", id ? id : "?", why ? why : "?");
 			rc = 1;
 		}
 	}

@@ -20,10 +20,28 @@
 
 typedef const char *per_id_fn(struct sched *s, const char *qid, bool flag);
 
-static const char *do_freeze(struct sched *s, const char *qid, bool f) { (void)f; return sched_freeze(s, qid); }
-static const char *do_thaw(struct sched *s, const char *qid, bool f) { (void)f; return sched_thaw(s, qid); }
-static const char *do_retry(struct sched *s, const char *qid, bool f) { (void)f; return sched_retry(s, qid); }
-static const char *do_delete(struct sched *s, const char *qid, bool ndr) { return sched_delete(s, qid, ndr); }
+static const char *do_freeze(struct sched *s, const char *qid, bool unused)
+{
+	(void)unused;
+	return sched_freeze(s, qid);
+}
+
+static const char *do_thaw(struct sched *s, const char *qid, bool unused)
+{
+	(void)unused;
+	return sched_thaw(s, qid);
+}
+
+static const char *do_retry(struct sched *s, const char *qid, bool unused)
+{
+	(void)unused;
+	return sched_retry(s, qid);
+}
+
+static const char *do_delete(struct sched *s, const char *qid, bool ndr)
+{
+	return sched_delete(s, qid, ndr);
+}
 
 static json_t *per_id(const struct control_env *env, const json_t *args, per_id_fn *fn, bool flag,
 		      char *err, size_t errsz)
