@@ -3,7 +3,9 @@
  *
  *     transitctl [-c FILE] user add|passwd|del USER
  *     transitctl [-c FILE] user list
- *     transitctl [-c FILE] queue list [--json]
+ *     transitctl [-c FILE] queue list [--by-next-hop] [FILTERS] [--json]
+ *     transitctl [-c FILE] queue show|export|freeze|thaw|retry|delete|suspend|resume ...
+ *     transitctl [-c FILE] status [--json]
  *     transitctl [-c FILE] route explain RCPT [--from S] [--size N] ...
  *     transitctl [-c FILE] reload [--timeout SECONDS]
  *
@@ -49,6 +51,9 @@
 #include "ctl/reload_cmd.h"
 #include "ctl/track.h"
 #include "ctl/cert.h"
+#include "ctl/queue_cmd.h"
+#include "ctl/queue_view.h"
+#include "ctl/status_cmd.h"
 #include "net/listener.h"
 #include "policy/recipient.h"
 #include "util/buf.h"
@@ -72,9 +77,17 @@ static void usage(FILE *out)
 	      "  user passwd USER     change a user's password\n"
 	      "  user del USER        remove a user\n"
 	      "  user list            print every user, one per line\n"
-	      "  queue list [--json]  show the messages in the queue\n"
-	      "  queue list --by-next-hop [--json]\n"
-	      "                       one line per next hop: counts, oldest, last error\n"
+	      "  queue list [--by-next-hop] [--sender S] [--recipient R]\n"
+	      "             [--state active|deferred|frozen|done] [--older-than T] [--json]\n"
+	      "                       the messages in the queue (or one line per next hop)\n"
+	      "  queue show ID [--json]   envelope, recipients, attempts, errors, headers\n"
+	      "  queue export ID      the raw message on standard output\n"
+	      "  queue freeze|thaw|retry ID...|FILTERS [--json]\n"
+	      "  queue delete [--ndr] ID...|FILTERS [--json]\n"
+	      "                       change messages through the running transitd\n"
+	      "  queue suspend|resume NEXT-HOP|--all [--json]\n"
+	      "                       stop or restart delivery to a next hop (or all)\n"
+	      "  status [--json]      version, uptime, connections, queue, back pressure\n"
 	      "  route explain RCPT [--from SENDER] [--size N] [--receive-connector NAME]\n"
 	      "                [--authenticated]\n"
 	      "                       how a recipient would be answered at RCPT and routed,\n"
@@ -334,6 +347,9 @@ static int cmd_user(int argc, char **argv)
 struct msg_list {
 	struct envelope **env;
 	size_t n, cap;
+	const struct queue_filter *f;
+	const char *spool;
+	time_t now;
 };
 
 static void collect_msg_cb(const char *path, struct envelope *env, void *arg)
@@ -341,6 +357,11 @@ static void collect_msg_cb(const char *path, struct envelope *env, void *arg)
 	struct msg_list *ml = arg;
 
 	(void)path;
+	if (ml->f && !queue_filter_match(ml->f, ml->spool, env, ml->now)) {
+		envelope_free(env);
+		free(env);
+		return;
+	}
 	if (ml->n == ml->cap) {
 		ml->cap = ml->cap ? ml->cap * 2 : 256;
 		ml->env = xrealloc(ml->env, ml->cap * sizeof(*ml->env));
@@ -382,7 +403,6 @@ static const char *ctl_spool = ""; /* set by cmd_queue for the deferral notes */
 
 static void fill_row(const struct envelope *e, time_t now, struct msg_row *r)
 {
-	struct defer_note dn;
 	size_t pending = envelope_pending(e), i;
 	const char *first = NULL;
 	struct buf b = BUF_INIT;
@@ -401,8 +421,7 @@ static void fill_row(const struct envelope *e, time_t now, struct msg_row *r)
 		free(p);
 	}
 	r->rcpts = buf_steal(&b);
-	queue_view_defer_note(ctl_spool, e->qid, &dn);
-	r->state = pending == 0 ? "done" : dn.present ? "deferred" : "queued";
+	r->state = queue_state_of(ctl_spool, e);
 }
 
 /* Columns on the terminal: UTF-8 continuation bytes take no room. */
@@ -558,9 +577,7 @@ static json_t *json_message(const struct envelope *e, time_t now)
 						     : json_null());
 	json_object_set_new(o, "envid", json_str(e->envid));
 	queue_view_defer_note(ctl_spool, e->qid, &dn);
-	json_object_set_new(o, "state", json_string(!envelope_pending(e) ? "done"
-						    : dn.present	    ? "deferred"
-									    : "queued"));
+	json_object_set_new(o, "state", json_string(queue_state_of(ctl_spool, e)));
 	if (dn.present) {
 		rfc3339((time_t)dn.next_try, when, sizeof(when));
 		json_object_set_new(o, "attempts", json_integer((json_int_t)dn.attempts));
@@ -597,17 +614,29 @@ static void print_json(struct envelope **env, size_t n, time_t now)
 static int cmd_queue(int argc, char **argv)
 {
 	struct msg_list ml = {0};
+	struct queue_filter f = {0};
 	struct config *c;
 	bool json = false, by_hop = false;
 	time_t now;
 	long r;
-	size_t i;
+	int i;
 
 	if (argc < 2)
-		die(EXIT_USAGE, "queue: missing subcommand (list)");
-	if (strcmp(argv[1], "list") != 0)
-		die(EXIT_USAGE, "queue: unknown subcommand '%s'", argv[1]);
-	for (i = 2; i < (size_t)argc; i++) {
+		die(EXIT_USAGE, "queue: missing subcommand (list, show, export, freeze, thaw, retry, "
+				"delete, suspend, resume)");
+	if (strcmp(argv[1], "list") != 0) {
+		int rc;
+		c = load_config();
+		rc = queue_admin_main(c, argc, argv);
+		conf_free(c);
+		return rc;
+	}
+	for (i = 2; i < argc; i++) {
+		int fr = queue_filter_option(&f, argc, argv, &i);
+		if (fr < 0)
+			exit(EXIT_USAGE);
+		if (fr > 0)
+			continue;
 		if (strcmp(argv[i], "--json") == 0)
 			json = true;
 		else if (strcmp(argv[i], "--by-next-hop") == 0)
@@ -617,6 +646,9 @@ static int cmd_queue(int argc, char **argv)
 	}
 	c = load_config();
 	ctl_spool = c->server.spool;
+	ml.f = f.any ? &f : NULL;
+	ml.spool = c->server.spool;
+	ml.now = time(NULL);
 	errno = 0;
 	r = queue_walk(c->server.spool, collect_msg_cb, &ml);
 	if (r < 0)
@@ -630,12 +662,12 @@ static int cmd_queue(int argc, char **argv)
 	else if (json)
 		print_json(ml.env, ml.n, now);
 	else if (ml.n == 0)
-		puts("queue is empty");
+		puts(f.any ? "no message matches" : "queue is empty");
 	else
 		print_table(ml.env, ml.n, now);
-	for (i = 0; i < ml.n; i++) {
-		envelope_free(ml.env[i]);
-		free(ml.env[i]);
+	for (size_t k = 0; k < ml.n; k++) {
+		envelope_free(ml.env[k]);
+		free(ml.env[k]);
 	}
 	free(ml.env);
 	conf_free(c);
@@ -701,10 +733,15 @@ static int cmd_route(int argc, char **argv)
 /* ---- reload (ctl/reload_cmd.c) ----------------------------------------------- */
 
 static int cmd_reload(int argc, char **argv) { return ctl_reload(ctl_conf_path, argc, argv); }
+
 /* ---- track (ctl/track.c) ---------------------------------------------------- */
 
 static int cmd_track(int argc, char **argv) { return ctl_track(argc, argv, ctl_conf_path); }
+
+/* ---- cert (ctl/cert.c) ------------------------------------------------------ */
+
 static int cmd_cert(int argc, char **argv) { return ctl_cert(ctl_conf_path, argc, argv); }
+
 /* ---- check (ctl/check.c) ----------------------------------------------------- */
 
 static int cmd_check(int argc, char **argv)
@@ -716,6 +753,17 @@ static int cmd_check(int argc, char **argv)
 	if (rv == EXIT_USAGE)
 		fputs("Try 'transitctl -h' for help.\n", stderr);
 	return rv;
+}
+
+/* ---- status (ctl/status_cmd.c) ------------------------------------------------ */
+
+static int cmd_status(int argc, char **argv)
+{
+	struct config *c = load_config();
+	int rc = status_main(c, argc, argv);
+
+	conf_free(c);
+	return rc;
 }
 
 /* ---- main ----------------------------------------------------------------- */
@@ -731,6 +779,7 @@ static const struct {
 	{"track", cmd_track},
 	{"cert", cmd_cert},
 	{"check", cmd_check},
+	{"status", cmd_status},
 };
 
 int main(int argc, char **argv)

@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -41,6 +42,7 @@
 #include "daemon/reload.h"
 #include "ctl/http.h"
 #include "daemon/status.h"
+#include "ctl/control.h"
 #include "dir/aliases.h"
 #include "dir/ldapdir.h"
 #include "dir/passwd.h"
@@ -56,6 +58,7 @@
 #include "queue/sched.h"
 #include "queue/stats.h"
 #include "smtp/server.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/pidlock.h"
@@ -268,6 +271,8 @@ int main(int argc, char **argv)
 	struct conf_gen *gen;
 	struct sched_runtime srt;
 	struct http_server *http = NULL;
+	struct control *ctl;
+	struct control_env cenv;
 	char err[512];
 	long n;
 
@@ -316,6 +321,8 @@ int main(int argc, char **argv)
 	aliases = alias_db_open(c->aliases_file);
 	passwd_db_set_aliases(users, aliases);
 	srt.users = users;
+	if ((ctl = control_open(c, err, sizeof(err))) == NULL) /* as root: owner root */
+		log_fatal("%s", err);
 	drop_privileges(c);
 	daemon_logs_start(c);
 
@@ -368,6 +375,15 @@ int main(int argc, char **argv)
 	dmn.sched = sched;
 	snprintf(dmn.spool, sizeof(dmn.spool), "%s", c->server.spool);
 	dmn.started = time(NULL);
+	memset(&cenv, 0, sizeof(cenv));
+	cenv.gen = &dmn.gen; /* the current generation, replaced by reloads */
+	cenv.base = base;
+	cenv.sched = sched;
+	cenv.srv = srv;
+	cenv.version = TRANSIT_VERSION;
+	cenv.started = time(NULL);
+	cenv.started_mono_ms = clock_mono_ms();
+	control_start(ctl, base, &cenv);
 	daemon_reload_record(&dmn, true, "");
 	/* /metrics and /status: its thread asks the loop for a snapshot of the
 	 * daemon's current generation (daemon/status.c) */
@@ -404,6 +420,7 @@ int main(int argc, char **argv)
 	daemon_reload_cancel(&dmn);
 	http_stop(http); /* its thread no longer asks the loop for anything */
 	listeners_free(st.ls);
+	control_free(ctl);
 	smtp_server_free(srv);
 	backpressure_stop();
 	sched_free(sched);

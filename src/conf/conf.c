@@ -181,8 +181,10 @@ static cfg_opt_t logs_opts[] = {
 	CFG_SEC("protocol", logs_protocol_opts, CFGF_NONE),
 	CFG_END()};
 
-/* ctl/http.c: the unauthenticated status page, loopback unless allowed */
+/* control { }: the control socket transitctl talks to (ctl/control.h), and
+ * the unauthenticated status page (ctl/http.c), loopback unless allowed */
 static cfg_opt_t control_opts[] = {
+	CFG_STR("socket", "/run/transit/control.sock", CFGF_NONE), /* ctl/control.h */
 	CFG_STR("http", NULL, CFGF_NONE),
 	CFG_BOOL("http-allow-remote", cfg_false, CFGF_NONE),
 	CFG_END()};
@@ -1369,6 +1371,7 @@ static int convert(cfg_t *cfg, struct config *c)
 		const char *http = cfg_getstr(ctl, "http");
 		c->control.http_enabled = http && *http && parse_binding(http, &c->control.http);
 		c->control.http_allow_remote = cfg_getbool(ctl, "http-allow-remote") == cfg_true;
+		c->control.socket = absolute_path(cfg_getstr(ctl, "socket"));
 	}
 	return 0;
 }
@@ -1549,6 +1552,7 @@ void conf_free(struct config *c)
 	conf_ldap_free(&c->ldap);
 	free(c->queue.retry);
 	free(c->logs.path);
+	free(c->control.socket);
 	if (c->cfg)
 		cfg_free((cfg_t *)c->cfg);
 	free(c->path);

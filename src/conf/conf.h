@@ -220,6 +220,7 @@ struct config {
 		bool http_enabled;
 		struct binding http;
 		bool http_allow_remote; /* http-allow-remote = true: a non-loopback address */
+		char *socket; /* control { socket }: the unix socket of ctl/control.c */
 	} control;
 	void *cfg; /* the libConfuse tree, for conf_print */
 };

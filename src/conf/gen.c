@@ -111,6 +111,7 @@ unsigned conf_gen_restart_only_changes(const struct config *old, const struct co
 				      same_limits(&old->logs.tracking_limits,
 						  &new->logs.tracking_limits)},
 		{"logs.protocol", same_limits(&old->logs.protocol_limits, &new->logs.protocol_limits)},
+		{"control.socket", same_str(old->control.socket, new->control.socket)},
 		{"control.http", old->control.http_enabled == new->control.http_enabled &&
 					 (!old->control.http_enabled ||
 					  strcmp(old->control.http.text, new->control.http.text) == 0)},

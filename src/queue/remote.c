@@ -92,6 +92,8 @@ static void rconn_next_target(struct rconn *rc);
 static void rconn_try_next(struct rconn *rc);
 static void rconn_pump(struct rconn *rc);
 static void nexthop_kick(struct sched *s, struct nexthop *nh);
+static void nexthop_hand_back(struct nexthop *nh);
+static bool nexthop_suspended(const struct sched *s, const struct nexthop *nh);
 
 static size_t nh_capacity(const struct nexthop *nh, const struct sched *s)
 {
@@ -321,6 +323,10 @@ static void rconn_pump(struct rconn *rc)
 	char path[4200];
 	size_t i;
 
+	if (j != NULL && nexthop_suspended(rc->s, nh)) {
+		nexthop_hand_back(nh);
+		j = NULL;
+	}
 	if (j == NULL || (rc->sent >= REMOTE_TURN_JOBS && others_waiting(rc->s, nh))) {
 		rconn_free(rc); /* done, or its turn is over: the slot goes on */
 		return;
@@ -548,10 +554,37 @@ static void rconn_next_target(struct rconn *rc)
 		dns_resolve_mx(dns, sc->hosts[rc->target - 1].host, resolved, rc);
 }
 
+/* The hop was suspended (transitctl queue suspend) after these jobs were
+ * queued: give them back to their entries, unsent; the entries go through
+ * dispatch again, which holds them until the hop is resumed. */
+static void nexthop_hand_back(struct nexthop *nh)
+{
+	struct nh_job *j;
+	size_t i;
+
+	while ((j = TAILQ_FIRST(&nh->jobs)) != NULL) {
+		TAILQ_REMOVE(&nh->jobs, j, link);
+		nh->njobs--;
+		for (i = 0; i < j->n; i++)
+			j->e->rt[j->idx[i]].busy = false;
+		sched_part_done(j->e);
+		free(j);
+	}
+}
+
+static bool nexthop_suspended(const struct sched *s, const struct nexthop *nh)
+{
+	return admin_hop_suspended(s, nh->sc->name, nh->domain);
+}
+
 /* Open connections while the hop has work for more, within its own limit
  * and queue.max-connections; when the total is reached, wait in line. */
 static void nexthop_kick(struct sched *s, struct nexthop *nh)
 {
+	if (nexthop_suspended(s, nh)) {
+		nexthop_hand_back(nh);
+		return;
+	}
 	while (nexthop_wants_conn(nh)) {
 		struct rconn *rc;
 

@@ -83,6 +83,7 @@ struct sched *sched_new(struct conf_gen *gen, const struct sched_runtime *rt,
 			log_warn("cannot create %s: %s", d, strerror(errno));
 	}
 	remote_init(s);
+	admin_init(s);
 	return s;
 }
 
@@ -96,10 +97,11 @@ void sched_set_generation(struct sched *s, struct conf_gen *gen)
 
 size_t sched_count(const struct sched *s) { return s->count; }
 
-static void make_ready(struct qentry *e)
+void sched_make_ready(struct qentry *e)
 {
 	if (e->on_ready || e->parts || e->dsns)
 		return;
+	e->parked = false;
 	TAILQ_INSERT_TAIL(&e->s->ready_list, e, ready);
 	e->on_ready = true;
 	event_active(e->s->kick, 0, 0);
@@ -109,7 +111,7 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	make_ready(arg);
+	sched_make_ready(arg);
 }
 
 /* ---- deferral file: <spool>/defer/<qid> ------------------------------------ */
@@ -237,13 +239,15 @@ void sched_add(struct sched *s, struct envelope *env)
 	e->mono_base = clock_mono_ms();
 	LIST_INSERT_HEAD(&s->all_list, e, all);
 	s->count++;
+	htable_put(s->byqid, env->qid, e);
+	admin_note_added(e);
 	defer_read(e);
 	if (e->next_try > now) {
 		struct timeval tv = {(time_t)wait_seconds(now, e->next_try, longest_retry(s)), 0};
 		evtimer_add(e->retry_timer, &tv);
 		return;
 	}
-	make_ready(e);
+	sched_make_ready(e);
 }
 
 void sched_submit(struct sched *s, struct envelope *env)
@@ -260,6 +264,7 @@ void sched_submit(struct sched *s, struct envelope *env)
 static void entry_free(struct qentry *e)
 {
 	LIST_REMOVE(e, all);
+	htable_del(e->s->byqid, e->env->qid);
 	if (e->on_ready)
 		TAILQ_REMOVE(&e->s->ready_list, e, ready);
 	e->s->count--;
@@ -437,6 +442,7 @@ struct removal {
 	char path[PATH_MAX]; /* the job's own: it needs no struct queue */
 	char qid[QID_MAX];
 	char defer[4200];
+	char frozen[4200];
 };
 
 static void removal_work(void *arg)
@@ -446,7 +452,22 @@ static void removal_work(void *arg)
 	if (unlink(r->path) != 0 && errno != ENOENT)
 		log_warn("%s cannot remove queue file: %s", r->qid, strerror(errno));
 	unlink(r->defer);
+	unlink(r->frozen);
 	free(r);
+}
+
+void sched_entry_remove(struct qentry *e)
+{
+	struct sched *s = e->s;
+	struct removal *r = xmalloc(sizeof(*r));
+
+	queue_path(s->q, e->env->qid, r->path, sizeof(r->path));
+	memcpy(r->qid, e->env->qid, sizeof(r->qid));
+	defer_path(s, e->env->qid, r->defer, sizeof(r->defer));
+	admin_frozen_path(s->spool, e->env->qid, r->frozen, sizeof(r->frozen));
+	workq_submit(s->wq, removal_work, NULL, r);
+	log_info("%s removed", e->env->qid);
+	entry_free(e);
 }
 
 /* All parts are back: DSNs, removal, or the next try. */
@@ -460,19 +481,16 @@ void sched_settle(struct qentry *e)
 	if (notify_send_due(e))
 		return; /* comes back here when the DSNs are committed */
 	if (envelope_pending(e->env) == 0) {
-		struct removal *r = xmalloc(sizeof(*r));
-		queue_path(s->q, e->env->qid, r->path, sizeof(r->path));
-		memcpy(r->qid, e->env->qid, sizeof(r->qid));
-		defer_path(s, e->env->qid, r->defer, sizeof(r->defer));
-		workq_submit(s->wq, removal_work, NULL, r);
-		log_info("%s removed", e->env->qid);
-		entry_free(e);
+		sched_entry_remove(e);
 		return;
 	}
 	if (!e->deferred) {
-		/* recipients left over (a full batch): go again */
-		if (pending_work(e))
-			make_ready(e);
+		/* recipients left over (a full batch): go again, unless what is
+		 * left waits for a suspended next hop (admin.c: resume wakes it) */
+		if (pending_work(e) && e->held)
+			e->parked = true;
+		else if (pending_work(e))
+			sched_make_ready(e);
 		else
 			log_warn("%s nothing to do but recipients pending", e->env->qid);
 		return;
@@ -675,6 +693,7 @@ static void dispatch_entry(struct sched *s, struct qentry *e, struct batch **bp,
 	bool *done = xcalloc(env->nrcpt, sizeof(bool));
 
 	e->parts++; /* hold the entry while dispatching */
+	e->held = false;
 	for (i = 0; i < env->nrcpt; i++) {
 		char local[256], ldom[256];
 		const char *domain;
@@ -692,6 +711,11 @@ static void dispatch_entry(struct sched *s, struct qentry *e, struct batch **bp,
 		str_copy(ldom, domain, sizeof(ldom));
 		str_lower(ldom);
 		route_domain(s->conf, ldom, &r);
+		if ((r.kind == ROUTE_MAILBOX && admin_hop_suspended(s, "mailbox", ldom)) ||
+		    (r.kind == ROUTE_CONNECTOR && admin_hop_suspended(s, r.sc->name, ldom))) {
+			e->held = true; /* stays queued: transitctl queue resume */
+			continue;
+		}
 		if (e->attempts == 0 && r.kind != ROUTE_CONNECTOR) {
 			log_info("%s route to=<%s> next-hop=%s", env->qid, env->rcpt[i].addr,
 				 r.kind == ROUTE_MAILBOX ? "mailbox" : "none");
@@ -765,6 +789,10 @@ static void sched_dispatch(evutil_socket_t fd, short what, void *arg)
 
 		TAILQ_REMOVE(&s->ready_list, e, ready);
 		e->on_ready = false;
+		if (e->frozen) {
+			e->parked = true; /* transitctl queue thaw makes it ready again */
+			continue;
+		}
 		if (sched_entry_age(e) >= s->conf->queue.expire) {
 			e->parts++;
 			expire_entry(e);
@@ -805,6 +833,7 @@ void sched_free(struct sched *s)
 	remote_free(s);
 	while (!LIST_EMPTY(&s->all_list))
 		entry_free(LIST_FIRST(&s->all_list));
+	admin_free(s);
 	event_free(s->kick);
 	conf_gen_unref(s->gen);
 	free(s);

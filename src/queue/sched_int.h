@@ -52,6 +52,9 @@ struct qentry {
 	uint64_t age_base;    /* age in seconds when the entry was added (wall clock, clamped) */
 	uint64_t mono_base;   /* clock_mono_ms() then: the age grows by the monotonic clock */
 	char last_error[600];
+	bool frozen;	      /* transitctl queue freeze: never dispatched (admin.c) */
+	bool held;	      /* this dispatch skipped a recipient of a suspended next hop */
+	bool parked;	      /* frozen or held: off every list until thaw/resume (admin.c) */
 	TAILQ_ENTRY(qentry) ready;
 	bool on_ready;
 	LIST_ENTRY(qentry) all;
@@ -80,6 +83,11 @@ struct sched {
 	TAILQ_HEAD(nh_wait_list, nexthop) nh_waiting;
 	struct dsn_job *dsn_jobs; /* DSNs being built on a worker (notify.c) */
 	char spool[4096];
+	/* admin.c: transitctl's freeze and suspend */
+	struct htable *byqid;	     /* qid -> struct qentry */
+	struct htable *frozen_init;  /* qids with a <spool>/frozen/ marker, until sched_add */
+	struct htable *suspended;    /* next hop or connector name -> (void *)1 */
+	bool suspend_all;	     /* queue suspend --all */
 };
 
 enum rcpt_outcome { OUT_DELIVERED, OUT_RELAYED, OUT_DEFERRED, OUT_FAILED };
@@ -98,6 +106,23 @@ void sched_file_update(struct sched *s, const char *qid, const uint64_t *state_o
  * it was added (clamped at 0), then counted on the monotonic clock, so a
  * clock step while transitd runs changes nothing (util/clock.h). */
 uint64_t sched_entry_age(const struct qentry *e);
+
+/* Put an entry on the ready list (no-op when it is there, in flight or
+ * waiting for DSNs). */
+void sched_make_ready(struct qentry *e);
+/* Remove an entry's file (on a worker) and free the entry. */
+void sched_entry_remove(struct qentry *e);
+
+/* admin.c */
+void admin_init(struct sched *s);
+void admin_free(struct sched *s);
+/* Is delivery to this next hop suspended? connector: the send connector's
+ * name, or "mailbox" for local delivery; domain: lower-case. */
+bool admin_hop_suspended(const struct sched *s, const char *connector, const char *domain);
+/* sched_add: mark an entry frozen if a marker was found at start. */
+void admin_note_added(struct qentry *e);
+/* <spool>/frozen/<qid>, the marker that makes a freeze survive a restart. */
+void admin_frozen_path(const char *spool, const char *qid, char *out, size_t outsz);
 
 /* remote.c */
 void remote_init(struct sched *s);

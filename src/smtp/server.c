@@ -125,6 +125,19 @@ void smtp_server_set_generation(struct smtp_server *srv, struct conf_gen *gen)
 
 unsigned smtp_server_sessions(const struct smtp_server *srv) { return srv->nsessions; }
 
+unsigned smtp_server_sessions_on(const struct smtp_server *srv, const char *connector)
+{
+	const struct smtp_session *s;
+	unsigned n = 0;
+
+	/* by name: a session started on an older configuration generation
+	 * counts on the connector of the same name */
+	for (s = srv->sessions; s; s = s->next)
+		if (s->rc != NULL && strcmp(s->rc->name, connector) == 0)
+			n++;
+	return n;
+}
+
 void smtp_server_free(struct smtp_server *srv)
 {
 	if (srv == NULL)

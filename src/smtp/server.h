@@ -65,6 +65,11 @@ void smtp_server_accept_proxied(struct smtp_server *srv, int fd, const struct so
  * 421 4.3.2 (rc: the connector for the client, NULL if none), close. */
 void smtp_server_refuse_busy(struct smtp_server *srv, int fd, const struct receive_connector *rc);
 unsigned smtp_server_sessions(const struct smtp_server *srv);
+/* Sessions served now by the receive connector of that name (transitctl
+ * status), whatever configuration generation they started on. */
+unsigned smtp_server_sessions_on(const struct smtp_server *srv, const char *connector);
+
+
 /* Graceful stop (the listeners are already closed). Every session is told
  * "421 4.3.2 <fqdn> Service shutting down" and closed once that is sent:
  * idle ones and those in the middle of a transaction (the transaction is

@@ -176,3 +176,14 @@ void *htable_del(struct htable *t, const char *key)
 }
 
 size_t htable_count(const struct htable *t) { return t->count; }
+
+void htable_each(const struct htable *t, void (*cb)(const char *key, void *value, void *arg),
+		 void *arg)
+{
+	size_t i;
+	struct hnode *n;
+
+	for (i = 0; i < t->nslots; i++)
+		for (n = t->slots[i]; n; n = n->next)
+			cb(n->key, n->value, arg);
+}

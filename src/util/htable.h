@@ -28,5 +28,8 @@ void *htable_put(struct htable *t, const char *key, void *value);
 /* Remove; returns the value (or NULL). */
 void *htable_del(struct htable *t, const char *key);
 size_t htable_count(const struct htable *t);
+/* Visit every entry (in no particular order); cb must not change t. */
+void htable_each(const struct htable *t, void (*cb)(const char *key, void *value, void *arg),
+		 void *arg);
 
 #endif

@@ -144,6 +144,8 @@ def default_config(base, port_smtp, port_smtps):
         "back-pressure": {"disk-free-medium": "20M", "disk-free-high": "10M"},
         # message tracking is on by default: its files go here, not /var/log
         "logs": {"path": os.path.join(base, "logs")},
+        # one control socket per instance (the default is shared by all)
+        "control": {"socket": os.path.join(base, "control.sock")},
     }
 
 
