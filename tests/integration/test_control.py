@@ -163,3 +163,29 @@ def test_daemon_down_changes_fail_reads_work(transit):
     assert b"queue is empty" in p.stdout
     p = t.ctl("queue", "list", "--by-next-hop", "--json", check=True)
     assert json.loads(p.stdout) == []
+
+
+def test_status_after_reload_certificate_and_last_check(transit):
+    """status reads the configuration generation in force: after a reload
+    that renames nothing it still answers (the first generation's
+    configuration is freed by then), with the certificate that expires
+    first and the result `transitctl check` saved."""
+    t = transit
+    st = ctl_json(t, "status")
+    cert = st["certificate"]
+    assert len(cert["thumbprint"]) == 64 and cert["days_left"] > 30, cert
+    assert cert["in_use"] >= 1 and cert["expiring"] == 0, cert
+    assert "last_check" not in st
+    with open(os.path.join(t.spool, "check.json"), "w") as f:
+        json.dump({"ok": False, "results": [{"kind": "ptr", "status": "PROBLEM"}]}, f)
+    t.write_config()
+    for _ in range(2):  # the first generation is freed after the second
+        p = t.ctl("reload", timeout=60)
+        assert p.returncode == 0, p.stderr
+    st = ctl_json(t, "status")
+    assert st["fqdn"] == "mx.example.test"
+    assert [rc["name"] for rc in st["receive_connectors"]] == ["internet", "submissions"]
+    assert st["certificate"]["thumbprint"] == cert["thumbprint"]
+    assert st["last_check"]["ok"] is False
+    out = t.ctl("status", check=True).stdout.decode()
+    assert "certificate" in out and "last_check" in out, out
