@@ -22,6 +22,7 @@
 
 #include <event2/event.h>
 
+#include "log/tracking.h"
 #include "util/htable.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -220,6 +221,15 @@ static struct qentry *find(struct sched *s, const char *qid)
 	return htable_get(s->byqid, qid);
 }
 
+/* FREEZE, THAW, DELETE in the tracking log (log/tracking.h). */
+static void track_admin(const struct qentry *e, const char *event, const char *reason)
+{
+	tracking_event(&(struct track_event){.event = event,
+					     .qid = e->env->qid,
+					     .sender = e->env->sender,
+					     .reason = reason});
+}
+
 const char *sched_freeze(struct sched *s, const char *qid)
 {
 	struct qentry *e = find(s, qid);
@@ -231,6 +241,7 @@ const char *sched_freeze(struct sched *s, const char *qid)
 	e->frozen = true;
 	marker_set(s, qid, true);
 	log_info("%s frozen by the administrator", qid);
+	track_admin(e, "FREEZE", "administrator");
 	return NULL;
 }
 
@@ -245,6 +256,7 @@ const char *sched_thaw(struct sched *s, const char *qid)
 	e->frozen = false;
 	marker_set(s, qid, false);
 	log_info("%s thawed by the administrator", qid);
+	track_admin(e, "THAW", "administrator");
 	if (e->parked)
 		sched_make_ready(e);
 	return NULL;
@@ -285,6 +297,7 @@ const char *sched_delete(struct sched *s, const char *qid, bool ndr)
 	}
 	e->parked = false;
 	log_info("%s deleted by the administrator%s", qid, ndr ? " (with a DSN to the sender)" : "");
+	track_admin(e, "DELETE", ndr ? "administrator, with a DSN to the sender" : "administrator");
 	if (!ndr) {
 		sched_entry_remove(e);
 		return NULL;

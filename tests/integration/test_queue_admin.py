@@ -58,6 +58,18 @@ def peer_ports():
     return free_ports(2)
 
 
+def tracked_events(t, qid):
+    """The events of qid in the tracking log (transitctl track), once the
+    writer has flushed them."""
+    def events():
+        p = t.ctl("track", "--queue-id", qid, "--json")
+        return {json.loads(l)["event"] for l in p.stdout.decode().splitlines() if l.strip()}
+    harness.wait_until(lambda: {"FREEZE", "THAW", "DELETE"} & events(), 10,
+                       what="admin events tracked")
+    time.sleep(0.2)
+    return events()
+
+
 def test_freeze_survives_restart_then_thaw_and_retry(transit_conf, peer_ports):
     t = transit_conf
     port_a, _ = peer_ports
@@ -89,6 +101,7 @@ def test_freeze_survives_restart_then_thaw_and_retry(transit_conf, peer_ports):
     finally:
         peer.stop()
     assert not os.path.exists(os.path.join(t.spool, "frozen", qid))
+    assert tracked_events(t, qid) >= {"FREEZE", "THAW"}
 
 
 def test_suspend_stops_one_next_hop_only(transit_conf, peer_ports):
@@ -155,6 +168,7 @@ def test_delete_ndr_sends_a_dsn_and_silent_delete_none(transit_conf, peer_ports)
     assert len(t.mail_files("alice")) == 1, "a silent delete sent a DSN"
     p = t.ctl("queue", "delete", q2)
     assert p.returncode == 1 and b"no such message" in p.stderr
+    assert "DELETE" in tracked_events(t, q1) and "DELETE" in tracked_events(t, q2)
 
 
 def test_list_filters_show_and_export(transit_conf, peer_ports):
