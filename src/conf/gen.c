@@ -83,6 +83,7 @@ static bool same_ldap(const struct ldap_conf *a, const struct ldap_conf *b)
 	       same_str(a->group_filter, b->group_filter) && same_str(a->mail_attr, b->mail_attr) &&
 	       same_str(a->alias_attr, b->alias_attr) && same_str(a->member_attr, b->member_attr) &&
 	       same_str(a->password_attr, b->password_attr) &&
+	       same_str(a->accept_from_attr, b->accept_from_attr) &&
 	       a->password_check == b->password_check && a->cache_ttl == b->cache_ttl &&
 	       a->timeout == b->timeout && a->cache_size == b->cache_size;
 }

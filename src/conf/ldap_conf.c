@@ -33,6 +33,7 @@ cfg_opt_t conf_ldap_opts[] = {
 	CFG_STR("alias-attribute", "mailLocalAddress", CFGF_NONE),
 	CFG_STR("member-attribute", "member", CFGF_NONE),
 	CFG_STR("password-attribute", "userPassword", CFGF_NONE),
+	CFG_STR("accept-from-attribute", NULL, CFGF_NONE), /* policy/accept_from.h */
 	CFG_STR("password-check", "bind", CFGF_NONE),
 	CFG_STR("cache-ttl", "60s", CFGF_NONE),
 	CFG_STR("timeout", "5s", CFGF_NONE),
@@ -212,6 +213,7 @@ void conf_ldap_validators(cfg_t *root)
 	cfg_set_validate_func(root, "users|ldap|alias-attribute", v_attr);
 	cfg_set_validate_func(root, "users|ldap|member-attribute", v_attr);
 	cfg_set_validate_func(root, "users|ldap|password-attribute", v_attr);
+	cfg_set_validate_func(root, "users|ldap|accept-from-attribute", v_attr);
 	cfg_set_validate_func(root, "users|ldap|password-check", v_password_check);
 	cfg_set_validate_func(root, "users|ldap|cache-ttl", v_seconds);
 	cfg_set_validate_func(root, "users|ldap|timeout", v_seconds);
@@ -273,6 +275,7 @@ int conf_ldap_convert(cfg_t *users, const char *path, struct ldap_conf *out)
 	out->alias_attr = dup_opt(sec, "alias-attribute");
 	out->member_attr = dup_opt(sec, "member-attribute");
 	out->password_attr = dup_opt(sec, "password-attribute");
+	out->accept_from_attr = dup_opt(sec, "accept-from-attribute");
 	out->password_check = strcmp(cfg_getstr(sec, "password-check"), "compare") == 0
 				      ? LDAP_CHECK_COMPARE
 				      : LDAP_CHECK_BIND;
@@ -303,5 +306,6 @@ void conf_ldap_free(struct ldap_conf *lc)
 	free(lc->alias_attr);
 	free(lc->member_attr);
 	free(lc->password_attr);
+	free(lc->accept_from_attr);
 	memset(lc, 0, sizeof(*lc));
 }

@@ -33,6 +33,9 @@ struct ldap_conf {
 	char *alias_attr;
 	char *member_attr;
 	char *password_attr;
+	char *accept_from_attr;	 /* NULL: not read; its value "authenticated" (or
+				  * "TRUE", as Exchange's flag) closes the entry
+				  * to anonymous mail (policy/accept_from.h) */
 	enum ldap_password_check password_check;
 	uint64_t cache_ttl;	 /* seconds, >= 1 */
 	uint64_t timeout;	 /* seconds, network and operation, >= 1 */

@@ -27,6 +27,7 @@
 #include <lber.h>
 #include <ldap.h>
 
+#include "dir/attrs.h"
 #include "dir/passwd.h"
 #include "util/clock.h"
 #include "util/htable.h"
@@ -43,6 +44,7 @@
 
 struct cached {
 	enum ldapdir_kind kind;
+	struct dir_attrs attrs;
 	uint64_t expires_ms; /* clock_mono_ms() */
 	size_t n;
 	char (*addrs)[ALIAS_ADDR_MAX];
@@ -69,6 +71,7 @@ struct ldapdir_fetch {
 /* The answer being built by one lookup. */
 struct result {
 	enum ldapdir_kind kind;
+	struct dir_attrs attrs; /* of the entry found (user or group) */
 	size_t n, max;
 	char (*addrs)[ALIAS_ADDR_MAX];
 	char *seen[LDAPDIR_GROUPS_MAX]; /* group DNs visited */
@@ -377,11 +380,28 @@ static int find_one(struct ldapdir *d, LDAP *l, const char *tmpl, const char *ad
 	return *e ? 1 : 0;
 }
 
+/* The per-address attributes of entry e (dir/attrs.h): accept-from from
+ * accept-from-attribute, when configured. A value other than
+ * "authenticated"/"TRUE" (Exchange's msExchRequireAuthToSendTo) or
+ * "anyone"/"FALSE" is taken as authenticated, as in the passwd-file: a
+ * typo must not open a protected address. */
+static void read_attrs(struct ldapdir *d, LDAP *l, LDAPMessage *e, struct dir_attrs *out)
+{
+	char *v;
+
+	memset(out, 0, sizeof(*out));
+	if (d->lc->accept_from_attr == NULL || (v = ld_first(l, e, d->lc->accept_from_attr)) == NULL)
+		return;
+	out->accept_from_authenticated =
+		str_casecmp(v, "anyone") != 0 && str_casecmp(v, "FALSE") != 0;
+	free(v);
+}
+
 static void lookup_server(struct ldapdir *d, const char *addr, struct result *r)
 {
 	const struct ldap_conf *lc = d->lc;
-	char *uattrs[] = {lc->mail_attr, NULL};
-	char *gattrs[] = {lc->member_attr, NULL};
+	char *uattrs[] = {lc->mail_attr, lc->accept_from_attr, NULL};
+	char *gattrs[] = {lc->member_attr, lc->accept_from_attr, NULL};
 	LDAPMessage *res = NULL, *e;
 	LDAP *l = ld_open(d);
 	int found;
@@ -392,6 +412,8 @@ static void lookup_server(struct ldapdir *d, const char *addr, struct result *r)
 	found = find_one(d, l, lc->user_filter, addr, uattrs, &res, &e);
 	if (found == 1) {
 		char *mail = ld_first(l, e, lc->mail_attr);
+
+		read_attrs(d, l, e, &r->attrs);
 
 		if (mail == NULL)
 			r->kind = LDAPDIR_NONE; /* a person without a mail address */
@@ -410,6 +432,7 @@ static void lookup_server(struct ldapdir *d, const char *addr, struct result *r)
 			char *dn = ldap_get_dn(l, e);
 
 			r->kind = LDAPDIR_ALIAS;
+			read_attrs(d, l, e, &r->attrs);
 			if (dn)
 				r->seen[r->nseen++] = xstrdup(dn);
 			ldap_memfree(dn);
@@ -451,6 +474,7 @@ static void cache_put(struct ldapdir *d, const char *addr, const struct result *
 		return;
 	c = xcalloc(1, sizeof(*c));
 	c->kind = r->kind;
+	c->attrs = r->attrs;
 	c->expires_ms = now + d->lc->cache_ttl * 1000;
 	c->n = r->n;
 	if (r->n) {
@@ -500,6 +524,27 @@ enum ldapdir_kind ldapdir_cached(struct ldapdir *d, const char *addr,
 	}
 	pthread_mutex_unlock(&d->lock);
 	return kind;
+}
+
+bool ldapdir_cached_attrs(struct ldapdir *d, const char *addr, struct dir_attrs *out)
+{
+	char key[ALIAS_ADDR_MAX];
+	struct cached *c;
+	bool found = false;
+
+	memset(out, 0, sizeof(*out));
+	if (!str_copy(key, addr, sizeof(key)))
+		return false;
+	str_lower(key);
+	pthread_mutex_lock(&d->lock);
+	c = htable_get(d->cache, key);
+	if (c && clock_mono_ms() < c->expires_ms &&
+	    (c->kind == LDAPDIR_MAILBOX || c->kind == LDAPDIR_ALIAS)) {
+		*out = c->attrs;
+		found = true;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return found;
 }
 
 /* Ask the server for addr and cache the answer (up to ALIAS_EXPAND_MAX

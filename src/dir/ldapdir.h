@@ -54,6 +54,12 @@ void ldapdir_free(struct ldapdir *d);
 
 /* From the cache only; never blocks. out gets the final addresses of an
  * alias (at most max). */
+/* The attributes (dir/attrs.h: accept-from) of a mailbox, alias or group
+ * in the cache; false, with *out cleared, when the cache does not hold
+ * it as one. Event loop. */
+struct dir_attrs;
+bool ldapdir_cached_attrs(struct ldapdir *d, const char *addr, struct dir_attrs *out);
+
 enum ldapdir_kind ldapdir_cached(struct ldapdir *d, const char *addr,
 				 char (*out)[ALIAS_ADDR_MAX], size_t max, size_t *n);
 /* The cache, else the server (blocking; worker threads only). Never

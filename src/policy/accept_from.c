@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "dir/aliases.h"
+#include "dir/ldapdir.h"
 #include "dir/passwd.h"
 
 bool accept_from_allows(const struct dir_attrs *a, bool authenticated)
@@ -24,6 +25,8 @@ void accept_from_lookup(struct passwd_db *users, const char *addr, struct dir_at
 	memset(out, 0, sizeof(*out));
 	if (users == NULL)
 		return;
+	if (passwd_db_ldap(users) && ldapdir_cached_attrs(passwd_db_ldap(users), addr, out))
+		return; /* put in the cache by the RCPT's policy step (smtp/dir_wait.c) */
 	if (passwd_db_attrs(users, addr, out))
 		return;
 	(void)alias_db_attrs(passwd_db_aliases(users), addr, out);

@@ -465,3 +465,30 @@ def test_slapd_hanging_times_out(transit_conf, slapd):
     finally:
         slapd.proc.send_signal(signal.SIGCONT)
     wait_log(t, r"ldap uri=\S+ state=down")
+
+
+def test_accept_from_attribute(transit_conf, slapd):
+    """accept-from-attribute: a person or a group whose attribute says
+    "authenticated" refuses anonymous mail at RCPT (550 5.7.1) and takes
+    authenticated submission; "anyone" leaves it open."""
+    t = transit_conf
+    port = add_submission(t)
+    for dn, value in (("uid=bob", "authenticated"), ("cn=team", "TRUE"),
+                      ("uid=alice", "anyone")):
+        slapd.modify("dn: %s,%s\nchangetype: modify\nadd: businessCategory\n"
+                     "businessCategory: %s\n" % (dn, PEOPLE, value))
+    use_ldap(t, slapd, **{"accept-from-attribute": "businessCategory"})
+    t.start()
+    with t.raw(port=t.port_smtp) as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<bob@example.test>", 250)   # claims to be bob: still anonymous
+        c.expect("RCPT TO:<bob@example.test>", 550, "5.7.1")
+        c.expect("RCPT TO:<team@example.test>", 550, "5.7.1")
+        c.expect("RCPT TO:<alice@example.test>", 250)
+        c.expect("RCPT TO:<info@example.test>", 250)    # alice's alias: alice's mark
+    with auth_ok(t, port) as c:
+        c.expect("MAIL FROM:<alice@example.test>", 250)
+        c.expect("RCPT TO:<bob@example.test>", 250)
+        c.expect("RCPT TO:<team@example.test>", 250)
+    p = t.ctl("route", "explain", "bob@example.test")
+    assert p.returncode == 1 and b"5.7.1" in p.stdout, p.stdout
