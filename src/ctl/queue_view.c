@@ -94,23 +94,6 @@ void queue_view_defer_note(const char *spool, const char *qid, struct defer_note
 	fclose(f);
 }
 
-static void hop_key(const struct config *c, const char *addr, char *key, size_t keysz)
-{
-	const char *at = strrchr(addr, '@');
-	char domain[256];
-	struct route r;
-
-	str_copy(domain, at ? at + 1 : "", sizeof(domain));
-	str_lower(domain);
-	route_domain(c, domain, &r);
-	if (r.kind == ROUTE_MAILBOX)
-		snprintf(key, keysz, "mailbox:%s", domain);
-	else if (r.kind == ROUTE_CONNECTOR)
-		snprintf(key, keysz, "%s:%s", r.sc->name, domain);
-	else
-		snprintf(key, keysz, "no-route:%s", domain);
-}
-
 static int by_key(const void *a, const void *b)
 {
 	return strcmp((*(struct hop *const *)a)->key, (*(struct hop *const *)b)->key);
@@ -144,7 +127,7 @@ void queue_view_by_next_hop(const struct config *c, struct envelope **env, size_
 
 			if (env[i]->rcpt[k].state != RCPT_QUEUED)
 				continue;
-			hop_key(c, env[i]->rcpt[k].addr, key, sizeof(key));
+			route_hop_key(c, env[i]->rcpt[k].addr, key, sizeof(key));
 			if ((h = htable_get(t, key)) == NULL) {
 				h = xcalloc(1, sizeof(*h));
 				str_copy(h->key, key, sizeof(h->key));

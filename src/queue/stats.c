@@ -19,23 +19,6 @@
 #include "util/str.h"
 #include "util/xmalloc.h"
 
-static void hop_key(const struct config *c, const char *addr, char *key, size_t keysz)
-{
-	const char *at = strrchr(addr, '@');
-	char domain[256];
-	struct route r;
-
-	str_copy(domain, at ? at + 1 : "", sizeof(domain));
-	str_lower(domain);
-	route_domain(c, domain, &r);
-	if (r.kind == ROUTE_MAILBOX)
-		snprintf(key, keysz, "mailbox:%s", domain);
-	else if (r.kind == ROUTE_CONNECTOR)
-		snprintf(key, keysz, "%s:%s", r.sc->name, domain);
-	else
-		snprintf(key, keysz, "no-route:%s", domain);
-}
-
 struct hop_acc {
 	struct sched_hop_stats st;
 	const struct qentry *last; /* counts a message once per hop */
@@ -60,7 +43,7 @@ static void count_hops(const struct sched *s, const struct qentry *e, struct hta
 
 		if (e->env->rcpt[i].state != RCPT_QUEUED)
 			continue;
-		hop_key(s->conf, e->env->rcpt[i].addr, key, sizeof(key));
+		route_hop_key(s->conf, e->env->rcpt[i].addr, key, sizeof(key));
 		if ((h = htable_get(t, key)) == NULL) {
 			if (*nv >= SCHED_STATS_HOPS_MAX)
 				continue;

@@ -169,3 +169,20 @@ void route_explain_connectors(const struct config *c, const char *domain, const 
 		buf_printf(out, "%s%s", j ? "," : "", r->sc->allowed_senders[j]);
 	buf_putc(out, '\n');
 }
+
+void route_hop_key(const struct config *c, const char *addr, char *key, size_t keysz)
+{
+	const char *at = strrchr(addr, '@');
+	char domain[256];
+	struct route r;
+
+	str_copy(domain, at ? at + 1 : "", sizeof(domain));
+	str_lower(domain);
+	route_domain(c, domain, &r);
+	if (r.kind == ROUTE_MAILBOX)
+		snprintf(key, keysz, "mailbox:%s", domain);
+	else if (r.kind == ROUTE_CONNECTOR)
+		snprintf(key, keysz, "%s:%s", r.sc->name, domain);
+	else
+		snprintf(key, keysz, "no-route:%s", domain);
+}

@@ -36,6 +36,11 @@ struct route {
 /* Route a (lower-case) recipient domain. */
 void route_domain(const struct config *c, const char *domain, struct route *r);
 
+/* The next hop of a recipient address as the queue viewer, transitctl
+ * queue suspend and /status name it: "CONNECTOR:domain", "mailbox:domain"
+ * or "no-route:domain" (domain lower-cased). */
+void route_hop_key(const struct config *c, const char *addr, char *key, size_t keysz);
+
 /* Specificity of one address space for a domain: -1 no match, else
  * higher is more specific. */
 int route_space_match(const struct address_space *a, const char *domain);
