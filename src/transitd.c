@@ -231,6 +231,13 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	daemon_reload_signal(arg);
 }
 
+/* transitctl reload, through the control socket: as SIGHUP. */
+static void reload_asked(void *arg)
+{
+	log_info("reload asked on the control socket");
+	daemon_reload_signal(arg);
+}
+
 static void on_message(void *arg, struct envelope *env) { sched_submit(arg, env); }
 
 static void recovered(struct envelope *env, void *arg) { sched_add(arg, env); }
@@ -377,6 +384,8 @@ int main(int argc, char **argv)
 	dmn.started = time(NULL);
 	memset(&cenv, 0, sizeof(cenv));
 	cenv.gen = &dmn.gen; /* the current generation, replaced by reloads */
+	cenv.reload = reload_asked;
+	cenv.reload_arg = &dmn;
 	cenv.base = base;
 	cenv.sched = sched;
 	cenv.srv = srv;

@@ -43,6 +43,9 @@ struct control_env {
 	const char *version;
 	time_t started;		/* wall clock, for display */
 	uint64_t started_mono_ms; /* for the uptime */
+	/* the "reload" verb: start one (daemon_reload_signal); NULL: refused */
+	void (*reload)(void *arg);
+	void *reload_arg;
 };
 
 struct control;

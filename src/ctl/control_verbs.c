@@ -14,6 +14,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static const struct {
 	const char *name;
@@ -27,6 +28,7 @@ static const struct {
 	{"queue.delete", verb_queue_delete},
 	{"queue.suspend", verb_queue_suspend},
 	{"queue.resume", verb_queue_resume},
+	{"reload", verb_reload},
 };
 
 json_t *verb_ping(const struct control_env *env, const json_t *args, char *err, size_t errsz)
@@ -35,6 +37,20 @@ json_t *verb_ping(const struct control_env *env, const json_t *args, char *err, 
 	(void)err;
 	(void)errsz;
 	return json_pack("{s:s}", "version", env->version);
+}
+
+/* Start a reload (daemon/reload.h, through env->reload); the outcome is
+ * recorded in spool/reload.status, which transitctl reload waits for
+ * (ctl/reload_cmd.c). One already under way makes another follow it. */
+json_t *verb_reload(const struct control_env *env, const json_t *args, char *err, size_t errsz)
+{
+	(void)args;
+	if (env->reload == NULL) {
+		snprintf(err, errsz, "this transitd cannot reload");
+		return NULL;
+	}
+	env->reload(env->reload_arg);
+	return json_pack("{s:I}", "pid", (json_int_t)getpid());
 }
 
 json_t *control_verb_run(const struct control_env *env, const char *verb, const json_t *args,

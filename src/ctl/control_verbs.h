@@ -26,6 +26,7 @@ json_t *control_verb_run(const struct control_env *env, const char *verb, const 
 
 /* The verbs (each in the file of its concern). */
 control_verb_fn verb_ping;	   /* control_verbs.c */
+control_verb_fn verb_reload;	   /* control_verbs.c */
 control_verb_fn verb_status;	   /* verbs_status.c */
 control_verb_fn verb_queue_freeze; /* verbs_queue.c, and the five below */
 control_verb_fn verb_queue_thaw;

@@ -3,8 +3,7 @@
  */
 #include "ctl/reload_cmd.h"
 
-#include <errno.h>
-#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,9 +11,9 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
+#include "ctl/client.h"
 #include "ctl/reload_status.h"
 #include "util/clock.h"
-#include "util/pidlock.h"
 
 #define RELOAD_WAIT_DEFAULT 60 /* s: the daemon checks with `transitd -n` first */
 #define RELOAD_POLL_MS 50
@@ -29,7 +28,9 @@ int ctl_reload(const char *conf_path, int argc, char **argv)
 {
 	struct config *c;
 	struct reload_status before, now;
-	char lock[4200];
+	char err[1024];
+	json_t *reply = NULL;
+	bool have_before;
 	uint64_t seen = 0, deadline;
 	long timeout = RELOAD_WAIT_DEFAULT;
 	pid_t pid;
@@ -52,21 +53,25 @@ int ctl_reload(const char *conf_path, int argc, char **argv)
 				"running transitd keeps its configuration\n", conf_path);
 		return 1;
 	}
-	snprintf(lock, sizeof(lock), "%s/transitd.lock", c->server.spool);
-	pid = pidlock_holder(lock);
-	if (pid <= 0) {
-		fprintf(stderr, "transitctl: transitd is not running (no daemon holds %s)\n", lock);
+	/* the record before asking: the answer is the next attempt of the
+	 * daemon that answers */
+	have_before = reload_status_read(c->server.spool, &before) == 0;
+	switch (ctl_request(c, "reload", NULL, &reply, err, sizeof(err))) {
+	case CTL_OK:
+		break;
+	case CTL_NOT_RUNNING:
+		fprintf(stderr, "transitctl: %s\n", err);
+		conf_free(c);
+		return 1;
+	default:
+		fprintf(stderr, "transitctl: reload: %s\n", err);
 		conf_free(c);
 		return 1;
 	}
-	if (reload_status_read(c->server.spool, &before) == 0 && before.pid == (long)pid)
+	pid = (pid_t)json_integer_value(json_object_get(reply, "pid"));
+	json_decref(reply);
+	if (have_before && before.pid == (long)pid)
 		seen = before.attempt;
-	if (kill(pid, SIGHUP) != 0) {
-		fprintf(stderr, "transitctl: cannot signal transitd (pid %ld): %s\n", (long)pid,
-			strerror(errno));
-		conf_free(c);
-		return 1;
-	}
 	deadline = clock_mono_ms() + (uint64_t)timeout * 1000;
 	for (;;) {
 		const struct timespec pause = {0, RELOAD_POLL_MS * 1000000L};

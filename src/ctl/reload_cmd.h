@@ -2,12 +2,12 @@
  * reload_cmd.h - `transitctl reload`: ask the running transitd to load
  * its configuration again and report the outcome.
  *
- * Today the request is SIGHUP to the pid in <spool>/transitd.lock, and
- * the answer is read from <spool>/reload.status (ctl/reload_status.h):
- * the command waits, bounded, for an attempt newer than the one it saw
- * before the signal. When the control socket exists, the same verb sends
- * {"verb": "reload"} there and the daemon answers with daemon_reload()'s
- * result; only this file changes.
+ * The request is {"verb": "reload"} on the control socket (ctl/client.h;
+ * so the socket's peer check decides who may reload: root, the server
+ * user, its group), answered at once with the daemon's pid; the outcome
+ * is read from <spool>/reload.status (ctl/reload_status.h): the command
+ * waits, bounded, for an attempt of that daemon newer than the one it saw
+ * before asking. (SIGHUP starts the same reload.)
  *
  * Exit status: 0 reloaded; 1 refused (the reason, "file:line: ...", on
  * stderr; the daemon keeps its configuration), daemon not running, or no

@@ -70,19 +70,3 @@ int pidlock_acquire(const char *path, pid_t *holder, char *err, size_t errsz)
 	return fd;
 }
 
-pid_t pidlock_holder(const char *path)
-{
-	pid_t pid = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-
-	if (fd < 0)
-		return 0;
-	/* Held exclusively: a daemon runs. When nobody holds it we get the
-	 * shared lock for an instant; a daemon starting in that instant is
-	 * refused ("spool in use") and must be started again - the price of
-	 * flock(2) having no way to ask without locking. */
-	if (flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK)
-		pid = read_holder(fd);
-	close(fd); /* drops our shared lock, if we got it */
-	return pid;
-}

@@ -17,8 +17,5 @@
  * holds the lock, and then *holder is the pid it wrote (0: unreadable). */
 int pidlock_acquire(const char *path, pid_t *holder, char *err, size_t errsz);
 
-/* The pid of the process holding the lock on path now; 0 when nobody
- * holds it (no daemon runs), the file is missing or names no pid. */
-pid_t pidlock_holder(const char *path);
 
 #endif

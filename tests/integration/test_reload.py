@@ -355,3 +355,17 @@ def test_reload_after_privilege_drop(transit_conf):
     c.starttls()
     c.ehlo()
     c.close()
+
+
+def test_reload_goes_through_the_control_socket(transit):
+    """transitctl reload asks on the control socket: the daemon logs the
+    request, and with the daemon gone the command says so and fails."""
+    t = transit
+    p = reload_ctl(t)
+    assert p.returncode == 0, p.stderr
+    assert b"transitd reloaded: configuration generation 2" in p.stdout, p.stdout
+    assert "reload asked on the control socket" in t.log_text(settle=0.3)
+    t.stop()
+    p = reload_ctl(t, timeout=20)
+    assert p.returncode == 1
+    assert b"transitd is not running (control socket " in p.stderr, p.stderr
