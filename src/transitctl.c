@@ -7,7 +7,7 @@
  *     transitctl [-c FILE] queue show|export|freeze|thaw|retry|delete|suspend|resume ...
  *     transitctl [-c FILE] status [--json]
  *     transitctl [-c FILE] route explain RCPT [--from S] [--size N] ...
- *     transitctl [-c FILE] reload [--timeout SECONDS]
+ *     transitctl [-c FILE] reload [--timeout SECONDS] [--json]
  *
  * A thin main: users live in the passwd-file of dir/passwd.h (the file
  * named by "users { passwd-file }"), messages in the queue of
@@ -92,7 +92,8 @@ static void usage(FILE *out)
 	      "                [--authenticated]\n"
 	      "                       how a recipient would be answered at RCPT and routed,\n"
 	      "                       and why (exit 1 when it would be refused)\n"
-	      "  reload [--timeout S] make the running transitd load the configuration\n"
+	      "  reload [--timeout S] [--json]\n"
+	      "                       make the running transitd load the configuration\n"
 	      "                       again (exit 1 when it refuses the file, with why)\n"
 	      "  track [--sender S] [--recipient R] [--message-id M] [--queue-id Q]\n"
 	      "        [--since T] [--until T] [--event E] [--json]\n"

@@ -20,7 +20,7 @@
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: transitctl reload [--timeout SECONDS]\n");
+	fprintf(stderr, "usage: transitctl reload [--timeout SECONDS] [--json]\n");
 	return 2;
 }
 
@@ -34,6 +34,7 @@ int ctl_reload(const char *conf_path, int argc, char **argv)
 	uint64_t seen = 0, deadline;
 	long timeout = RELOAD_WAIT_DEFAULT;
 	pid_t pid;
+	bool json = false;
 	int i;
 
 	for (i = 1; i < argc; i++) {
@@ -42,6 +43,8 @@ int ctl_reload(const char *conf_path, int argc, char **argv)
 			timeout = strtol(argv[++i], &end, 10);
 			if (*end || timeout < 1 || timeout > 3600)
 				return usage();
+		} else if (strcmp(argv[i], "--json") == 0) {
+			json = true;
 		} else {
 			return usage();
 		}
@@ -87,6 +90,15 @@ int ctl_reload(const char *conf_path, int argc, char **argv)
 		nanosleep(&pause, NULL);
 	}
 	conf_free(c);
+	if (json) { /* the outcome as the daemon recorded it; errors above stay text */
+		json_t *o = json_pack("{s:b, s:I, s:I, s:s}", "ok", now.ok, "generation",
+				      (json_int_t)now.generation, "pid", (json_int_t)now.pid,
+				      "message", now.message);
+		json_dumpf(o, stdout, JSON_COMPACT);
+		putchar('\n');
+		json_decref(o);
+		return now.ok ? 0 : 1;
+	}
 	if (!now.ok) {
 		fprintf(stderr, "transitctl: reload refused: %s\n", now.message);
 		fprintf(stderr, "transitctl: transitd keeps configuration generation %llu\n",

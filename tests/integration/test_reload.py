@@ -365,6 +365,10 @@ def test_reload_goes_through_the_control_socket(transit):
     assert p.returncode == 0, p.stderr
     assert b"transitd reloaded: configuration generation 2" in p.stdout, p.stdout
     assert "reload asked on the control socket" in t.log_text(settle=0.3)
+    p = t.ctl("reload", "--json", timeout=60)
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout.decode())
+    assert r["ok"] is True and r["generation"] == 3 and r["pid"] == t.proc.pid, r
     t.stop()
     p = reload_ctl(t, timeout=20)
     assert p.returncode == 1
