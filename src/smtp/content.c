@@ -35,7 +35,6 @@
 #include "util/xmalloc.h"
 #include "util/metrics.h"
 
-void session_release_dead(struct smtp_session *s); /* server.c */
 
 void content_fail(struct smtp_tx *tx, const char *reason, int code, const char *enh,
 		  const char *text)

@@ -277,4 +277,14 @@ void from_binding_check(struct smtp_session *s);
 bool session_rate_refuses_mail(struct smtp_session *s);
 bool session_rate_refuses_rcpt(struct smtp_session *s);
 
+/* Between server.c, shutdown.c and content.c. */
+const char *session_state_name(enum session_state st);
+/* Free s now; with a commit pending it is detached (dead) and freed by
+ * the commit's callback through session_release_dead(). */
+void session_free(struct smtp_session *s);
+void session_release_dead(struct smtp_session *s);
+/* What a graceful stop does with s now (shutdown.c): on every tick, and
+ * when a commit comes back (session_resume). force: the grace is over. */
+void session_shutdown_step(struct smtp_session *s, bool force);
+
 #endif
