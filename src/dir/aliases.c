@@ -15,11 +15,12 @@
 #include <time.h>
 
 #include "dir/attrs.h"
+#include "util/filewatch.h"
 #include "util/log.h"
 #include "util/str.h"
 #include "util/xmalloc.h"
 
-#define ALIAS_RELOAD_INTERVAL_NS 1000000000LL
+#define ALIAS_RELOAD_INTERVAL_MS 1000
 #define ALIAS_FILE_MAX (4 * 1024 * 1024)
 
 struct alias {
@@ -41,9 +42,7 @@ struct alias_db {
 	struct alias_table table;
 	bool loaded, missing;
 	int last_errno;
-	struct stat id; /* identity of the loaded file */
-	bool checked;
-	struct timespec last_check; /* CLOCK_MONOTONIC */
+	struct file_watch watch; /* the file as last read (also a bad one) */
 	char last_error[256];	    /* to log a bad file once */
 };
 
@@ -246,7 +245,7 @@ static void db_reload(struct alias_db *db)
 		return;
 	}
 	fclose(f);
-	db->id = st; /* a bad file is not read again until it changes */
+	file_watch_note(&db->watch, &st); /* a bad file is not read again until it changes */
 	db->missing = false;
 	db->last_errno = 0;
 	if (table_parse(text, &t, &bad_line, why, sizeof(why)) < 0) {
@@ -267,31 +266,19 @@ static void db_reload(struct alias_db *db)
 		log_info("aliases %s reloaded aliases=%zu members=%zu", db->path, t.n, t.members);
 }
 
-static bool same_file(const struct stat *a, const struct stat *b)
-{
-	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
-	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
-}
-
 /* With db->lock held: reload when the file changed, at most once a second. */
 static void db_refresh(struct alias_db *db)
 {
-	struct timespec now;
-	struct stat st;
-	long long elapsed;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	elapsed = (long long)(now.tv_sec - db->last_check.tv_sec) * 1000000000LL +
-		  (now.tv_nsec - db->last_check.tv_nsec);
-	if (db->checked && elapsed < ALIAS_RELOAD_INTERVAL_NS)
+	switch (file_watch_poll(&db->watch, db->path, ALIAS_RELOAD_INTERVAL_MS)) {
+	case FILE_WATCH_NOT_YET:
+	case FILE_WATCH_SAME:
 		return;
-	db->checked = true;
-	db->last_check = now;
-	if (stat(db->path, &st) == 0) {
-		if ((db->loaded || db->id.st_ino != 0) && same_file(&db->id, &st))
-			return;
-	} else if (errno == ENOENT && db->missing) {
-		return;
+	case FILE_WATCH_GONE:
+		if (errno == ENOENT && db->missing)
+			return; /* still missing: said once already */
+		break;
+	case FILE_WATCH_CHANGED:
+		break;
 	}
 	db_reload(db);
 }

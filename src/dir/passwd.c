@@ -51,6 +51,7 @@
 #include "dir/ldapdir.h"
 #include "util/buf.h"
 #include "util/fileio.h"
+#include "util/filewatch.h"
 #include "util/log.h"
 #include "util/str.h"
 #include "util/xmalloc.h"
@@ -60,7 +61,7 @@
 #define PW_PASSWORD_MAX 1024 /* longer passwords are refused, never truncated */
 #define PW_LINE_MAX 8192     /* longer lines are malformed */
 #define PW_NEW_MODE 0640
-#define PW_RELOAD_INTERVAL_NS 1000000000LL
+#define PW_RELOAD_INTERVAL_MS 1000
 
 /* Verified for unknown users so they cost the same as known ones; no
  * password is known to match it and the result is ignored anyway. */
@@ -337,25 +338,13 @@ struct passwd_db {
 	pthread_mutex_t lock;
 	char *path;
 	struct pw_table table;
-	bool loaded;	   /* the identity below is valid */
+	bool loaded;	   /* a file was read into table */
 	bool missing;	   /* the file was missing at the last check */
 	int last_errno;	   /* of the last failed open, to warn once per cause */
-	dev_t dev;
-	ino_t ino;
-	off_t size;
-	struct timespec mtim;
-	bool checked;
-	struct timespec last_check; /* CLOCK_MONOTONIC */
+	struct file_watch watch; /* the file as last read */
 	struct ldapdir *ldap;	    /* users { ldap }: answers instead of the file */
 	struct alias_db *aliases;   /* not owned */
 };
-
-static bool pw_same_file(const struct passwd_db *db, const struct stat *st)
-{
-	return db->loaded && db->dev == st->st_dev && db->ino == st->st_ino &&
-	       db->size == st->st_size && db->mtim.tv_sec == st->st_mtim.tv_sec &&
-	       db->mtim.tv_nsec == st->st_mtim.tv_nsec;
-}
 
 /* Read the file into a fresh table; keep the old one on any error. */
 static void pw_db_reload(struct passwd_db *db)
@@ -408,10 +397,7 @@ static void pw_db_reload(struct passwd_db *db)
 	db->loaded = true;
 	db->missing = false;
 	db->last_errno = 0;
-	db->dev = st.st_dev;
-	db->ino = st.st_ino;
-	db->size = st.st_size;
-	db->mtim = st.st_mtim;
+	file_watch_note(&db->watch, &st);
 	/* the first load is reported by whoever opened the directory
 	 * (transitd's start line); every later one is an event to log */
 	if (first)
@@ -423,26 +409,20 @@ static void pw_db_reload(struct passwd_db *db)
 /* With db->lock held: reload when the file changed, at most once a second. */
 static void pw_db_refresh(struct passwd_db *db)
 {
-	struct timespec now;
-	struct stat st;
-	long long elapsed;
-
 	if (db->path == NULL)
 		return; /* no file: the LDAP directory answers */
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	elapsed = (long long)(now.tv_sec - db->last_check.tv_sec) * 1000000000LL +
-		  (now.tv_nsec - db->last_check.tv_nsec);
-	if (db->checked && elapsed < PW_RELOAD_INTERVAL_NS)
+	switch (file_watch_poll(&db->watch, db->path, PW_RELOAD_INTERVAL_MS)) {
+	case FILE_WATCH_NOT_YET:
 		return;
-	db->checked = true;
-	db->last_check = now;
-	if (stat(db->path, &st) == 0) {
-		if (pw_same_file(db, &st)) {
-			db->missing = false; /* back as it was: nothing to read */
-			return;
-		}
-	} else if (errno == ENOENT && db->missing) {
+	case FILE_WATCH_SAME:
+		db->missing = false; /* back as it was: nothing to read */
 		return;
+	case FILE_WATCH_GONE:
+		if (errno == ENOENT && db->missing)
+			return; /* still missing: said once already */
+		break;
+	case FILE_WATCH_CHANGED:
+		break;
 	}
 	pw_db_reload(db);
 }
