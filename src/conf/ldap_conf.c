@@ -290,6 +290,25 @@ int conf_ldap_convert(cfg_t *users, const char *path, struct ldap_conf *out)
 	return 0;
 }
 
+static char *dup_or_null(const char *s) { return s ? xstrdup(s) : NULL; }
+
+void conf_ldap_copy(struct ldap_conf *dst, const struct ldap_conf *src)
+{
+	*dst = *src; /* the flags and numbers; every string is copied below */
+	dst->uri = dup_or_null(src->uri);
+	dst->base = dup_or_null(src->base);
+	dst->bind_dn = dup_or_null(src->bind_dn);
+	dst->bind_password = dup_or_null(src->bind_password);
+	dst->tls_ca_file = dup_or_null(src->tls_ca_file);
+	dst->user_filter = dup_or_null(src->user_filter);
+	dst->group_filter = dup_or_null(src->group_filter);
+	dst->mail_attr = dup_or_null(src->mail_attr);
+	dst->alias_attr = dup_or_null(src->alias_attr);
+	dst->member_attr = dup_or_null(src->member_attr);
+	dst->password_attr = dup_or_null(src->password_attr);
+	dst->accept_from_attr = dup_or_null(src->accept_from_attr);
+}
+
 void conf_ldap_free(struct ldap_conf *lc)
 {
 	free(lc->uri);

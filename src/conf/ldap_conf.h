@@ -49,6 +49,9 @@ void conf_ldap_validators(cfg_t *root);
 /* users section -> out. 0, or -1 after printing "path: ..." on stderr. */
 int conf_ldap_convert(cfg_t *users, const char *path, struct ldap_conf *out);
 void conf_ldap_free(struct ldap_conf *lc);
+/* A deep copy (free it with conf_ldap_free), for what outlives the
+ * configuration generation it was made from (dir/ldapdir.c). */
+void conf_ldap_copy(struct ldap_conf *dst, const struct ldap_conf *src);
 /* A filter template: starts with '(', balanced parentheses, at least one
  * "%s", no other '%' than "%%". false with the reason in why. */
 bool conf_ldap_filter_ok(const char *tmpl, char *why, size_t whysz);

@@ -51,7 +51,9 @@ struct cached {
 };
 
 struct ldapdir {
-	const struct ldap_conf *lc;
+	const struct ldap_conf *lc; /* &own */
+	struct ldap_conf own; /* a copy: the directory is made once and outlives
+			       * the configuration generation it came from */
 	pthread_mutex_t lock; /* cache, down, fetches */
 	struct htable *cache;
 	bool down;
@@ -89,7 +91,8 @@ struct ldapdir *ldapdir_new(const struct ldap_conf *lc)
 {
 	struct ldapdir *d = xcalloc(1, sizeof(*d));
 
-	d->lc = lc;
+	conf_ldap_copy(&d->own, lc);
+	d->lc = &d->own;
 	pthread_mutex_init(&d->lock, NULL);
 	d->cache = htable_new();
 	return d;
@@ -114,6 +117,7 @@ void ldapdir_free(struct ldapdir *d)
 	}
 	htable_free(d->cache, cached_free);
 	pthread_mutex_destroy(&d->lock);
+	conf_ldap_free(&d->own);
 	free(d);
 }
 

@@ -492,3 +492,22 @@ def test_accept_from_attribute(transit_conf, slapd):
         c.expect("RCPT TO:<team@example.test>", 250)
     p = t.ctl("route", "explain", "bob@example.test")
     assert p.returncode == 1 and b"5.7.1" in p.stdout, p.stdout
+
+
+def test_lookups_after_reload(transit_conf, slapd):
+    """The LDAP directory is made once and outlives the configuration
+    generation it was made from: after reloads (the first generation
+    freed), lookups still work (ASan: no use of the freed configuration)."""
+    t = transit_conf
+    use_ldap(t, slapd)
+    t.start()
+    for _ in range(2):
+        p = t.ctl("reload", timeout=60)
+        assert p.returncode == 0, p.stderr
+    with t.raw(port=t.port_smtp) as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<carol@other.test>", 250)
+        c.expect("RCPT TO:<alice@example.test>", 250)
+        c.expect("RCPT TO:<team@example.test>", 250)
+        c.expect("RCPT TO:<nobody@example.test>", 550, "5.1.1")
+    assert t.proc.poll() is None
