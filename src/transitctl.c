@@ -47,6 +47,7 @@
 #include "util/str.h"
 #include "util/xmalloc.h"
 #include "ctl/check.h"
+#include "ctl/complain.h"
 #include "ctl/queue_view.h"
 #include "ctl/reload_cmd.h"
 #include "ctl/track.h"
@@ -61,7 +62,7 @@
 
 #define CTL_DEFAULT_CONF "/etc/transit/transit.conf"
 #define CTL_PASSWORD_MAX 1024 /* as dir/passwd.c */
-#define EXIT_USAGE 2
+#define EXIT_USAGE CTL_EXIT_USAGE
 
 static const char *ctl_conf_path = CTL_DEFAULT_CONF;
 
@@ -128,14 +129,9 @@ static void die(int status, const char *fmt, ...)
 {
 	va_list ap;
 
-	fflush(stdout);
-	fputs("transitctl: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	(void)ctl_vcomplain(status, NULL, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
-	if (status == EXIT_USAGE)
-		fputs("Try 'transitctl -h' for help.\n", stderr);
 	exit(status);
 }
 

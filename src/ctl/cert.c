@@ -9,6 +9,7 @@
  * a key looks for the matching request key there.
  */
 #include "ctl/cert.h"
+#include "ctl/complain.h"
 
 #include <dirent.h>
 #include <stdarg.h>
@@ -26,11 +27,12 @@
 #include "net/certstore.h"
 #include "net/tls.h"
 #include "util/str.h"
+#include "util/xmalloc.h"
 
 #define CERT_PATH_MAX 4096
 #define CERT_MAX_NAMES 32
 #define CERT_DEFAULT_DAYS 365
-#define EXIT_USAGE 2
+#define EXIT_USAGE CTL_EXIT_USAGE
 
 static int cert_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -38,14 +40,9 @@ static int cert_fail(int status, const char *fmt, ...)
 {
 	va_list ap;
 
-	fflush(stdout);
-	fputs("transitctl: cert: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	status = ctl_vcomplain(status, "cert", fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
-	if (status == EXIT_USAGE)
-		fputs("Try 'transitctl -h' for help.\n", stderr);
 	return status;
 }
 
@@ -398,7 +395,7 @@ static int cert_renew(const char *dir, const struct cert_args *a)
 	char err[1024], thumb[CERTSTORE_THUMB_LEN + 1], up[CERTSTORE_THUMB_LEN + 1];
 	struct certstore *st = certstore_open(dir, false, err, sizeof(err));
 	const struct cert_entry *e;
-	char (*todo)[CERTSTORE_THUMB_LEN + 1] = NULL;
+	char (*to_renew)[CERTSTORE_THUMB_LEN + 1] = NULL;
 	size_t n = 0, i, b;
 	int rc = 0;
 
@@ -409,28 +406,28 @@ static int cert_renew(const char *dir, const struct cert_args *a)
 			certstore_free(st);
 			return cert_fail(1, "renew: %s", err);
 		}
-		todo = calloc(1, sizeof(*todo));
-		memcpy(todo[n++], e->thumb, sizeof(*todo));
+		to_renew = xcalloc(1, sizeof(*to_renew));
+		memcpy(to_renew[n++], e->thumb, sizeof(*to_renew));
 	} else {
 		/* every self-signed certificate a connector uses */
-		todo = calloc(st->ncerts + 1, sizeof(*todo));
+		to_renew = xcalloc(st->ncerts + 1, sizeof(*to_renew));
 		for (i = 0; i < st->ncerts; i++) {
 			bool used = false;
 			for (b = 0; b < st->nbinds; b++)
 				used |= strcmp(st->binds[b].thumb, st->certs[i].thumb) == 0;
 			if (used && st->certs[i].self_signed)
-				memcpy(todo[n++], st->certs[i].thumb, sizeof(*todo));
+				memcpy(to_renew[n++], st->certs[i].thumb, sizeof(*to_renew));
 		}
 	}
 	certstore_free(st);
 	if (n == 0) {
-		free(todo);
+		free(to_renew);
 		return cert_fail(1, "renew: no self-signed certificate in use (give a THUMBPRINT)");
 	}
 	for (i = 0; i < n && rc == 0; i++) {
 		/* reopen each time: renewing moves bindings */
 		if ((st = certstore_open(dir, false, err, sizeof(err))) == NULL ||
-		    (e = certstore_find(st, todo[i], err, sizeof(err))) == NULL ||
+		    (e = certstore_find(st, to_renew[i], err, sizeof(err))) == NULL ||
 		    certstore_renew(dir, e, (int)a->days, thumb, err, sizeof(err)) < 0) {
 			rc = cert_fail(1, "renew: %s", err);
 		} else {
@@ -439,7 +436,7 @@ static int cert_renew(const char *dir, const struct cert_args *a)
 		}
 		certstore_free(st);
 	}
-	free(todo);
+	free(to_renew);
 	return rc;
 }
 
