@@ -36,6 +36,8 @@ deps:
 test-deps:
 	@$(MAKE) --no-print-directory install-packages PACKAGES="$(DEB_RUN_PACKAGES) $(DEB_TEST_PACKAGES)"
 	@# nodemailer for tests/integration/test_nodemailer.py, pinned by tests/node/package-lock.json
+	@# (Debian's own nodejs comes without npm; NodeSource's has it and conflicts with Debian's npm)
+	@command -v npm >/dev/null || $(MAKE) --no-print-directory install-packages PACKAGES=npm
 	@[ -d tests/node/node_modules ] || npm ci --prefix tests/node --no-audit --no-fund
 
 install-packages:
